@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The one layout shared by the XDP program and userspace (the TypeScript codec in @flowlb/flow-table mirrors it and
+ * its tests check every size and offset against this file). It is the Go original's layout, so tools written for
+ * the original read our maps.
+ */
+#ifndef FLOWLB_H
+#define FLOWLB_H
+
+#include <linux/types.h>
+
+/* Addresses and ports in network byte order. */
+struct flow_key {
+	__u32 dst_addr;
+	__u32 src_addr;
+	__u16 dst_port;
+	__u16 src_port;
+	__u32 pad; /* always 0 */
+};
+
+struct flow_val {
+	__u32 dst_addr; /* rewrite to; network byte order */
+	__u32 src_addr;
+	__u16 dst_port;
+	__u16 src_port;
+	__u32 flags;     /* FLOWLB_F_* */
+	__u64 last_used; /* bpf_ktime_get_ns(), CLOCK_MONOTONIC, host byte order */
+};
+
+/* The entry rewrites a backend's reply back to the client; counted apart from forward hits. */
+#define FLOWLB_F_REVERSE 0x1u
+
+/* Default sizes compiled into the object; loaders override them with bpf_map__set_max_entries. */
+#define FLOWLB_FLOWS_MAX_DEFAULT 262144
+
+/*
+ * Index into the per-CPU `stats` array. Each packet the program sees is counted exactly once, under its outcome.
+ * Append only: userspace reads these by index.
+ */
+enum flowlb_stat {
+	FLOWLB_STAT_FWD_HIT = 0,      /* forward entry: rewritten and sent (XDP_TX or redirect) */
+	FLOWLB_STAT_REV_HIT = 1,      /* reverse entry: rewritten and sent */
+	FLOWLB_STAT_MISS = 2,         /* IPv4/UDP without a flow: passed to the kernel */
+	FLOWLB_STAT_FRAGMENT = 3,     /* IPv4 fragment (first or later): passed */
+	FLOWLB_STAT_TTL = 4,          /* known flow, TTL <= 1: passed untouched */
+	FLOWLB_STAT_FIB_NO_NEIGH = 5, /* known flow, next hop has no neighbour entry: passed rewritten, TTL untouched */
+	FLOWLB_STAT_FIB_UNREACHABLE = 6, /* known flow, route blackhole/unreachable/prohibit: passed untouched */
+	FLOWLB_STAT_FIB_NOT_FWDED = 7,   /* known flow, not forwardable (local destination, forwarding off, lwt): passed */
+	FLOWLB_STAT_FIB_FRAG_NEEDED = 8, /* known flow, larger than the egress MTU: passed untouched */
+	FLOWLB_STAT_FIB_OTHER = 9,       /* known flow, any other fib result: passed untouched */
+	FLOWLB_STAT_MALFORMED = 10,      /* truncated headers, bad IHL, UDP length that disagrees with IP: passed */
+	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, ...): passed */
+	FLOWLB_STAT__MAX
+};
+
+#endif /* FLOWLB_H */
