@@ -5,6 +5,8 @@ export default defineConfig({
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,
-  clean: true,
+  // The BPF object is written into dist/ by the bpf build; keep it.
+  clean: false,
+  shims: true,
   target: 'node20',
 });

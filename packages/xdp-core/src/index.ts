@@ -1,1 +1,28 @@
-export {};
+export { BpfObject } from './object.js';
+export { Program, type AttachXdpOptions } from './program.js';
+export { Link, type LinkInfo } from './link.js';
+export { BpfMap } from './map.js';
+export {
+  XdpForwarder,
+  FLOWLB_BPF_OBJECT,
+  FLOWLB_PROGRAM,
+  type XdpForwarderOptions,
+  type AttachOptions,
+  type Attachment,
+} from './forwarder.js';
+export { STAT_NAMES, type StatName, type XdpStats } from './stats.js';
+export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';
+export { ensureBpffsDir } from './bpffs.js';
+export {
+  XDP_ABORTED,
+  XDP_DROP,
+  XDP_PASS,
+  XDP_TX,
+  XDP_REDIRECT,
+  type UpdateFlag,
+  type XdpMode,
+  type BatchResult,
+  type BpfMapLike,
+  type TestRunOptions,
+  type TestRunResult,
+} from './types.js';

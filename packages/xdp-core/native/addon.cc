@@ -1,0 +1,37 @@
+#include "common.h"
+
+namespace flowlb {
+
+AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+void Track(Napi::Env env, Closeable* c) { Data(env).live.insert(c); }
+
+void Untrack(Napi::Env env, Closeable* c) {
+  auto* d = env.GetInstanceData<AddonData>();
+  if (d) d->live.erase(c);
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);
+  // Close every kernel handle still open when the environment (main thread or worker) shuts down; the wrappers
+  // themselves may be collected later or never.
+  env.AddCleanupHook([data]() {
+    auto live = data->live;
+    for (Closeable* c : live) c->CloseHandle();
+    data->live.clear();
+  });
+  InstallLibbpfPrint();
+  InitObject(env, exports);
+  InitProgram(env, exports);
+  InitLink(env, exports);
+  InitMap(env, exports);
+  InitSystem(env, exports);
+  return exports;
+}
+
+}  // namespace flowlb
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return flowlb::Init(env, exports); }
+
+NODE_API_MODULE(flowlb_xdp_core, InitAddon)

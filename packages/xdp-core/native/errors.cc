@@ -1,0 +1,109 @@
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+
+namespace flowlb {
+
+std::string DefaultHint(int err, const std::string& syscall) {
+  switch (err) {
+    case EPERM:
+    case EACCES:
+      if (syscall == "bpf_obj_pin" || syscall == "bpf_obj_get")
+        return "the path must be on a bpffs mount (mount -t bpf bpf /sys/fs/bpf) and the caller needs "
+               "CAP_BPF; inside 'ip netns exec' bpffs is not mounted by default";
+      return "BPF needs CAP_BPF and CAP_NET_ADMIN (and CAP_PERFMON for some programs): run as root or grant them, "
+             "e.g. setcap cap_bpf,cap_net_admin,cap_perfmon+ep \"$(command -v node)\"";
+    case ENODEV:
+      return "no such network interface in this network namespace";
+    case EBUSY:
+      return "another XDP program is attached to the interface; detach it (ip link set dev IFACE xdp off) or "
+             "attach in another mode";
+    case EEXIST:
+      return "already exists";
+    case ENOENT:
+      if (syscall == "bpf_obj_get") return "nothing is pinned at that path";
+      return "";
+    case EOPNOTSUPP:
+      return "the driver or kernel does not support this; try generic XDP mode";
+    case E2BIG:
+      return "the map is full: raise its max entries";
+    default:
+      return "";
+  }
+}
+
+Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall, const std::string& detail,
+                       const std::string& hint) {
+  if (err < 0) err = -err;
+  const char* name = strerrorname_np(err);
+  std::string code = name ? name : ("E" + std::to_string(err));
+  // Node's own system errors read "ENOENT: no such file or directory, open '/x'".
+  std::string desc = strerror(err);
+  if (!desc.empty() && desc[0] >= 'A' && desc[0] <= 'Z' && (desc.size() < 2 || !(desc[1] >= 'A' && desc[1] <= 'Z')))
+    desc[0] = desc[0] - 'A' + 'a';
+  std::string msg = code + ": " + desc + ", " + syscall;
+  if (!detail.empty()) msg += " '" + detail + "'";
+  std::string h = hint.empty() ? DefaultHint(err, syscall) : hint;
+  if (!h.empty()) msg += " (" + h + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  if (!detail.empty()) e.Set("detail", Napi::String::New(env, detail));
+  return e;
+}
+
+void ThrowErrno(Napi::Env env, int err, const std::string& syscall, const std::string& detail,
+                const std::string& hint) {
+  throw ErrnoError(env, err, syscall, detail, hint);
+}
+
+Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize) {
+  Napi::Env env = v.Env();
+  Bytes b;
+  if (v.IsBuffer()) {
+    auto buf = v.As<Napi::Buffer<uint8_t>>();
+    b.data = buf.Data();
+    b.size = buf.Length();
+  } else if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    auto arr = v.As<Napi::Uint8Array>();
+    b.data = arr.Data();
+    b.size = arr.ByteLength();
+  } else {
+    throw Napi::TypeError::New(env, std::string(what) + " must be a Buffer or Uint8Array");
+  }
+  if (exactSize && b.size != exactSize) {
+    auto e = Napi::RangeError::New(env, std::string(what) + " must be " + std::to_string(exactSize) +
+                                            " bytes, got " + std::to_string(b.size));
+    e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));
+    throw e;
+  }
+  return b;
+}
+
+// libbpf reports through one process-wide print callback; each thread that wants the text (a load running on a
+// worker thread, for the verifier log) points this at its own buffer.
+static thread_local std::string* captureBuf = nullptr;
+
+static int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (!captureBuf) return 0;
+  char line[4096];
+  int n = vsnprintf(line, sizeof line, fmt, args);
+  if (n > 0 && captureBuf->size() < (1u << 20)) captureBuf->append(line, std::min<size_t>(n, sizeof line - 1));
+  return n;
+}
+
+void InstallLibbpfPrint() { libbpf_set_print(LibbpfPrint); }
+
+LibbpfLogCapture::LibbpfLogCapture() { captureBuf = new std::string(); }
+LibbpfLogCapture::~LibbpfLogCapture() {
+  delete captureBuf;
+  captureBuf = nullptr;
+}
+std::string LibbpfLogCapture::Take() { return captureBuf ? std::move(*captureBuf) : std::string(); }
+
+}  // namespace flowlb

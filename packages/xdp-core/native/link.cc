@@ -1,0 +1,106 @@
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include "common.h"
+
+namespace flowlb {
+
+// A bpf_link: the attachment lives as long as the descriptor, or as long as its pin.
+class LinkWrap : public Napi::ObjectWrap<LinkWrap>, public Closeable {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Link",
+                       {
+                           InstanceMethod<&LinkWrap::Pin>("pin"),
+                           InstanceMethod<&LinkWrap::Detach>("detach"),
+                           InstanceMethod<&LinkWrap::Update>("update"),
+                           InstanceMethod<&LinkWrap::Info>("info"),
+                           InstanceMethod<&LinkWrap::Close>("close"),
+                           InstanceAccessor<&LinkWrap::Fd>("fd"),
+                           InstanceAccessor<&LinkWrap::Description>("description"),
+                       });
+  }
+
+  explicit LinkWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LinkWrap>(info) {
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    description_ = info[1].As<Napi::String>();
+    Track(info.Env(), this);
+  }
+
+  ~LinkWrap() override { CloseHandle(); }
+
+  void CloseHandle() override {
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+ private:
+  int Need(Napi::Env env) {
+    if (fd_ < 0) throw Napi::Error::New(env, "link " + description_ + " is closed");
+    return fd_;
+  }
+
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value Description(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), description_); }
+
+  Napi::Value Pin(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string path = info[0].As<Napi::String>();
+    if (bpf_obj_pin(Need(env), path.c_str()) < 0) ThrowErrno(env, errno, "bpf_obj_pin", path);
+    return env.Undefined();
+  }
+
+  // Ends the attachment now, even if the link is pinned elsewhere.
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (bpf_link_detach(Need(env)) < 0 && errno != ENOLINK) ThrowErrno(env, errno, "bpf_link_detach", description_);
+    return env.Undefined();
+  }
+
+  // Swaps the attached program atomically: no packet sees the interface without a program.
+  Napi::Value Update(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int progFd = info[0].As<Napi::Number>().Int32Value();
+    if (bpf_link_update(Need(env), progFd, nullptr) < 0) ThrowErrno(env, errno, "bpf_link_update", description_);
+    return env.Undefined();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct bpf_link_info li = {};
+    __u32 len = sizeof li;
+    if (bpf_obj_get_info_by_fd(Need(env), &li, &len) < 0) ThrowErrno(env, errno, "bpf_obj_get_info_by_fd");
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("id", Napi::Number::New(env, li.id));
+    r.Set("progId", Napi::Number::New(env, li.prog_id));
+    r.Set("type", Napi::Number::New(env, li.type));
+    if (li.type == BPF_LINK_TYPE_XDP) r.Set("ifindex", Napi::Number::New(env, li.xdp.ifindex));
+    return r;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseHandle();
+    Untrack(info.Env(), this);
+    return info.Env().Undefined();
+  }
+
+  int fd_ = -1;
+  std::string description_;
+};
+
+Napi::Object NewLink(Napi::Env env, int fd, const std::string& description) {
+  return Data(env).linkCtor.New({Napi::Number::New(env, fd), Napi::String::New(env, description)});
+}
+
+void InitLink(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = LinkWrap::Define(env);
+  Data(env).linkCtor = Napi::Persistent(ctor);
+  exports.Set("Link", ctor);
+}
+
+}  // namespace flowlb
