@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The program's maps and the small helpers around them. Sizes are only defaults: loaders set the real ones with
+ * bpf_map__set_max_entries before loading.
+ */
+#ifndef FLOWLB_MAPS_H
+#define FLOWLB_MAPS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "flowlb.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+	__uint(max_entries, FLOWLB_FLOWS_MAX_DEFAULT);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, FLOWLB_STAT__MAX);
+} stats SEC(".maps");
+
+/*
+ * How stale last_used may get before a hit refreshes it. The cleaner works in seconds, so 100 ms is precise enough,
+ * and it keeps a busy flow from dirtying its entry's cache line on every packet across CPUs.
+ */
+#define FLOWLB_TOUCH_INTERVAL_NS (100ULL * 1000 * 1000)
+
+static __always_inline void stats_inc(__u32 stat)
+{
+	__u64 *cnt = bpf_map_lookup_elem(&stats, &stat);
+
+	/* Per-CPU slot: only this CPU writes it, and XDP does not preempt itself. */
+	if (cnt)
+		*cnt += 1;
+}
+
+static __always_inline struct flow_val *flow_lookup(__be32 daddr, __be32 saddr, __be16 dport, __be16 sport)
+{
+	struct flow_key key = {
+		.dst_addr = daddr,
+		.src_addr = saddr,
+		.dst_port = dport,
+		.src_port = sport,
+		.pad = 0,
+	};
+
+	return bpf_map_lookup_elem(&flows, &key);
+}
+
+/*
+ * Written through the looked-up pointer, never with a map update: if the cleaner deleted the entry meanwhile, the
+ * write lands in memory that is no longer in the table instead of re-inserting the flow. Unsigned difference, so a
+ * last_used in the future (or a zero from a tool) also counts as stale and is set to now.
+ */
+static __always_inline void flow_touch(struct flow_val *val)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 last = *(volatile __u64 *)&val->last_used;
+
+	if (now - last >= FLOWLB_TOUCH_INTERVAL_NS)
+		*(volatile __u64 *)&val->last_used = now;
+}
+
+#endif /* FLOWLB_MAPS_H */
