@@ -98,6 +98,8 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap>, public Closeable {
     std::vector<uint8_t> out(outSize);
     struct xdp_md ctx = {};
     ctx.ingress_ifindex = ifindex;
+    // The kernel wants the context to describe the frame it is given: no metadata, data_end at its end.
+    ctx.data_end = (uint32_t)in.size;
     LIBBPF_OPTS(bpf_test_run_opts, opts);
     opts.data_in = in.data;
     opts.data_size_in = (uint32_t)in.size;

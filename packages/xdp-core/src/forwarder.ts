@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { BpfMapFlowTable } from '@flowlb/flow-table';
 import { join } from 'node:path';
 import { ensureBpffsDir } from './bpffs.js';
 import type { Link } from './link.js';
@@ -46,6 +47,8 @@ export class XdpForwarder {
   readonly program: Program;
   /** The flow table: `struct flow_key` → `struct flow_val` (see @flowlb/flow-table for the codec). */
   readonly flows: BpfMap;
+  /** `flows` as a typed table of flow pairs. */
+  readonly table: BpfMapFlowTable;
   /** Per-CPU counters indexed by `enum flowlb_stat`. */
   readonly statsMap: BpfMap;
   readonly #attachments = new Map<number, Attachment>();
@@ -55,6 +58,7 @@ export class XdpForwarder {
   private constructor(program: Program, flows: BpfMap, stats: BpfMap, netns: string | undefined) {
     this.program = program;
     this.flows = flows;
+    this.table = new BpfMapFlowTable(flows);
     this.statsMap = stats;
     this.#netns = netns;
   }

@@ -1,0 +1,761 @@
+/**
+ * The XDP program of flowlb, run frame by frame with BPF_PROG_TEST_RUN. Every case gives the complete frame the
+ * program must hand back, built from scratch with the rewritten fields and freshly computed checksums, so a checksum
+ * updated incrementally in the program is compared with one computed from nothing. Each case also says which single
+ * counter moves and which flow entry has its last_used refreshed.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ETH_HLEN,
+  ETH_P_8021AD,
+  ETH_P_IPV4,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPV4_MIN_HLEN,
+  UDP_HLEN,
+  buildArpFrame,
+  buildEthernet,
+  buildIpv4Frame,
+  buildIpv6UdpFrame,
+  buildUdpFragments,
+  buildUdpFrame,
+  describePrivileged,
+  internetChecksum,
+  parseFrame,
+  payloadForUdpChecksum,
+  truncate,
+  udpChecksum,
+  verifyChecksums,
+  type ChecksumReport,
+  type EthernetSpec,
+  type UdpFrameSpec,
+} from '@flowlb/testkit';
+import { STAT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder, type StatName, type XdpStats } from './index.js';
+import {
+  LINKS,
+  NEIGHBOURS,
+  ROUTED,
+  UNRESOLVED_HOST,
+  createFibFixture,
+  type FibFixture,
+  type LinkName,
+} from './testing/fib-fixture.js';
+import {
+  FLOWLB_F_REVERSE,
+  encodeFlowKey,
+  encodeFlowVal,
+  lastUsedOf,
+  reversed,
+  withoutLastUsed,
+  type Endpoint,
+  type FlowEntry,
+  type Tuple,
+} from './testing/flow-entry.js';
+
+// ---------------------------------------------------------------------------------------------
+// The flow table every case runs against
+
+const ep = (addr: string, port: number): Endpoint => ({ addr, port });
+
+const VIP = ep(LINKS.lan.addr, 4433);
+const CLIENT = NEIGHBOURS.client.addr;
+const LAN_BACKEND = ep(NEIGHBOURS.lanBackend.addr, 5000);
+const SRV_BACKEND = ep(NEIGHBOURS.srvBackend.addr, 6000);
+const TINY_BACKEND = ep(NEIGHBOURS.tinyBackend.addr, 6000);
+
+/** Far older than the program's 100 ms refresh interval, so any packet that reaches the entry refreshes it. */
+const STALE = 1_000n;
+
+/** Client port p of CLIENT → VIP, rewritten to snatAddr:(40000 + p - 5000) → target. */
+function forward(clientPort: number, snatAddr: string, target: Endpoint): FlowEntry {
+  return {
+    match: { src: ep(CLIENT, clientPort), dst: VIP },
+    to: { src: ep(snatAddr, 40000 + clientPort - 5000), dst: target },
+    flags: 0,
+    lastUsed: STALE,
+  };
+}
+
+/** The entry for the backend's replies to a forward entry. */
+function reverseOf(f: FlowEntry, flags = FLOWLB_F_REVERSE): FlowEntry {
+  return { match: reversed(f.to), to: reversed(f.match), flags, lastUsed: STALE };
+}
+
+const sameLink = forward(5001, LINKS.lan.addr, LAN_BACKEND);
+const cross = forward(5002, LINKS.srv.addr, SRV_BACKEND);
+const toolWritten = forward(5003, LINKS.srv.addr, SRV_BACKEND);
+
+const FLOWS = {
+  sameLink,
+  sameLinkRev: reverseOf(sameLink),
+  cross,
+  crossRev: reverseOf(cross),
+  // Only the reply direction of this flow is installed, by a tool that leaves flags at 0.
+  toolRev: reverseOf(toolWritten, 0),
+  viaGateway: forward(5004, LINKS.srv.addr, ep(ROUTED.viaGateway, 7000)),
+  noNeigh: forward(5005, LINKS.srv.addr, ep(UNRESOLVED_HOST, 6000)),
+  noNeighGateway: forward(5006, LINKS.srv.addr, ep(ROUTED.viaUnresolvedGateway, 7000)),
+  blackhole: forward(5007, LINKS.srv.addr, ep(ROUTED.blackhole, 7000)),
+  unreachable: forward(5008, LINKS.srv.addr, ep(ROUTED.unreachable, 7000)),
+  prohibit: forward(5009, LINKS.srv.addr, ep(ROUTED.prohibit, 7000)),
+  encap: forward(5010, LINKS.srv.addr, ep(ROUTED.encap, 7000)),
+  throwRoute: forward(5011, LINKS.srv.addr, ep(ROUTED.throw, 7000)),
+  unrouted: forward(5012, LINKS.srv.addr, ep(ROUTED.unrouted, 7000)),
+  local: forward(5013, LINKS.srv.addr, ep(LINKS.srv.addr, 6000)),
+  tiny: forward(5014, LINKS.tiny.addr, TINY_BACKEND),
+  nofwd: {
+    match: { src: ep(NEIGHBOURS.nofwdClient.addr, 5015), dst: ep(LINKS.nofwd.addr, 4433) },
+    to: { src: ep(LINKS.srv.addr, 40015), dst: SRV_BACKEND },
+    flags: 0,
+    lastUsed: STALE,
+  },
+} satisfies Record<string, FlowEntry>;
+
+type FlowName = keyof typeof FLOWS;
+const FLOW_NAMES = Object.keys(FLOWS) as FlowName[];
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+
+/** Who sends to the balancer on each link. */
+const SENDER_MAC: Record<LinkName, string> = {
+  lan: NEIGHBOURS.client.mac,
+  srv: NEIGHBOURS.srvBackend.mac,
+  tiny: NEIGHBOURS.tinyBackend.mac,
+  nofwd: NEIGHBOURS.nofwdClient.mac,
+};
+
+const PAYLOAD = 'flowlb datagram payload';
+
+interface FrameOptions {
+  ip?: Partial<UdpFrameSpec['ip']>;
+  udp?: Partial<UdpFrameSpec['udp']>;
+  payload?: string | Uint8Array;
+  padding?: number | Uint8Array;
+  eth?: EthernetSpec;
+}
+
+/**
+ * A datagram carrying `t`, as the neighbour on `ingress` sends it to the balancer. The id and TOS are not zero so
+ * that a program clobbering them would show.
+ */
+function frameSpec(t: Tuple, ingress: LinkName, o: FrameOptions = {}): UdpFrameSpec {
+  const spec: UdpFrameSpec = {
+    eth: o.eth ?? { src: SENDER_MAC[ingress], dst: LINKS[ingress].mac },
+    ip: { src: t.src.addr, dst: t.dst.addr, ttl: 64, id: 0x1c46, tos: 0xb9, ...o.ip },
+    udp: { srcPort: t.src.port, dstPort: t.dst.port, ...o.udp },
+    payload: o.payload ?? PAYLOAD,
+  };
+  if (o.padding !== undefined) spec.padding = o.padding;
+  return spec;
+}
+
+/**
+ * The frame the program must produce for `s` rewritten to `to`: new addresses and ports, TTL one less when `decTtl`,
+ * Ethernet addresses replaced unless `eth` is 'kept', and both checksums computed from scratch.
+ */
+function rewrittenFrame(s: UdpFrameSpec, to: Tuple, eth: { src: string; dst: string } | 'kept', decTtl: boolean): Buffer {
+  const ttl = s.ip.ttl ?? 64;
+  return buildUdpFrame({
+    ...s,
+    eth: eth === 'kept' ? s.eth : { ...s.eth, ...eth },
+    ip: { ...s.ip, src: to.src.addr, dst: to.dst.addr, ttl: decTtl ? ttl - 1 : ttl },
+    udp: {
+      ...s.udp,
+      srcPort: to.src.port,
+      dstPort: to.dst.port,
+      checksum: s.udp.checksum === 'none' ? 'none' : 'compute',
+    },
+  });
+}
+
+/** A full UDP frame of `t` cut or doctored afterwards. */
+function udpFrame(t: Tuple, ingress: LinkName, o: FrameOptions = {}): Buffer {
+  return buildUdpFrame(frameSpec(t, ingress, o));
+}
+
+/** IP options of `count` bytes that are not NOPs, so that losing or moving a byte would show. */
+function ipOptions(count: number): Buffer {
+  if (count === 4) return Buffer.from([0x94, 0x04, 0x00, 0x00]); // Router Alert
+  // Record Route (type 7) filled with addresses, then End of Option List.
+  const o = Buffer.alloc(count);
+  o[0] = 7;
+  o[1] = count - 1;
+  o[2] = count; // pointer past the last slot: the route is full
+  for (let i = 3; i < count - 1; i++) o[i] = 0xc0 + ((i * 7) & 0x3f);
+  return o;
+}
+
+/** A 20-byte TCP SYN header with the given ports (checksum left 0: nothing here reads it). */
+function tcpHeader(sport: number, dport: number): Buffer {
+  const h = Buffer.alloc(20);
+  h.writeUInt16BE(sport, 0);
+  h.writeUInt16BE(dport, 2);
+  h.writeUInt32BE(0x01020304, 4);
+  h[12] = 5 << 4;
+  h[13] = 0x02;
+  h.writeUInt16BE(64240, 14);
+  return h;
+}
+
+function icmpEcho(): Buffer {
+  const m = Buffer.from([8, 0, 0, 0, 0x12, 0x34, 0x00, 0x01, ...Buffer.from('ping')]);
+  m.writeUInt16BE(internetChecksum(m), 2);
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The case table
+
+interface Case {
+  name: string;
+  ingress: LinkName;
+  input: Buffer;
+  verdict: number;
+  /** The complete frame expected back. */
+  output: Buffer;
+  counter: StatName;
+  /** What a receiver's checksum check says about the output; null where the frame is not meant to be valid IP. */
+  checksums: ChecksumReport | null;
+  /** The entry whose last_used the packet refreshes; every other entry must keep its value. */
+  touches?: FlowName;
+}
+
+const VALID_UDP: ChecksumReport = { ip: true, udp: true };
+const VALID_NO_UDP_CHECKSUM: ChecksumReport = { ip: true, udp: 'none' };
+const VALID_NOT_UDP: ChecksumReport = { ip: true, udp: 'n/a' };
+
+interface ForwardedSpec {
+  flow: FlowName;
+  ingress: LinkName;
+  egress: LinkName;
+  nextHopMac: string;
+  verdict: typeof XDP_TX | typeof XDP_REDIRECT;
+  counter: StatName;
+  frame?: FrameOptions;
+}
+
+function forwarded(name: string, f: ForwardedSpec): Case {
+  const entry = FLOWS[f.flow];
+  const spec = frameSpec(entry.match, f.ingress, f.frame);
+  return {
+    name,
+    ingress: f.ingress,
+    input: buildUdpFrame(spec),
+    verdict: f.verdict,
+    output: rewrittenFrame(spec, entry.to, { src: LINKS[f.egress].mac, dst: f.nextHopMac }, true),
+    counter: f.counter,
+    checksums: spec.udp.checksum === 'none' ? VALID_NO_UDP_CHECKSUM : VALID_UDP,
+    touches: f.flow,
+  };
+}
+
+/** A known flow's packet that the program hands to the kernel as it came. */
+function passedKnown(name: string, flow: FlowName, counter: StatName, frame?: FrameOptions, ingress: LinkName = 'lan'): Case {
+  const input = udpFrame(FLOWS[flow].match, ingress, frame);
+  return { name, ingress, input, verdict: XDP_PASS, output: input, counter, checksums: VALID_UDP, touches: flow };
+}
+
+/** Any frame that must come back byte for byte as it went in. */
+function untouched(
+  name: string,
+  input: Buffer,
+  counter: StatName,
+  checksums: ChecksumReport | null,
+  touches?: FlowName,
+  ingress: LinkName = 'lan',
+): Case {
+  const c: Case = { name, ingress, input, verdict: XDP_PASS, output: input, counter, checksums };
+  if (touches) c.touches = touches;
+  return c;
+}
+
+const SAME = FLOWS.sameLink.match;
+const viaSame = { flow: 'sameLink', ingress: 'lan', egress: 'lan', nextHopMac: NEIGHBOURS.lanBackend.mac, verdict: XDP_TX, counter: 'fwdHit' } as const;
+
+/** Frames that the special-frame checks below inspect. */
+const FOLD_TARGET = FLOWS.sameLink.to;
+const foldPayload = payloadForUdpChecksum(0, {
+  srcIp: FOLD_TARGET.src.addr,
+  dstIp: FOLD_TARGET.dst.addr,
+  srcPort: FOLD_TARGET.src.port,
+  dstPort: FOLD_TARGET.dst.port,
+  payload: 'folds to zero',
+});
+const ffffPayload = payloadForUdpChecksum(0, {
+  srcIp: SAME.src.addr,
+  dstIp: SAME.dst.addr,
+  srcPort: SAME.src.port,
+  dstPort: SAME.dst.port,
+  payload: 'arrives as ffff',
+});
+const PADDING = Buffer.alloc(60 - (ETH_HLEN + IPV4_MIN_HLEN + UDP_HLEN + 2), 0xa5);
+const fragments = buildUdpFragments({
+  eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac },
+  ip: { src: SAME.src.addr, dst: SAME.dst.addr, ttl: 64, id: 0x4242 },
+  udp: { srcPort: SAME.src.port, dstPort: SAME.dst.port },
+  payload: Buffer.alloc(64, 0x5a),
+  fragmentSize: 32,
+});
+/** tiny0's MTU minus the IP and UDP headers: the largest payload that still fits. */
+const TINY_PAYLOAD_FITS = LINKS.tiny.mtu - IPV4_MIN_HLEN - UDP_HLEN;
+
+const full = udpFrame(SAME, 'lan');
+const UDP_LEN = UDP_HLEN + Buffer.byteLength(PAYLOAD);
+
+const CASES: Case[] = [
+  // Hits
+  forwarded('forward hit, backend on the ingress link', viaSame),
+  forwarded('forward hit, backend behind another interface', {
+    flow: 'cross', ingress: 'lan', egress: 'srv', nextHopMac: NEIGHBOURS.srvBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+  }),
+  forwarded('forward hit, target routed via a gateway (gateway MAC)', {
+    flow: 'viaGateway', ingress: 'lan', egress: 'srv', nextHopMac: NEIGHBOURS.srvBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+  }),
+  forwarded('reverse hit, client behind another interface', {
+    flow: 'crossRev', ingress: 'srv', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_REDIRECT, counter: 'revHit',
+  }),
+  forwarded('reverse hit, client on the ingress link', {
+    flow: 'sameLinkRev', ingress: 'lan', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_TX, counter: 'revHit',
+  }),
+  forwarded('reply-direction entry written with flags 0 counts as forward', {
+    flow: 'toolRev', ingress: 'srv', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+  }),
+  forwarded('known flow on an interface with forwarding on', {
+    flow: 'nofwd', ingress: 'lan', egress: 'srv', nextHopMac: NEIGHBOURS.srvBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+  }),
+  forwarded('TTL 2 is forwarded with TTL 1', { ...viaSame, frame: { ip: { ttl: 2 } } }),
+  forwarded('TTL 255 is forwarded with TTL 254', { ...viaSame, frame: { ip: { ttl: 255 } } }),
+  ...[6, 7, 8, 9, 10, 11, 12, 13, 14, 15].map((ihl) =>
+    forwarded(`IP options kept byte for byte, IHL ${ihl}`, { ...viaSame, frame: { ip: { options: ipOptions(4 * (ihl - 5)) } } }),
+  ),
+  forwarded('DF set is not a fragment, and stays set', { ...viaSame, frame: { ip: { df: true } } }),
+  forwarded('UDP checksum 0 (none) stays 0', { ...viaSame, frame: { udp: { checksum: 'none' } } }),
+  forwarded('rewritten UDP checksum that computes to 0 goes out as 0xFFFF', { ...viaSame, frame: { payload: foldPayload } }),
+  forwarded('incoming UDP checksum 0xFFFF (computed 0) is updated correctly', { ...viaSame, frame: { payload: ffffPayload } }),
+  forwarded('Ethernet padding kept: frame length and trailing bytes unchanged', {
+    ...viaSame,
+    frame: { payload: 'ab', padding: PADDING },
+  }),
+  forwarded('empty UDP payload', { ...viaSame, frame: { payload: '' } }),
+  forwarded('odd-length payload', { ...viaSame, frame: { payload: 'odd' } }),
+  forwarded('datagram of exactly the egress MTU', {
+    flow: 'tiny', ingress: 'lan', egress: 'tiny', nextHopMac: NEIGHBOURS.tinyBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+    frame: { payload: Buffer.alloc(TINY_PAYLOAD_FITS, 0x33) },
+  }),
+
+  // Known flows passed to the kernel
+  untouched('first fragment (MF, offset 0) passes untouched', fragments[0]!, 'fragment', VALID_NOT_UDP),
+  untouched('middle fragment passes untouched', fragments[1]!, 'fragment', VALID_NOT_UDP),
+  untouched('last fragment (offset > 0, no MF) passes untouched', fragments[2]!, 'fragment', VALID_NOT_UDP),
+  passedKnown('TTL 1 passes untouched', 'sameLink', 'ttl', { ip: { ttl: 1 } }),
+  passedKnown('TTL 0 passes untouched', 'sameLink', 'ttl', { ip: { ttl: 0 } }),
+  (() => {
+    const spec = frameSpec(FLOWS.noNeigh.match, 'lan');
+    return {
+      name: 'next hop without neighbour entry: passed rewritten, TTL and Ethernet untouched',
+      ingress: 'lan',
+      input: buildUdpFrame(spec),
+      verdict: XDP_PASS,
+      output: rewrittenFrame(spec, FLOWS.noNeigh.to, 'kept', false),
+      counter: 'fibNoNeigh',
+      checksums: VALID_UDP,
+      touches: 'noNeigh',
+    } satisfies Case;
+  })(),
+  (() => {
+    const spec = frameSpec(FLOWS.noNeighGateway.match, 'lan');
+    return {
+      name: 'gateway without neighbour entry: passed rewritten, TTL and Ethernet untouched',
+      ingress: 'lan',
+      input: buildUdpFrame(spec),
+      verdict: XDP_PASS,
+      output: rewrittenFrame(spec, FLOWS.noNeighGateway.to, 'kept', false),
+      counter: 'fibNoNeigh',
+      checksums: VALID_UDP,
+      touches: 'noNeighGateway',
+    } satisfies Case;
+  })(),
+  passedKnown('blackhole route passes untouched', 'blackhole', 'fibUnreachable'),
+  passedKnown('unreachable route passes untouched', 'unreachable', 'fibUnreachable'),
+  passedKnown('prohibit route passes untouched', 'prohibit', 'fibUnreachable'),
+  passedKnown('no route at all passes untouched', 'unrouted', 'fibNotFwded'),
+  passedKnown('throw route passes untouched', 'throwRoute', 'fibNotFwded'),
+  passedKnown('route with lightweight-tunnel encap passes untouched', 'encap', 'fibNotFwded'),
+  passedKnown('target is a local address: passes untouched', 'local', 'fibNotFwded'),
+  passedKnown('ingress interface with forwarding off: passes untouched', 'nofwd', 'fibNotFwded', undefined, 'nofwd'),
+  passedKnown('one byte over the egress MTU: passes untouched', 'tiny', 'fibFragNeeded', {
+    payload: Buffer.alloc(TINY_PAYLOAD_FITS + 1, 0x33),
+  }),
+
+  // Misses
+  untouched('miss: new client', udpFrame({ src: ep(CLIENT, 5999), dst: VIP }, 'lan'), 'miss', VALID_UDP),
+  untouched('miss: known client, other VIP port', udpFrame({ src: SAME.src, dst: ep(VIP.addr, VIP.port + 1) }, 'lan'), 'miss', VALID_UDP),
+  untouched('miss: reply direction of a forward key', udpFrame(reversed(SAME), 'lan'), 'miss', VALID_UDP),
+
+  // Malformed, all carrying a known flow's addresses
+  untouched('Ethernet header only', buildEthernet({ src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac }, ETH_P_IPV4, Buffer.alloc(0)), 'malformed', null),
+  untouched('IPv4 header cut at 19 bytes', truncate(full, ETH_HLEN + IPV4_MIN_HLEN - 1), 'malformed', null),
+  untouched('IHL 4', udpFrame(SAME, 'lan', { ip: { ihl: 4 } }), 'malformed', null),
+  untouched('IHL 0', udpFrame(SAME, 'lan', { ip: { ihl: 0 } }), 'malformed', null),
+  untouched('IHL 15 past the end of the frame', udpFrame(SAME, 'lan', { ip: { ihl: 15 }, payload: 'x' }), 'malformed', null),
+  untouched('tot_len shorter than the IP header', udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN - 1 } }), 'malformed', null),
+  untouched(
+    'tot_len one byte past the end of the frame',
+    udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN + UDP_LEN + 1 } }),
+    'malformed',
+    null,
+  ),
+  untouched(
+    'UDP header cut short, tot_len agreeing (7 bytes of UDP)',
+    truncate(udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN + UDP_HLEN - 1 } }), ETH_HLEN + IPV4_MIN_HLEN + UDP_HLEN - 1),
+    'malformed',
+    null,
+  ),
+  untouched('frame ends inside the UDP header', truncate(full, ETH_HLEN + IPV4_MIN_HLEN + 6), 'malformed', null),
+  untouched('UDP length one larger than the IP payload', udpFrame(SAME, 'lan', { udp: { length: UDP_LEN + 1 } }), 'malformed', null),
+  untouched(
+    'UDP length larger than the IP payload, reaching into Ethernet padding',
+    udpFrame(SAME, 'lan', { udp: { length: UDP_LEN + 4 }, padding: Buffer.alloc(8, 0xa5) }),
+    'malformed',
+    null,
+  ),
+  untouched('UDP length one smaller than the IP payload', udpFrame(SAME, 'lan', { udp: { length: UDP_LEN - 1 } }), 'malformed', null),
+  untouched('UDP length 0', udpFrame(SAME, 'lan', { udp: { length: 0 } }), 'malformed', null),
+
+  // Not IPv4/UDP, all carrying a known flow's addresses and ports where the protocol has them
+  untouched(
+    'TCP',
+    buildIpv4Frame({
+      eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac },
+      ip: { src: SAME.src.addr, dst: SAME.dst.addr, protocol: IPPROTO_TCP },
+      payload: tcpHeader(SAME.src.port, SAME.dst.port),
+    }),
+    'notIpv4Udp',
+    VALID_NOT_UDP,
+  ),
+  untouched(
+    'ICMP echo request',
+    buildIpv4Frame({
+      eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac },
+      ip: { src: SAME.src.addr, dst: SAME.dst.addr, protocol: IPPROTO_ICMP },
+      payload: icmpEcho(),
+    }),
+    'notIpv4Udp',
+    VALID_NOT_UDP,
+  ),
+  untouched(
+    'IPv6/UDP',
+    buildIpv6UdpFrame({
+      eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac },
+      ip: { src: 'fd00::10', dst: 'fd00::1' },
+      udp: { srcPort: SAME.src.port, dstPort: SAME.dst.port },
+      payload: PAYLOAD,
+    }),
+    'notIpv4Udp',
+    VALID_UDP,
+  ),
+  untouched(
+    'ARP request for the VIP',
+    buildArpFrame({ senderMac: NEIGHBOURS.client.mac, senderIp: CLIENT, targetIp: VIP.addr, minFrame: true }),
+    'notIpv4Udp',
+    null,
+  ),
+  untouched('802.1Q-tagged IPv4/UDP of a known flow', udpFrame(SAME, 'lan', { eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac, vlan: { id: 10 } } }), 'notIpv4Udp', VALID_UDP),
+  untouched(
+    '802.1ad/802.1Q double-tagged IPv4/UDP of a known flow',
+    udpFrame(SAME, 'lan', {
+      eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac, vlan: [{ id: 100, tpid: ETH_P_8021AD }, { id: 10 }] },
+    }),
+    'notIpv4Udp',
+    VALID_UDP,
+  ),
+  untouched('IPv4 EtherType with IP version 6 in the header', udpFrame(SAME, 'lan', { ip: { version: 6 } }), 'notIpv4Udp', null),
+];
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const VERDICT_NAMES: Record<number, string> = { [XDP_PASS]: 'XDP_PASS', [XDP_TX]: 'XDP_TX', [XDP_REDIRECT]: 'XDP_REDIRECT' };
+
+/** 16 bytes a line with offsets, so that a mismatch shows as a readable line diff. */
+function hexdump(b: Uint8Array): string {
+  const lines: string[] = [];
+  for (let off = 0; off < b.length; off += 16) {
+    const row = Array.from(b.subarray(off, off + 16), (x) => x.toString(16).padStart(2, '0')).join(' ');
+    lines.push(`${off.toString(16).padStart(4, '0')}  ${row}`);
+  }
+  return `${b.length} bytes\n${lines.join('\n')}`;
+}
+
+function delta(before: XdpStats, after: XdpStats): XdpStats {
+  const out = {} as XdpStats;
+  for (const n of STAT_NAMES) out[n] = after[n] - before[n];
+  return out;
+}
+
+function only(counter: StatName, n = 1): XdpStats {
+  const out = {} as XdpStats;
+  for (const name of STAT_NAMES) out[name] = name === counter ? n : 0;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks of the table itself: each special frame really is what its case claims
+
+describe('case table', () => {
+  const byName = (n: string): Case => {
+    const c = CASES.find((x) => x.name === n);
+    if (!c) throw new Error(`no case '${n}'`);
+    return c;
+  };
+
+  it('has unique names', () => {
+    expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
+  });
+
+  it('the fold-to-zero case needs the 0 → 0xFFFF rule', () => {
+    const c = byName('rewritten UDP checksum that computes to 0 goes out as 0xFFFF');
+    const out = parseFrame(c.output);
+    expect(out.udp?.checksum).toBe(0xffff);
+    const seg = c.output.subarray(out.udp!.offset, out.udp!.offset + out.udp!.length);
+    expect(udpChecksum(out.ipv4!.src, out.ipv4!.dst, seg)).toBe(0);
+    expect(parseFrame(c.input).udp?.checksum).not.toBe(0xffff);
+  });
+
+  it('the 0xFFFF-input case arrives with 0xFFFF and leaves with something else', () => {
+    const c = byName('incoming UDP checksum 0xFFFF (computed 0) is updated correctly');
+    expect(parseFrame(c.input).udp?.checksum).toBe(0xffff);
+    expect(parseFrame(c.output).udp?.checksum).not.toBe(0xffff);
+  });
+
+  it('option cases carry the IHL they name, and the options differ from NOP padding', () => {
+    for (let ihl = 6; ihl <= 15; ihl++) {
+      const p = parseFrame(byName(`IP options kept byte for byte, IHL ${ihl}`).input);
+      expect(p.ipv4?.ihl).toBe(ihl);
+      expect(p.ipv4?.options.equals(Buffer.alloc(4 * (ihl - 5), 1))).toBe(false);
+      expect(p.udp?.srcPort).toBe(SAME.src.port);
+    }
+  });
+
+  it('the padding case is a 60-byte frame whose IP packet ends before the padding', () => {
+    const c = byName('Ethernet padding kept: frame length and trailing bytes unchanged');
+    const p = parseFrame(c.input);
+    expect(c.input.length).toBe(60);
+    expect(p.trailer.equals(PADDING)).toBe(true);
+    expect(parseFrame(c.output).trailer.equals(PADDING)).toBe(true);
+  });
+
+  it('fragment cases are a first, a middle and a last fragment of a known flow', () => {
+    const [first, middle, last] = fragments.map((f) => parseFrame(f).ipv4!);
+    expect([first?.mf, first?.fragOffset]).toEqual([true, 0]);
+    expect(parseFrame(fragments[0]!).udp?.dstPort).toBe(SAME.dst.port);
+    expect([middle?.mf, middle?.fragOffset]).toEqual([true, 4]);
+    expect([last?.mf, last?.fragOffset]).toEqual([false, 8]);
+  });
+
+  it('the MTU cases straddle tiny0 MTU', () => {
+    expect(parseFrame(byName('datagram of exactly the egress MTU').input).ipv4?.totalLength).toBe(LINKS.tiny.mtu);
+    expect(parseFrame(byName('one byte over the egress MTU: passes untouched').input).ipv4?.totalLength).toBe(LINKS.tiny.mtu + 1);
+  });
+
+  it('every rewritten case differs from its input, every passed-untouched case equals it', () => {
+    for (const c of CASES) {
+      const rewritten = c.verdict !== XDP_PASS || c.counter === 'fibNoNeigh';
+      expect(c.output.equals(c.input), c.name).toBe(!rewritten);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The program
+
+describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
+  let fx: FibFixture | undefined;
+  let fwd: XdpForwarder | undefined;
+
+  beforeAll(async () => {
+    fx = await createFibFixture();
+    // FLOWLB_BPF_OBJECT_UNDER_TEST runs the table against another build of the program (a patched or older one).
+    const objectPath = process.env.FLOWLB_BPF_OBJECT_UNDER_TEST;
+    fwd = await XdpForwarder.load({ flowsMaxEntries: 256, ...(objectPath ? { objectPath } : {}) });
+  });
+
+  afterAll(async () => {
+    try {
+      fwd?.close();
+    } finally {
+      await fx?.destroy();
+    }
+  });
+
+  const env = (): { fx: FibFixture; fwd: XdpForwarder } => {
+    if (!fx || !fwd) throw new Error('fixture not set up');
+    return { fx, fwd };
+  };
+
+  function clearFlows(f: XdpForwarder): void {
+    // Keys first: deleting while walking makes the kernel restart the walk.
+    for (const k of [...f.flows.keys()]) f.flows.delete(k);
+  }
+
+  function installFlows(f: XdpForwarder, entries: Iterable<FlowEntry>): void {
+    for (const e of entries) f.flows.update(encodeFlowKey(e.match), encodeFlowVal(e));
+  }
+
+  function run(ingress: LinkName, data: Buffer, repeat = 1): { retval: number; data: Buffer } {
+    const { fx: x, fwd: f } = env();
+    return x.inNs(() => f.program.testRun({ data, ingressIfindex: x.ifindex[ingress], repeat }));
+  }
+
+  describe('case table', () => {
+    beforeEach(() => {
+      const { fwd: f } = env();
+      clearFlows(f);
+      installFlows(f, Object.values(FLOWS));
+    });
+
+    for (const c of CASES) {
+      it(`${c.name} → ${VERDICT_NAMES[c.verdict]}, ${c.counter}`, () => {
+        const { fwd: f } = env();
+        const before = f.stats();
+        const t0 = process.hrtime.bigint();
+        const r = run(c.ingress, c.input);
+        const t1 = process.hrtime.bigint();
+        const after = f.stats();
+
+        expect(VERDICT_NAMES[r.retval] ?? r.retval).toBe(VERDICT_NAMES[c.verdict]);
+        expect(hexdump(r.data)).toBe(hexdump(c.output));
+        expect(delta(before, after)).toEqual(only(c.counter));
+        if (c.checksums) expect(verifyChecksums(r.data)).toEqual(c.checksums);
+
+        // The program never inserts: the table holds what was installed, and only the hit entry moved.
+        expect([...f.flows.keys()].length).toBe(FLOW_NAMES.length);
+        for (const name of FLOW_NAMES) {
+          const e = FLOWS[name];
+          const v = f.flows.lookup(encodeFlowKey(e.match));
+          expect(v, name).toBeDefined();
+          expect(withoutLastUsed(v!).equals(withoutLastUsed(encodeFlowVal(e))), name).toBe(true);
+          const used = lastUsedOf(v!);
+          if (name === c.touches) {
+            expect(used >= t0 && used <= t1, `${name}.last_used ${used} within [${t0}, ${t1}]`).toBe(true);
+          } else {
+            expect(used, `${name}.last_used`).toBe(STALE);
+          }
+        }
+      });
+    }
+  });
+
+  describe('input the kernel refuses', () => {
+    it('a frame shorter than an Ethernet header is an EINVAL error and the program does not run', () => {
+      const { fwd: f } = env();
+      const before = f.stats();
+      for (const len of [0, 1, 13]) {
+        let err: NodeJS.ErrnoException | undefined;
+        try {
+          run('lan', full.subarray(0, len));
+        } catch (e) {
+          err = e as NodeJS.ErrnoException;
+        }
+        expect(err, `${len} bytes`).toBeInstanceOf(Error);
+        expect(err?.code).toBe('EINVAL');
+        expect(err?.syscall).toBe('bpf_prog_test_run_opts');
+      }
+      expect(f.stats()).toEqual(before);
+    });
+  });
+
+  describe('last_used', () => {
+    const flow = FLOWS.sameLink;
+    const key = encodeFlowKey(flow.match);
+    const input = udpFrame(flow.match, 'lan');
+
+    beforeEach(() => clearFlows(env().fwd));
+
+    function hitWith(lastUsed: bigint): { before: bigint; after: bigint; value: Buffer } {
+      const { fwd: f } = env();
+      f.flows.update(key, encodeFlowVal({ ...flow, lastUsed }));
+      const before = process.hrtime.bigint();
+      expect(run('lan', input).retval).toBe(XDP_TX);
+      const after = process.hrtime.bigint();
+      const value = f.flows.lookup(key);
+      if (!value) throw new Error('entry vanished');
+      return { before, after, value };
+    }
+
+    it.each([
+      ['long ago', () => STALE],
+      ['0, as a tool may leave it', () => 0n],
+      ['150 ms ago', () => process.hrtime.bigint() - 150_000_000n],
+      ['in the future', () => process.hrtime.bigint() + 10_000_000_000n],
+    ])('a hit refreshes a last_used set %s, in place, and nothing else', (_label, lastUsed) => {
+      const { before, after, value } = hitWith(lastUsed());
+      const used = lastUsedOf(value);
+      expect(used >= before && used <= after, `${used} within [${before}, ${after}]`).toBe(true);
+      expect(withoutLastUsed(value).equals(withoutLastUsed(encodeFlowVal(flow)))).toBe(true);
+    });
+
+    it('a hit less than 100 ms after the last refresh leaves last_used alone', () => {
+      // Retried when the machine stalls long enough to push the hit past the interval, which would be correct.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const set = process.hrtime.bigint() - 40_000_000n;
+        const { after, value } = hitWith(set);
+        if (after - set >= 90_000_000n) continue;
+        expect(lastUsedOf(value)).toBe(set);
+        return;
+      }
+      throw new Error('no attempt ran within 50 ms of setting last_used');
+    });
+
+    it('a packet that reaches the entry refreshes it even when it is not forwarded (TTL 1)', () => {
+      const { fwd: f } = env();
+      f.flows.update(key, encodeFlowVal({ ...flow, lastUsed: STALE }));
+      const before = process.hrtime.bigint();
+      expect(run('lan', udpFrame(flow.match, 'lan', { ip: { ttl: 1 } })).retval).toBe(XDP_PASS);
+      const used = lastUsedOf(f.flows.lookup(key)!);
+      expect(used >= before && used <= process.hrtime.bigint()).toBe(true);
+    });
+
+    it('a deleted entry is not re-created by hits on it or on its reverse entry', () => {
+      const { fwd: f } = env();
+      const rev = FLOWS.sameLinkRev;
+      installFlows(f, [flow, rev]);
+      expect(run('lan', input).retval).toBe(XDP_TX);
+      expect(f.flows.delete(key)).toBe(true);
+
+      const before = f.stats();
+      expect(run('lan', input).data.equals(input)).toBe(true);
+      expect(run('lan', udpFrame(rev.match, 'lan')).retval).toBe(XDP_TX);
+      expect(delta(before, f.stats())).toEqual({ ...only('miss'), revHit: 1 });
+      expect(f.flows.lookup(key)).toBeUndefined();
+      expect([...f.flows.keys()].map((k) => k.toString('hex'))).toEqual([encodeFlowKey(rev.match).toString('hex')]);
+    });
+  });
+
+  describe('repeat', () => {
+    beforeEach(() => {
+      const { fwd: f } = env();
+      clearFlows(f);
+      installFlows(f, Object.values(FLOWS));
+    });
+
+    // What a benchmark has to know: the kernel does not restore the frame between repetitions.
+    it('runs the program again on the frame it left behind', () => {
+      const { fwd: f } = env();
+      const c = CASES.find((x) => x.name === 'forward hit, backend on the ingress link')!;
+      const before = f.stats();
+      const r = run('lan', c.input, 3);
+      expect(r.retval).toBe(XDP_PASS);
+      expect(hexdump(r.data)).toBe(hexdump(c.output));
+      expect(delta(before, f.stats())).toEqual({ ...only('fwdHit'), miss: 2 });
+    });
+
+    it('counts every repetition of an untouched frame', () => {
+      const { fwd: f } = env();
+      const before = f.stats();
+      expect(run('lan', udpFrame({ src: ep(CLIENT, 5999), dst: VIP }, 'lan'), 1000).retval).toBe(XDP_PASS);
+      expect(delta(before, f.stats())).toEqual(only('miss', 1000));
+    });
+  });
+});
