@@ -1,13 +1,37 @@
-// Builds the addon with node-gyp against the headers of the running Node when they are installed next to it
-// (Debian's nodejs, the official tarballs), so no header download is needed.
+// Builds the addon with node-gyp. Uses the headers of the running Node when they are installed next to it
+// (Debian's nodejs, the official tarballs), so no header download is needed. With --if-needed it does nothing
+// when the addon is newer than its sources, so installs and builds that follow each other stay quick.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const pkg = join(dirname(fileURLToPath(import.meta.url)), '..');
+const addon = join(pkg, 'build', 'Release', 'flowlb_xdp_core.node');
+
+if (process.argv.includes('--if-needed') && existsSync(addon)) {
+  const sources = [join(pkg, 'binding.gyp'), ...readdirSync(join(pkg, 'native')).map((f) => join(pkg, 'native', f))];
+  const built = statSync(addon).mtimeMs;
+  if (sources.every((s) => statSync(s).mtimeMs <= built)) process.exit(0);
+}
 
 const prefix = dirname(dirname(process.execPath));
 const args = ['rebuild'];
 if (existsSync(join(prefix, 'include', 'node', 'node.h'))) args.push(`--nodedir=${prefix}`);
-const gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
-const r = spawnSync(process.execPath, [gyp, ...args], { stdio: 'inherit' });
+
+let command = process.execPath;
+let argv;
+try {
+  argv = [createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js'), ...args];
+} catch {
+  // Installed from the registry without dev dependencies: npm and pnpm put their own node-gyp on PATH.
+  command = 'node-gyp';
+  argv = args;
+}
+const r = spawnSync(command, argv, { stdio: 'inherit', cwd: pkg });
+if (r.error) {
+  console.error(`@flowlb/xdp-core: cannot run node-gyp (${r.error.message}); install it with npm i -g node-gyp`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);
