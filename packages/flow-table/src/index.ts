@@ -1,1 +1,35 @@
-export {};
+export type { Endpoint, FlowKey, FlowValue, FlowEntry, FlowPair, UpdateFlag } from './types.js';
+export {
+  FLOW_KEY_SIZE,
+  FLOW_VALUE_SIZE,
+  FLOW_KEY_OFFSETS,
+  FLOW_VALUE_OFFSETS,
+  FLOW_F_REVERSE,
+  FLOWS_MAX_DEFAULT,
+} from './layout.js';
+export { parseIPv4, formatIPv4 } from './ipv4.js';
+export { encodeKey, decodeKey, encodeValue, decodeValue } from './codec.js';
+export { flowKeyId, sameKey, describeKey } from './key-id.js';
+export {
+  forwardEntry,
+  reverseEntry,
+  partnerKey,
+  pairFromEntry,
+  isReverse,
+  sameRewrite,
+} from './pair.js';
+export type {
+  FlowTable,
+  ScanCursor,
+  ScanBatch,
+  FlowPairKind,
+  FlowPairRecord,
+  RemovedPair,
+} from './table.js';
+export { BaseFlowTable, isPartnerOf } from './base-table.js';
+export { FlowTableError } from './errors.js';
+export type { FlowTableErrorCode } from './errors.js';
+export { MemoryFlowTable } from './memory-table.js';
+export type { MemoryFlowTableOptions } from './memory-table.js';
+export { BpfMapFlowTable, isBatchUnsupported } from './bpf-map-table.js';
+export type { BpfMapLike, BpfBatchResult } from './bpf-map-like.js';

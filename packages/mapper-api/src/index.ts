@@ -1,2 +1,7 @@
 export type { UdpEndpoint, Flow, Decision, FlowMapper } from './types.js';
 export { forward, wait, drop, endpointKey } from './decisions.js';
+export { staticMapper } from './static-mapper.js';
+export { hashMapper } from './hash-mapper.js';
+export type { HashMapperOptions } from './hash-mapper.js';
+export { firstOf } from './first-of.js';
+

@@ -1,0 +1,230 @@
+import type { FlowPair, ScanCursor } from '@flowlb/flow-table';
+import { expireIfIdle } from './expire-flow.js';
+import type { ExpiredFlow, SweepableTable } from './expire-flow.js';
+
+export interface CleanerOptions {
+  /** A flow is removed once all its entries have been idle for longer than this (the seed's `conn_ttl_sec`). */
+  ttlMs: number;
+  /** Entries read per step of a sweep; between steps the sweep lets the event loop run. Default 4096. */
+  batchSize?: number;
+  /**
+   * Nanoseconds of the clock that stamps `last_used`. Default `process.hrtime.bigint()`, which is CLOCK_MONOTONIC
+   * like `bpf_ktime_get_ns()`.
+   */
+  clock?: () => bigint;
+  /** Called once per removed flow, so its owner can free the SNAT port. */
+  onExpire?: (pair: FlowPair, flow: ExpiredFlow) => void;
+  /** Called after each sweep with its figures. */
+  onSweep?: (stats: SweepStats) => void;
+  /**
+   * Called at the start of every sweep with the clock's `now`, for other deadlines that should run on the same
+   * beat, typically `pending.expire(now)` of a `TimeoutSet` of unclassified clients. A returned number is
+   * reported as `pendingExpired`.
+   */
+  expirePending?: (now: bigint) => number | void;
+  /**
+   * Receives what a callback threw and what made a scheduled sweep fail; the cleaner carries on either way.
+   * Default: a process warning.
+   */
+  onError?: (error: unknown) => void;
+  /** Let the process exit while the cleaner is scheduled. Default true. */
+  unref?: boolean;
+}
+
+export interface SweepStats {
+  /** Entries read. */
+  scanned: number;
+  /** Flows removed, whole pairs and halves. */
+  expired: number;
+  /** Of the removed flows, how many were halves (one entry whose partner was gone). */
+  halfPairs: number;
+  /** What `expirePending` reported. */
+  pendingExpired: number;
+  /** Steps of the sweep; the event loop ran between any two. */
+  batches: number;
+  durationMs: number;
+  /** False when `stop()` ended the sweep before it had read the whole table. */
+  completed: boolean;
+}
+
+const DEFAULT_BATCH_SIZE = 4096;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Expires idle flows from a FlowTable. A sweep reads the table in batches and yields to the event loop between
+ * them; only one sweep runs at a time (a second `sweep()` call shares the running one); `start` repeats sweeps
+ * with `intervalMs` between the end of one and the start of the next.
+ */
+export class Cleaner {
+  readonly #table: SweepableTable;
+  readonly #ttlNs: bigint;
+  readonly #batchSize: number;
+  readonly #clock: () => bigint;
+  readonly #options: CleanerOptions;
+  #running: Promise<SweepStats> | undefined;
+  #abort = false;
+  #timer: NodeJS.Timeout | undefined;
+  #intervalMs: number | undefined;
+  #last: SweepStats | undefined;
+
+  constructor(table: SweepableTable, options: CleanerOptions) {
+    const { ttlMs, batchSize = DEFAULT_BATCH_SIZE } = options;
+    if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+      throw new RangeError(`Cleaner: ttlMs ${String(ttlMs)} is not a positive number of milliseconds`);
+    }
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new RangeError(`Cleaner: batchSize ${String(batchSize)} is not a positive integer`);
+    }
+    this.#table = table;
+    this.#ttlNs = BigInt(Math.round(ttlMs * 1e6));
+    this.#batchSize = batchSize;
+    this.#clock = options.clock ?? (() => process.hrtime.bigint());
+    this.#options = options;
+  }
+
+  /** True between `start` and `stop`. */
+  get started(): boolean {
+    return this.#intervalMs !== undefined;
+  }
+
+  get sweeping(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /** The figures of the last finished sweep. */
+  get lastSweep(): SweepStats | undefined {
+    return this.#last;
+  }
+
+  /** Runs a sweep now, or joins the one that is running. Rejects if the table fails. */
+  sweep(): Promise<SweepStats> {
+    this.#running ??= this.#sweep().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  /** Sweeps every `intervalMs`, first after one interval; calling it again changes the interval. */
+  start(intervalMs: number): void {
+    if (typeof intervalMs !== 'number' || !Number.isFinite(intervalMs) || intervalMs <= 0) {
+      throw new RangeError(`Cleaner: intervalMs ${String(intervalMs)} is not a positive number`);
+    }
+    this.#intervalMs = intervalMs;
+    this.#schedule();
+  }
+
+  /** Stops the schedule and ends a running sweep after its current batch; resolves once it has ended. */
+  async stop(): Promise<void> {
+    this.#intervalMs = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const running = this.#running;
+    if (!running) return;
+    this.#abort = true;
+    try {
+      await running;
+    } catch {
+      // A failing sweep has been reported to its own caller; stopping has succeeded all the same.
+    } finally {
+      this.#abort = false;
+    }
+  }
+
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    if (this.#intervalMs === undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.sweep().then(
+        () => this.#schedule(),
+        (error: unknown) => {
+          this.#report(error);
+          this.#schedule();
+        },
+      );
+    }, this.#intervalMs);
+    if (this.#options.unref ?? true) this.#timer.unref();
+  }
+
+  async #sweep(): Promise<SweepStats> {
+    const started = performance.now();
+    const stats: SweepStats = {
+      scanned: 0,
+      expired: 0,
+      halfPairs: 0,
+      pendingExpired: 0,
+      batches: 0,
+      durationMs: 0,
+      completed: false,
+    };
+    this.#expirePending(stats);
+
+    let cursor: ScanCursor | undefined;
+    for (;;) {
+      const batch = this.#table.scan(this.#batchSize, cursor);
+      stats.batches++;
+      stats.scanned += batch.entries.length;
+      const now = this.#clock();
+      for (const [key, value] of batch.entries) {
+        // Most entries are active; only an idle one is worth the reads that check its partner.
+        if (now - value.lastUsed <= this.#ttlNs) continue;
+        const expired = expireIfIdle(this.#table, key, now, this.#ttlNs);
+        if (expired === undefined) continue;
+        stats.expired++;
+        if (expired.kind !== 'pair') stats.halfPairs++;
+        this.#call(() => this.#options.onExpire?.(expired.pair, expired));
+      }
+      cursor = batch.cursor;
+      if (cursor === undefined) {
+        stats.completed = true;
+        break;
+      }
+      await yieldToEventLoop();
+      if (this.#abort) break;
+    }
+
+    stats.durationMs = performance.now() - started;
+    this.#last = stats;
+    this.#call(() => this.#options.onSweep?.(stats));
+    return stats;
+  }
+
+  #expirePending(stats: SweepStats): void {
+    const hook = this.#options.expirePending;
+    if (!hook) return;
+    this.#call(() => {
+      const n = hook(this.#clock());
+      if (typeof n === 'number') stats.pendingExpired = n;
+    });
+  }
+
+  /** Runs a user callback; what it throws, or how its promise fails, goes to onError and stops nothing. */
+  #call(fn: () => unknown): void {
+    try {
+      const result = fn();
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+        (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.#report(error));
+      }
+    } catch (error) {
+      this.#report(error);
+    }
+  }
+
+  #report(error: unknown): void {
+    const onError = this.#options.onError;
+    if (onError) {
+      try {
+        onError(error);
+        return;
+      } catch (inner) {
+        error = inner;
+      }
+    }
+    process.emitWarning(error instanceof Error ? error : new Error(String(error)), { code: 'FLOWLB_CLEANER' });
+  }
+}
+
+export function createCleaner(table: SweepableTable, options: CleanerOptions): Cleaner {
+  return new Cleaner(table, options);
+}

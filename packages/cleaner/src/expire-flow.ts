@@ -1,0 +1,50 @@
+import { isPartnerOf, isReverse, pairFromEntry, partnerKey } from '@flowlb/flow-table';
+import type { FlowKey, FlowPair, FlowPairKind, FlowTable } from '@flowlb/flow-table';
+
+/** What the cleaner needs of a table. */
+export type SweepableTable = Pick<FlowTable, 'get' | 'delete' | 'scan'>;
+
+export interface ExpiredFlow {
+  pair: FlowPair;
+  /** `pair`, or the half that was left of a flow whose other entry was already gone. */
+  kind: FlowPairKind;
+  /** The later last_used of the flow's entries. */
+  lastUsed: bigint;
+  /** How long the flow had been idle when it was removed, in nanoseconds. */
+  idleNs: bigint;
+}
+
+/**
+ * Removes the flow that the entry at `key` belongs to if it is idle, that is if `now - last_used > ttlNs` holds for
+ * every entry it has. Both entries are read afresh here: a scan's copy may be older than the last packet, and a
+ * flow must never be removed on a stale reading. The forward entry goes first, so that no new client datagram is
+ * sent on while the backend's replies can still come back. Nothing is ever written, so a flow cannot come back.
+ * Returns the removed flow, or undefined when it was active or already gone.
+ */
+export function expireIfIdle(table: SweepableTable, key: FlowKey, now: bigint, ttlNs: bigint): ExpiredFlow | undefined {
+  const value = table.get(key);
+  if (value === undefined || now - value.lastUsed <= ttlNs) return undefined;
+
+  const otherKey = partnerKey(value);
+  const other = table.get(otherKey);
+  if (!isPartnerOf(key, other)) {
+    // A half: its partner is missing or has been taken over by another flow, whose entry must stay.
+    if (!table.delete(key)) return undefined;
+    return {
+      pair: pairFromEntry(key, value),
+      kind: isReverse(value) ? 'reverse-only' : 'forward-only',
+      lastUsed: value.lastUsed,
+      idleNs: now - value.lastUsed,
+    };
+  }
+  if (now - other.lastUsed <= ttlNs) return undefined;
+
+  // Entries that carry the same direction flag are foreign-written; either may then serve as the forward one.
+  const thisIsForward = !isReverse(value) || isReverse(other);
+  const [fwdKey, fwdValue, revKey] = thisIsForward ? [key, value, otherKey] : [otherKey, other, key];
+  const removedForward = table.delete(fwdKey);
+  const removedReverse = table.delete(revKey);
+  if (!removedForward && !removedReverse) return undefined;
+  const lastUsed = value.lastUsed > other.lastUsed ? value.lastUsed : other.lastUsed;
+  return { pair: pairFromEntry(fwdKey, fwdValue), kind: 'pair', lastUsed, idleNs: now - lastUsed };
+}

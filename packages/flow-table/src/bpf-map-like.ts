@@ -1,0 +1,29 @@
+import type { UpdateFlag } from './types.js';
+
+/*
+ * The shape of a BPF map that BpfMapFlowTable needs. It mirrors `BpfMapLike` of @flowlb/xdp-core so that its maps
+ * fit by structure, without this package depending on the native one.
+ */
+
+export interface BpfBatchResult {
+  /** Keys and values read in this call, as separate buffers. */
+  entries: Array<[Buffer, Buffer]>;
+  /** Pass back to continue; undefined when the map has been read to its end. */
+  cursor: Buffer | undefined;
+}
+
+export interface BpfMapLike {
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  lookup(key: Uint8Array): Buffer | undefined;
+  update(key: Uint8Array, value: Uint8Array, flag?: UpdateFlag): void;
+  /** False when the key was not there. */
+  delete(key: Uint8Array): boolean;
+  keys(): IterableIterator<Buffer>;
+  entries(): IterableIterator<[Buffer, Buffer]>;
+  /** Batch operations; absent or throwing ENOTSUP/EINVAL where the kernel or map type lacks them. */
+  lookupBatch?(count: number, cursor?: Buffer): BpfBatchResult;
+  updateBatch?(keys: readonly Uint8Array[], values: readonly Uint8Array[], flag?: UpdateFlag): number;
+  deleteBatch?(keys: readonly Uint8Array[]): number;
+}

@@ -1,0 +1,162 @@
+import { assertPort, formatIPv4, parseIPv4 } from './ipv4.js';
+import {
+  FLOW_KEY_OFFSETS as K,
+  FLOW_KEY_SIZE,
+  FLOW_VALUE_OFFSETS as V,
+  FLOW_VALUE_SIZE,
+  HOST_LITTLE_ENDIAN,
+} from './layout.js';
+import type { FlowKey, FlowValue } from './types.js';
+
+const U64_MAX = (1n << 64n) - 1n;
+
+/*
+ * Byte-wise reads and writes rather than a DataView per call: the codec runs for every entry of every cleaner
+ * sweep, and a view object per entry is measurable there.
+ */
+
+function putU32BE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 255;
+  b[at + 2] = (v >>> 8) & 255;
+  b[at + 3] = v & 255;
+}
+
+function putU16BE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 8;
+  b[at + 1] = v & 255;
+}
+
+function putU32Host(b: Uint8Array, at: number, v: number): void {
+  if (HOST_LITTLE_ENDIAN) {
+    b[at] = v & 255;
+    b[at + 1] = (v >>> 8) & 255;
+    b[at + 2] = (v >>> 16) & 255;
+    b[at + 3] = v >>> 24;
+  } else {
+    putU32BE(b, at, v);
+  }
+}
+
+function getU32BE(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
+function getU16BE(b: Uint8Array, at: number): number {
+  return (b[at]! << 8) | b[at + 1]!;
+}
+
+function getU32Host(b: Uint8Array, at: number): number {
+  return HOST_LITTLE_ENDIAN
+    ? ((b[at + 3]! << 24) | (b[at + 2]! << 16) | (b[at + 1]! << 8) | b[at]!) >>> 0
+    : getU32BE(b, at);
+}
+
+function putU64Host(b: Uint8Array, at: number, v: bigint): void {
+  const lo = Number(v & 0xffffffffn);
+  const hi = Number(v >> 32n);
+  putU32Host(b, HOST_LITTLE_ENDIAN ? at : at + 4, lo);
+  putU32Host(b, HOST_LITTLE_ENDIAN ? at + 4 : at, hi);
+}
+
+function getU64Host(b: Uint8Array, at: number): bigint {
+  const lo = getU32Host(b, HOST_LITTLE_ENDIAN ? at : at + 4);
+  const hi = getU32Host(b, HOST_LITTLE_ENDIAN ? at + 4 : at);
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** Validates a key and returns its addresses as numbers. */
+export function checkKey(key: FlowKey): [dst: number, src: number] {
+  const dst = parseIPv4(key.dstAddr, 'dstAddr');
+  const src = parseIPv4(key.srcAddr, 'srcAddr');
+  assertPort(key.dstPort, 'dstPort');
+  assertPort(key.srcPort, 'srcPort');
+  return [dst, src];
+}
+
+/** Validates a value, exactly as encoding it would, and returns its addresses as numbers. */
+export function checkValue(value: FlowValue): [dst: number, src: number] {
+  const dst = parseIPv4(value.dstAddr, 'dstAddr');
+  const src = parseIPv4(value.srcAddr, 'srcAddr');
+  assertPort(value.dstPort, 'dstPort');
+  assertPort(value.srcPort, 'srcPort');
+  const { flags } = value;
+  if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) {
+    throw new RangeError(`flags: ${String(flags)} is not a 32-bit unsigned integer`);
+  }
+  assertLastUsed(value.lastUsed);
+  return [dst, src];
+}
+
+export function assertLastUsed(lastUsed: bigint): void {
+  if (typeof lastUsed !== 'bigint' || lastUsed < 0n || lastUsed > U64_MAX) {
+    throw new RangeError(`lastUsed: ${String(lastUsed)} is not a 64-bit unsigned bigint`);
+  }
+}
+
+/**
+ * Encodes `key` as a `struct flow_key`. Without `out` a new Buffer is returned; with it, the 16 bytes are written
+ * at `offset` and `out` is returned. Every field is checked before anything is written.
+ */
+export function encodeKey(key: FlowKey): Buffer;
+export function encodeKey<T extends Uint8Array>(key: FlowKey, out: T, offset?: number): T;
+export function encodeKey(key: FlowKey, out?: Uint8Array, offset = 0): Uint8Array {
+  const [dst, src] = checkKey(key);
+  const target = out ?? Buffer.alloc(FLOW_KEY_SIZE);
+  checkRoom(target, offset, FLOW_KEY_SIZE, 'encodeKey');
+  putU32BE(target, offset + K.dstAddr, dst);
+  putU32BE(target, offset + K.srcAddr, src);
+  putU16BE(target, offset + K.dstPort, key.dstPort);
+  putU16BE(target, offset + K.srcPort, key.srcPort);
+  putU32BE(target, offset + K.pad, 0);
+  return target;
+}
+
+/**
+ * Reads a `struct flow_key` at `offset`. `pad` is not checked: the kernel compares all 16 bytes, so an entry with a
+ * non-zero pad is unreachable by packets, but a reader that threw on it would stop a whole scan on one bad entry.
+ */
+export function decodeKey(bytes: Uint8Array, offset = 0): FlowKey {
+  checkRoom(bytes, offset, FLOW_KEY_SIZE, 'decodeKey');
+  return {
+    dstAddr: formatIPv4(getU32BE(bytes, offset + K.dstAddr)),
+    srcAddr: formatIPv4(getU32BE(bytes, offset + K.srcAddr)),
+    dstPort: getU16BE(bytes, offset + K.dstPort),
+    srcPort: getU16BE(bytes, offset + K.srcPort),
+  };
+}
+
+/** Encodes `value` as a `struct flow_val`; `out` and `offset` as for `encodeKey`. */
+export function encodeValue(value: FlowValue): Buffer;
+export function encodeValue<T extends Uint8Array>(value: FlowValue, out: T, offset?: number): T;
+export function encodeValue(value: FlowValue, out?: Uint8Array, offset = 0): Uint8Array {
+  const [dst, src] = checkValue(value);
+  const target = out ?? Buffer.alloc(FLOW_VALUE_SIZE);
+  checkRoom(target, offset, FLOW_VALUE_SIZE, 'encodeValue');
+  putU32BE(target, offset + V.dstAddr, dst);
+  putU32BE(target, offset + V.srcAddr, src);
+  putU16BE(target, offset + V.dstPort, value.dstPort);
+  putU16BE(target, offset + V.srcPort, value.srcPort);
+  putU32Host(target, offset + V.flags, value.flags);
+  putU64Host(target, offset + V.lastUsed, value.lastUsed);
+  return target;
+}
+
+export function decodeValue(bytes: Uint8Array, offset = 0): FlowValue {
+  checkRoom(bytes, offset, FLOW_VALUE_SIZE, 'decodeValue');
+  return {
+    dstAddr: formatIPv4(getU32BE(bytes, offset + V.dstAddr)),
+    srcAddr: formatIPv4(getU32BE(bytes, offset + V.srcAddr)),
+    dstPort: getU16BE(bytes, offset + V.dstPort),
+    srcPort: getU16BE(bytes, offset + V.srcPort),
+    flags: getU32Host(bytes, offset + V.flags),
+    lastUsed: getU64Host(bytes, offset + V.lastUsed),
+  };
+}
+
+function checkRoom(bytes: Uint8Array, offset: number, size: number, op: string): void {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`${op}: expected a Buffer or Uint8Array`);
+  if (!Number.isInteger(offset) || offset < 0 || offset + size > bytes.length) {
+    throw new RangeError(`${op}: needs ${size} bytes at offset ${offset}, the buffer has ${bytes.length}`);
+  }
+}

@@ -1,0 +1,33 @@
+/*
+ * Byte layout of `struct flow_key` and `struct flow_val` in bpf/include/flowlb.h. layout.test.ts checks every number
+ * here against that header, both by reading it and by compiling it.
+ */
+
+export const FLOW_KEY_SIZE = 16;
+export const FLOW_VALUE_SIZE = 24;
+
+export const FLOW_KEY_OFFSETS = Object.freeze({
+  dstAddr: 0,
+  srcAddr: 4,
+  dstPort: 8,
+  srcPort: 10,
+  pad: 12,
+} as const);
+
+export const FLOW_VALUE_OFFSETS = Object.freeze({
+  dstAddr: 0,
+  srcAddr: 4,
+  dstPort: 8,
+  srcPort: 10,
+  flags: 12,
+  lastUsed: 16,
+} as const);
+
+/** `FLOWLB_F_REVERSE`: the entry rewrites a backend's reply back to the client. */
+export const FLOW_F_REVERSE = 0x1;
+
+/** `FLOWLB_FLOWS_MAX_DEFAULT`: the flow map's size when the loader does not set one. */
+export const FLOWS_MAX_DEFAULT = 262144;
+
+/** `flags` and `last_used` are in the byte order of the machine that runs the XDP program, which is this one. */
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;

@@ -1,0 +1,70 @@
+import { FLOW_F_REVERSE } from './layout.js';
+import type { Endpoint, FlowEntry, FlowKey, FlowPair, FlowValue } from './types.js';
+
+/*
+ * A flow is stored as two entries (DESIGN.md, "Packet path"):
+ *
+ *   forward  key (VIP, C.ip, VIP.port, C.port)  ->  value (T.ip, SNAT, T.port, P)
+ *   reverse  key (SNAT, T.ip, P, T.port)        ->  value (C.ip, VIP, C.port, VIP.port), flags REVERSE
+ *
+ * Each entry's value, read with destination and source swapped, is its partner's key. So either entry alone
+ * names all four endpoints, and a table can find one entry's partner without any other index.
+ */
+
+/** The forward entry of `pair`: client to VIP becomes SNAT to target. */
+export function forwardEntry(pair: FlowPair, lastUsed = 0n): FlowEntry {
+  const { client, vip, snat, target } = pair;
+  return [
+    { dstAddr: vip.address, srcAddr: client.address, dstPort: vip.port, srcPort: client.port },
+    { dstAddr: target.address, srcAddr: snat.address, dstPort: target.port, srcPort: snat.port, flags: 0, lastUsed },
+  ];
+}
+
+/** The reverse entry of `pair`: target to SNAT becomes VIP to client. */
+export function reverseEntry(pair: FlowPair, lastUsed = 0n): FlowEntry {
+  const { client, vip, snat, target } = pair;
+  return [
+    { dstAddr: snat.address, srcAddr: target.address, dstPort: snat.port, srcPort: target.port },
+    {
+      dstAddr: client.address,
+      srcAddr: vip.address,
+      dstPort: client.port,
+      srcPort: vip.port,
+      flags: FLOW_F_REVERSE,
+      lastUsed,
+    },
+  ];
+}
+
+export function isReverse(value: Pick<FlowValue, 'flags'>): boolean {
+  return (value.flags & FLOW_F_REVERSE) !== 0;
+}
+
+/**
+ * The key of the entry that carries the other direction of the same flow: for a forward entry the reverse key,
+ * for a reverse entry the forward key.
+ */
+export function partnerKey(value: FlowValue): FlowKey {
+  return { dstAddr: value.srcAddr, srcAddr: value.dstAddr, dstPort: value.srcPort, srcPort: value.dstPort };
+}
+
+/** Recovers the flow from either of its entries; which one it is comes from `FLOW_F_REVERSE`. */
+export function pairFromEntry(key: FlowKey, value: FlowValue): FlowPair {
+  const keyDst: Endpoint = { address: key.dstAddr, port: key.dstPort };
+  const keySrc: Endpoint = { address: key.srcAddr, port: key.srcPort };
+  const valDst: Endpoint = { address: value.dstAddr, port: value.dstPort };
+  const valSrc: Endpoint = { address: value.srcAddr, port: value.srcPort };
+  return isReverse(value)
+    ? { client: valDst, vip: valSrc, snat: keyDst, target: keySrc }
+    : { client: keySrc, vip: keyDst, snat: valSrc, target: valDst };
+}
+
+/** True when `value` rewrites exactly as `expected` does; flags and last_used are bookkeeping and not compared. */
+export function sameRewrite(value: FlowValue, expected: FlowValue): boolean {
+  return (
+    value.dstAddr === expected.dstAddr &&
+    value.srcAddr === expected.srcAddr &&
+    value.dstPort === expected.dstPort &&
+    value.srcPort === expected.srcPort
+  );
+}
