@@ -1,5 +1,5 @@
 import { endpointKey, forward } from './decisions.js';
-import { fmix32, fnv1a32 } from './hash.js';
+import { RendezvousSet } from './rendezvous.js';
 import type { FlowMapper, UdpEndpoint } from './types.js';
 import { assertEndpoint } from './validate.js';
 
@@ -29,28 +29,18 @@ export function hashMapper(targets: readonly UdpEndpoint[], options: HashMapperO
   }
 
   const seen = new Set<string>();
-  const entries = targets.map((t, i) => {
+  const endpoints = targets.map((t, i) => {
     assertEndpoint(t, `hashMapper target ${i}`);
     const key = endpointKey(t);
     if (seen.has(key)) throw new RangeError(`hashMapper: target ${key} is listed more than once`);
     seen.add(key);
-    return { endpoint: { address: t.address, port: t.port }, suffix: `\n${key}` };
+    return { address: t.address, port: t.port };
   });
+  const set = new RendezvousSet(endpoints);
 
   return {
     findFlow(client) {
-      const state = fnv1a32(by === 'address' ? client.address : endpointKey(client));
-      let best = entries[0]!;
-      let bestScore = -1;
-      for (const entry of entries) {
-        const score = fmix32(fnv1a32(entry.suffix, state));
-        // Ties go to the smaller key, so the choice never depends on the order of the list.
-        if (score > bestScore || (score === bestScore && entry.suffix < best.suffix)) {
-          best = entry;
-          bestScore = score;
-        }
-      }
-      return forward({ ...best.endpoint });
+      return forward({ ...set.pick(by === 'address' ? client.address : endpointKey(client)) });
     },
   };
 }

@@ -1,1 +1,27 @@
-export {};
+export { parseClientHello, DEFAULT_MAX_MESSAGE_SIZE } from './parser.js';
+export type { ParseOptions } from './parser.js';
+export type { ParseResult, HelloResult, NeedMoreResult, InvalidResult, InvalidReason } from './result.js';
+export { parseClientHelloBody } from './client-hello.js';
+export type { ClientHello, Extension } from './client-hello.js';
+export { ExtensionType, MAX_HOST_NAME_LENGTH, parseServerName, parseAlpn, parseSupportedVersions } from './extensions.js';
+export { parseRecords, ContentType, DtlsVersion, RECORD_HEADER_LENGTH, MAX_RECORD_LENGTH } from './record.js';
+export type { DtlsRecord, RecordLayerResult, RecordStop } from './record.js';
+export { parseHandshakeFragments, HandshakeType, HANDSHAKE_HEADER_LENGTH } from './handshake.js';
+export type { HandshakeFragment, HandshakeLayerResult } from './handshake.js';
+export { MessageReassembler } from './reassembly.js';
+export type { AddResult } from './reassembly.js';
+export { normalizeHostName, parseNamePattern } from './names.js';
+export type { NamePattern } from './names.js';
+export type { MappingTable, MappingRule, MatchKind, Resolution } from './table.js';
+export { loadMappings, loadMappingsSync, mappingsFromYaml, mappingsFromObject, MappingsError } from './mappings.js';
+export type { MappingsIssue, MappingsEntryRef, MappingsSourceOptions } from './mappings.js';
+export { DtlsSniMapper } from './mapper.js';
+export type {
+  DtlsSniMapperOptions,
+  MapperStats,
+  ReloadResult,
+  Classification,
+  DropReason,
+  Affinity,
+  FileMapperOptions,
+} from './mapper.js';

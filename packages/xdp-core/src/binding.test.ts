@@ -118,7 +118,7 @@ describePrivileged('native binding on a real kernel', () => {
     expect([...m.keys()].length).toBe(400);
     // The kernel stops at the first missing key and says how many went before it.
     expect(m.deleteBatch([key(700), key(5), key(701)])).toBe(1);
-    expect(m.deleteBatch(keys.slice(600))).toBe(398);
+    expect(m.deleteBatch(keys.slice(600).filter((k) => k.readUInt32BE(0) !== 700))).toBe(399);
     expect([...m.keys()]).toEqual([]);
     expect(() => m.updateBatch([key(1)], [])).toThrow(RangeError);
   });

@@ -109,6 +109,14 @@ const FLOWS = {
     flags: 0,
     lastUsed: STALE,
   },
+  // What an IHL-4 header of CLIENT → VIP reads as if its length were believed: the "UDP header" then starts at the
+  // destination address, whose halves become the ports (10.0 → 2560, 0.1 → 1). See the IHL 4 decoy case.
+  ihl4Decoy: {
+    match: { src: ep(CLIENT, 0x0a00), dst: ep(VIP.addr, 0x0001) },
+    to: { src: ep(LINKS.srv.addr, 40016), dst: SRV_BACKEND },
+    flags: 0,
+    lastUsed: STALE,
+  },
 } satisfies Record<string, FlowEntry>;
 
 type FlowName = keyof typeof FLOWS;
@@ -154,7 +162,12 @@ function frameSpec(t: Tuple, ingress: LinkName, o: FrameOptions = {}): UdpFrameS
  * The frame the program must produce for `s` rewritten to `to`: new addresses and ports, TTL one less when `decTtl`,
  * Ethernet addresses replaced unless `eth` is 'kept', and both checksums computed from scratch.
  */
-function rewrittenFrame(s: UdpFrameSpec, to: Tuple, eth: { src: string; dst: string } | 'kept', decTtl: boolean): Buffer {
+function rewrittenFrame(
+  s: UdpFrameSpec,
+  to: Tuple,
+  eth: { src: string; dst: string } | 'kept',
+  decTtl: boolean,
+): Buffer {
   const ttl = s.ip.ttl ?? 64;
   return buildUdpFrame({
     ...s,
@@ -169,7 +182,24 @@ function rewrittenFrame(s: UdpFrameSpec, to: Tuple, eth: { src: string; dst: str
   });
 }
 
-/** A full UDP frame of `t` cut or doctored afterwards. */
+/** A copy of `frame` with one byte flipped, as corruption in transit would leave it. */
+function corrupt(frame: Buffer, offset: number): Buffer {
+  const out = Buffer.from(frame);
+  out[offset] = out[offset]! ^ 0x40;
+  return out;
+}
+
+/**
+ * A known flow's datagram damaged in transit at `offset` (which the program does not rewrite). An incremental update
+ * carries the damage over, so the output is the rewritten undamaged frame with the same byte flipped: still
+ * detectably corrupt, never laundered into a valid checksum.
+ */
+function corruptedInTransit(name: string, offset: number, checksums: ChecksumReport): Case {
+  const c = forwarded(name, viaSame);
+  return { ...c, input: corrupt(c.input, offset), output: corrupt(c.output, offset), checksums };
+}
+
+/** The frame of `frameSpec`, for cases that cut or doctor it afterwards. */
 function udpFrame(t: Tuple, ingress: LinkName, o: FrameOptions = {}): Buffer {
   return buildUdpFrame(frameSpec(t, ingress, o));
 }
@@ -251,29 +281,32 @@ function forwarded(name: string, f: ForwardedSpec): Case {
 }
 
 /** A known flow's packet that the program hands to the kernel as it came. */
-function passedKnown(name: string, flow: FlowName, counter: StatName, frame?: FrameOptions, ingress: LinkName = 'lan'): Case {
+function passedKnown(
+  name: string,
+  flow: FlowName,
+  counter: StatName,
+  frame?: FrameOptions,
+  ingress: LinkName = 'lan',
+): Case {
   const input = udpFrame(FLOWS[flow].match, ingress, frame);
   return { name, ingress, input, verdict: XDP_PASS, output: input, counter, checksums: VALID_UDP, touches: flow };
 }
 
-/** Any frame that must come back byte for byte as it went in. */
-function untouched(
-  name: string,
-  input: Buffer,
-  counter: StatName,
-  checksums: ChecksumReport | null,
-  touches?: FlowName,
-  ingress: LinkName = 'lan',
-): Case {
-  const c: Case = { name, ingress, input, verdict: XDP_PASS, output: input, counter, checksums };
-  if (touches) c.touches = touches;
-  return c;
+/** A frame arriving on lan0 that must come back byte for byte as it went in, without reaching any entry. */
+function untouched(name: string, input: Buffer, counter: StatName, checksums: ChecksumReport | null): Case {
+  return { name, ingress: 'lan', input, verdict: XDP_PASS, output: input, counter, checksums };
 }
 
 const SAME = FLOWS.sameLink.match;
-const viaSame = { flow: 'sameLink', ingress: 'lan', egress: 'lan', nextHopMac: NEIGHBOURS.lanBackend.mac, verdict: XDP_TX, counter: 'fwdHit' } as const;
+const viaSame = {
+  flow: 'sameLink',
+  ingress: 'lan',
+  egress: 'lan',
+  nextHopMac: NEIGHBOURS.lanBackend.mac,
+  verdict: XDP_TX,
+  counter: 'fwdHit',
+} as const;
 
-/** Frames that the special-frame checks below inspect. */
 const FOLD_TARGET = FLOWS.sameLink.to;
 const foldPayload = payloadForUdpChecksum(0, {
   srcIp: FOLD_TARGET.src.addr,
@@ -307,40 +340,96 @@ const CASES: Case[] = [
   // Hits
   forwarded('forward hit, backend on the ingress link', viaSame),
   forwarded('forward hit, backend behind another interface', {
-    flow: 'cross', ingress: 'lan', egress: 'srv', nextHopMac: NEIGHBOURS.srvBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+    flow: 'cross',
+    ingress: 'lan',
+    egress: 'srv',
+    nextHopMac: NEIGHBOURS.srvBackend.mac,
+    verdict: XDP_REDIRECT,
+    counter: 'fwdHit',
   }),
   forwarded('forward hit, target routed via a gateway (gateway MAC)', {
-    flow: 'viaGateway', ingress: 'lan', egress: 'srv', nextHopMac: NEIGHBOURS.srvBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+    flow: 'viaGateway',
+    ingress: 'lan',
+    egress: 'srv',
+    nextHopMac: NEIGHBOURS.srvBackend.mac,
+    verdict: XDP_REDIRECT,
+    counter: 'fwdHit',
   }),
   forwarded('reverse hit, client behind another interface', {
-    flow: 'crossRev', ingress: 'srv', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_REDIRECT, counter: 'revHit',
+    flow: 'crossRev',
+    ingress: 'srv',
+    egress: 'lan',
+    nextHopMac: NEIGHBOURS.client.mac,
+    verdict: XDP_REDIRECT,
+    counter: 'revHit',
   }),
   forwarded('reverse hit, client on the ingress link', {
-    flow: 'sameLinkRev', ingress: 'lan', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_TX, counter: 'revHit',
+    flow: 'sameLinkRev',
+    ingress: 'lan',
+    egress: 'lan',
+    nextHopMac: NEIGHBOURS.client.mac,
+    verdict: XDP_TX,
+    counter: 'revHit',
   }),
   forwarded('reply-direction entry written with flags 0 counts as forward', {
-    flow: 'toolRev', ingress: 'srv', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+    flow: 'toolRev',
+    ingress: 'srv',
+    egress: 'lan',
+    nextHopMac: NEIGHBOURS.client.mac,
+    verdict: XDP_REDIRECT,
+    counter: 'fwdHit',
   }),
   forwarded('known flow on an interface with forwarding on', {
-    flow: 'nofwd', ingress: 'lan', egress: 'srv', nextHopMac: NEIGHBOURS.srvBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+    flow: 'nofwd',
+    ingress: 'lan',
+    egress: 'srv',
+    nextHopMac: NEIGHBOURS.srvBackend.mac,
+    verdict: XDP_REDIRECT,
+    counter: 'fwdHit',
   }),
   forwarded('TTL 2 is forwarded with TTL 1', { ...viaSame, frame: { ip: { ttl: 2 } } }),
   forwarded('TTL 255 is forwarded with TTL 254', { ...viaSame, frame: { ip: { ttl: 255 } } }),
   ...[6, 7, 8, 9, 10, 11, 12, 13, 14, 15].map((ihl) =>
-    forwarded(`IP options kept byte for byte, IHL ${ihl}`, { ...viaSame, frame: { ip: { options: ipOptions(4 * (ihl - 5)) } } }),
+    forwarded(`IP options kept byte for byte, IHL ${ihl}`, {
+      ...viaSame,
+      frame: { ip: { options: ipOptions(4 * (ihl - 5)) } },
+    }),
   ),
   forwarded('DF set is not a fragment, and stays set', { ...viaSame, frame: { ip: { df: true } } }),
   forwarded('UDP checksum 0 (none) stays 0', { ...viaSame, frame: { udp: { checksum: 'none' } } }),
-  forwarded('rewritten UDP checksum that computes to 0 goes out as 0xFFFF', { ...viaSame, frame: { payload: foldPayload } }),
-  forwarded('incoming UDP checksum 0xFFFF (computed 0) is updated correctly', { ...viaSame, frame: { payload: ffffPayload } }),
+  forwarded('rewritten UDP checksum that computes to 0 goes out as 0xFFFF', {
+    ...viaSame,
+    frame: { payload: foldPayload },
+  }),
+  forwarded('incoming UDP checksum 0xFFFF (computed 0) is updated correctly', {
+    ...viaSame,
+    frame: { payload: ffffPayload },
+  }),
   forwarded('Ethernet padding kept: frame length and trailing bytes unchanged', {
     ...viaSame,
     frame: { payload: 'ab', padding: PADDING },
   }),
   forwarded('empty UDP payload', { ...viaSame, frame: { payload: '' } }),
   forwarded('odd-length payload', { ...viaSame, frame: { payload: 'odd' } }),
+  corruptedInTransit(
+    'payload damaged in transit stays detectably damaged (UDP checksum)',
+    ETH_HLEN + IPV4_MIN_HLEN + UDP_HLEN + 3,
+    {
+      ip: true,
+      udp: false,
+    },
+  ),
+  corruptedInTransit('IP id damaged in transit stays detectably damaged (IP checksum)', ETH_HLEN + 4, {
+    ip: false,
+    udp: true,
+  }),
   forwarded('datagram of exactly the egress MTU', {
-    flow: 'tiny', ingress: 'lan', egress: 'tiny', nextHopMac: NEIGHBOURS.tinyBackend.mac, verdict: XDP_REDIRECT, counter: 'fwdHit',
+    flow: 'tiny',
+    ingress: 'lan',
+    egress: 'tiny',
+    nextHopMac: NEIGHBOURS.tinyBackend.mac,
+    verdict: XDP_REDIRECT,
+    counter: 'fwdHit',
     frame: { payload: Buffer.alloc(TINY_PAYLOAD_FITS, 0x33) },
   }),
 
@@ -390,16 +479,43 @@ const CASES: Case[] = [
 
   // Misses
   untouched('miss: new client', udpFrame({ src: ep(CLIENT, 5999), dst: VIP }, 'lan'), 'miss', VALID_UDP),
-  untouched('miss: known client, other VIP port', udpFrame({ src: SAME.src, dst: ep(VIP.addr, VIP.port + 1) }, 'lan'), 'miss', VALID_UDP),
+  untouched(
+    'miss: known client, other VIP port',
+    udpFrame({ src: SAME.src, dst: ep(VIP.addr, VIP.port + 1) }, 'lan'),
+    'miss',
+    VALID_UDP,
+  ),
   untouched('miss: reply direction of a forward key', udpFrame(reversed(SAME), 'lan'), 'miss', VALID_UDP),
 
   // Malformed, all carrying a known flow's addresses
-  untouched('Ethernet header only', buildEthernet({ src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac }, ETH_P_IPV4, Buffer.alloc(0)), 'malformed', null),
+  untouched(
+    'Ethernet header only',
+    buildEthernet({ src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac }, ETH_P_IPV4, Buffer.alloc(0)),
+    'malformed',
+    null,
+  ),
   untouched('IPv4 header cut at 19 bytes', truncate(full, ETH_HLEN + IPV4_MIN_HLEN - 1), 'malformed', null),
   untouched('IHL 4', udpFrame(SAME, 'lan', { ip: { ihl: 4 } }), 'malformed', null),
   untouched('IHL 0', udpFrame(SAME, 'lan', { ip: { ihl: 0 } }), 'malformed', null),
-  untouched('IHL 15 past the end of the frame', udpFrame(SAME, 'lan', { ip: { ihl: 15 }, payload: 'x' }), 'malformed', null),
-  untouched('tot_len shorter than the IP header', udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN - 1 } }), 'malformed', null),
+  untouched(
+    'IHL 4 whose bytes would parse as a known flow if the IHL were believed',
+    // Read from IP offset 16, the UDP length is the real source port: make it match tot_len - 16.
+    udpFrame({ src: ep(CLIENT, UDP_LEN + 4), dst: VIP }, 'lan', { ip: { ihl: 4 } }),
+    'malformed',
+    null,
+  ),
+  untouched(
+    'IHL 15 past the end of the frame',
+    udpFrame(SAME, 'lan', { ip: { ihl: 15 }, payload: 'x' }),
+    'malformed',
+    null,
+  ),
+  untouched(
+    'tot_len shorter than the IP header',
+    udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN - 1 } }),
+    'malformed',
+    null,
+  ),
   untouched(
     'tot_len one byte past the end of the frame',
     udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN + UDP_LEN + 1 } }),
@@ -408,19 +524,48 @@ const CASES: Case[] = [
   ),
   untouched(
     'UDP header cut short, tot_len agreeing (7 bytes of UDP)',
-    truncate(udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN + UDP_HLEN - 1 } }), ETH_HLEN + IPV4_MIN_HLEN + UDP_HLEN - 1),
+    truncate(
+      udpFrame(SAME, 'lan', { ip: { totalLength: IPV4_MIN_HLEN + UDP_HLEN - 1 } }),
+      ETH_HLEN + IPV4_MIN_HLEN + UDP_HLEN - 1,
+    ),
+    'malformed',
+    null,
+  ),
+  untouched(
+    'IP payload of 7 bytes with UDP length 7, a full UDP header there as padding',
+    udpFrame(SAME, 'lan', {
+      ip: { totalLength: IPV4_MIN_HLEN + UDP_HLEN - 1 },
+      udp: { length: UDP_HLEN - 1 },
+      payload: '',
+    }),
     'malformed',
     null,
   ),
   untouched('frame ends inside the UDP header', truncate(full, ETH_HLEN + IPV4_MIN_HLEN + 6), 'malformed', null),
-  untouched('UDP length one larger than the IP payload', udpFrame(SAME, 'lan', { udp: { length: UDP_LEN + 1 } }), 'malformed', null),
+  untouched(
+    'frame ends one byte before the datagram does, IP and UDP lengths agreeing',
+    truncate(full, full.length - 1),
+    'malformed',
+    null,
+  ),
+  untouched(
+    'UDP length one larger than the IP payload',
+    udpFrame(SAME, 'lan', { udp: { length: UDP_LEN + 1 } }),
+    'malformed',
+    null,
+  ),
   untouched(
     'UDP length larger than the IP payload, reaching into Ethernet padding',
     udpFrame(SAME, 'lan', { udp: { length: UDP_LEN + 4 }, padding: Buffer.alloc(8, 0xa5) }),
     'malformed',
     null,
   ),
-  untouched('UDP length one smaller than the IP payload', udpFrame(SAME, 'lan', { udp: { length: UDP_LEN - 1 } }), 'malformed', null),
+  untouched(
+    'UDP length one smaller than the IP payload',
+    udpFrame(SAME, 'lan', { udp: { length: UDP_LEN - 1 } }),
+    'malformed',
+    null,
+  ),
   untouched('UDP length 0', udpFrame(SAME, 'lan', { udp: { length: 0 } }), 'malformed', null),
 
   // Not IPv4/UDP, all carrying a known flow's addresses and ports where the protocol has them
@@ -461,7 +606,12 @@ const CASES: Case[] = [
     'notIpv4Udp',
     null,
   ),
-  untouched('802.1Q-tagged IPv4/UDP of a known flow', udpFrame(SAME, 'lan', { eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac, vlan: { id: 10 } } }), 'notIpv4Udp', VALID_UDP),
+  untouched(
+    '802.1Q-tagged IPv4/UDP of a known flow',
+    udpFrame(SAME, 'lan', { eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac, vlan: { id: 10 } } }),
+    'notIpv4Udp',
+    VALID_UDP,
+  ),
   untouched(
     '802.1ad/802.1Q double-tagged IPv4/UDP of a known flow',
     udpFrame(SAME, 'lan', {
@@ -470,13 +620,22 @@ const CASES: Case[] = [
     'notIpv4Udp',
     VALID_UDP,
   ),
-  untouched('IPv4 EtherType with IP version 6 in the header', udpFrame(SAME, 'lan', { ip: { version: 6 } }), 'notIpv4Udp', null),
+  untouched(
+    'IPv4 EtherType with IP version 6 in the header',
+    udpFrame(SAME, 'lan', { ip: { version: 6 } }),
+    'notIpv4Udp',
+    null,
+  ),
 ];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const VERDICT_NAMES: Record<number, string> = { [XDP_PASS]: 'XDP_PASS', [XDP_TX]: 'XDP_TX', [XDP_REDIRECT]: 'XDP_REDIRECT' };
+const VERDICT_NAMES: Record<number, string> = {
+  [XDP_PASS]: 'XDP_PASS',
+  [XDP_TX]: 'XDP_TX',
+  [XDP_REDIRECT]: 'XDP_REDIRECT',
+};
 
 /** 16 bytes a line with offsets, so that a mismatch shows as a readable line diff. */
 function hexdump(b: Uint8Array): string {
@@ -503,7 +662,7 @@ function only(counter: StatName, n = 1): XdpStats {
 // ---------------------------------------------------------------------------------------------
 // Checks of the table itself: each special frame really is what its case claims
 
-describe('case table', () => {
+describe('the case table itself', () => {
   const byName = (n: string): Case => {
     const c = CASES.find((x) => x.name === n);
     if (!c) throw new Error(`no case '${n}'`);
@@ -554,9 +713,20 @@ describe('case table', () => {
     expect([last?.mf, last?.fragOffset]).toEqual([false, 8]);
   });
 
+  it('the IHL 4 decoy reads as the decoy flow with a consistent UDP length when IHL is believed', () => {
+    const f = byName('IHL 4 whose bytes would parse as a known flow if the IHL were believed').input;
+    const ip = ETH_HLEN;
+    const udp = ip + 16;
+    expect(f.readUInt16BE(udp)).toBe(FLOWS.ihl4Decoy.match.src.port);
+    expect(f.readUInt16BE(udp + 2)).toBe(FLOWS.ihl4Decoy.match.dst.port);
+    expect(f.readUInt16BE(udp + 4)).toBe(f.readUInt16BE(ip + 2) - 16);
+  });
+
   it('the MTU cases straddle tiny0 MTU', () => {
     expect(parseFrame(byName('datagram of exactly the egress MTU').input).ipv4?.totalLength).toBe(LINKS.tiny.mtu);
-    expect(parseFrame(byName('one byte over the egress MTU: passes untouched').input).ipv4?.totalLength).toBe(LINKS.tiny.mtu + 1);
+    expect(parseFrame(byName('one byte over the egress MTU: passes untouched').input).ipv4?.totalLength).toBe(
+      LINKS.tiny.mtu + 1,
+    );
   });
 
   it('every rewritten case differs from its input, every passed-untouched case equals it', () => {
@@ -686,7 +856,7 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
 
     it.each([
       ['long ago', () => STALE],
-      ['0, as a tool may leave it', () => 0n],
+      ['to 0, as a tool may leave it', () => 0n],
       ['150 ms ago', () => process.hrtime.bigint() - 150_000_000n],
       ['in the future', () => process.hrtime.bigint() + 10_000_000_000n],
     ])('a hit refreshes a last_used set %s, in place, and nothing else', (_label, lastUsed) => {

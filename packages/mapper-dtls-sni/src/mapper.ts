@@ -1,0 +1,264 @@
+import { drop, endpointKey, forward, wait } from '@flowlb/mapper-api';
+import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
+import { loadMappings, loadMappingsSync, MappingsError } from './mappings.js';
+import { parseClientHello } from './parser.js';
+import type { InvalidReason, ParseResult } from './result.js';
+import type { MappingTable, Resolution } from './table.js';
+
+/** Which part of the client's address keeps it on the same target when a name has several. */
+export type Affinity = 'endpoint' | 'address';
+
+export interface DtlsSniMapperOptions {
+  mappings: MappingTable;
+  /** The file `reload()` reads. Defaults to the file the table was loaded from. */
+  file?: string;
+  /** Largest ClientHello accepted, in bytes. Default 16 KiB. */
+  maxMessageSize?: number;
+  /**
+   * `endpoint` (default) hashes the client's ip:port, `address` only its ip, so that all of a host's flows land on
+   * the same target.
+   */
+  affinity?: Affinity;
+  /**
+   * Datagrams after which a hello that is still incomplete is given up on (default 64). Every call re-reads all
+   * buffered datagrams, so this also bounds the work one client can cause.
+   */
+  maxDatagrams?: number;
+}
+
+/** Options of the mappers built from a file, which supplies the mappings. */
+export type FileMapperOptions = Omit<DtlsSniMapperOptions, 'mappings' | 'file'>;
+
+/** Why a flow was not routed. */
+export type DropReason = InvalidReason | 'too-many-datagrams' | 'no-name' | 'unknown-name';
+
+export interface MapperStats {
+  /** findFlow calls. Each lands in exactly one of hellos, needMore and invalid. */
+  calls: number;
+  /** Complete, valid ClientHellos. */
+  hellos: number;
+  /** Calls answered with `wait`. */
+  needMore: number;
+  /** Calls answered with a drop because the datagrams are not a usable ClientHello, by reason. */
+  invalid: Partial<Record<InvalidReason | 'too-many-datagrams', number>>;
+  /** Hellos without a server name (routed to the default or dropped). */
+  noName: number;
+  /** Hellos whose name matched no entry (routed to the default or dropped). */
+  unknownName: number;
+  /** Hellos forwarded: routedExact + routedWildcard + routedDefault. */
+  routed: number;
+  routedExact: number;
+  routedWildcard: number;
+  routedDefault: number;
+  /** Every drop: the invalid ones plus hellos with no route. */
+  dropped: number;
+  /** Reloads that read a valid table. */
+  reloads: number;
+  /** Reloads that failed and left the table as it was. */
+  reloadFailures: number;
+}
+
+export type ReloadResult =
+  /** `applied` is false when a reload or setMappings that started later has already replaced the table. */
+  | { ok: true; table: MappingTable; applied: boolean }
+  /** The previous table stays in force. */
+  | { ok: false; error: MappingsError };
+
+/** What the mapper made of a set of datagrams, for logs and tooling. */
+export interface Classification {
+  decision: Decision;
+  parse: ParseResult;
+  /** Set for valid hellos. */
+  resolution?: Resolution;
+  /** Why the flow is dropped, when it is. */
+  dropReason?: DropReason;
+}
+
+const DEFAULT_MAX_DATAGRAMS = 64;
+
+/**
+ * Routes new DTLS flows by the server name in the client's ClientHello.
+ *
+ * The mapper holds no per-client state: the balancer hands it every datagram buffered for a client, and it parses
+ * them all each time. That is what lets a fragmented or reordered ClientHello complete over several calls without
+ * the mapper having to know when a client's flow is over.
+ */
+export class DtlsSniMapper implements FlowMapper {
+  private table: MappingTable;
+  private readonly file: string | undefined;
+  private readonly maxMessageSize: number | undefined;
+  private readonly affinity: Affinity;
+  private readonly maxDatagrams: number;
+  /** Ticket of the latest change started, and of the one whose table is in force. */
+  private latestTicket = 0;
+  private appliedTicket = 0;
+  private counters = emptyCounters();
+  private readonly invalidCounts = new Map<InvalidReason | 'too-many-datagrams', number>();
+
+  /** Throws a RangeError for a limit that is not a positive integer: that is a configuration mistake. */
+  constructor(options: DtlsSniMapperOptions) {
+    for (const key of ['maxMessageSize', 'maxDatagrams'] as const) {
+      const value = options[key];
+      if (value !== undefined && !(Number.isSafeInteger(value) && value > 0)) {
+        throw new RangeError(`${key} must be a positive integer, got ${String(value)}`);
+      }
+    }
+    this.table = options.mappings;
+    this.file = options.file ?? options.mappings.file;
+    this.maxMessageSize = options.maxMessageSize;
+    this.affinity = options.affinity ?? 'endpoint';
+    this.maxDatagrams = options.maxDatagrams ?? DEFAULT_MAX_DATAGRAMS;
+  }
+
+  /** A mapper over a mappings file, which `reload()` re-reads. Rejects with {@link MappingsError}. */
+  static async fromFile(file: string, options: FileMapperOptions = {}): Promise<DtlsSniMapper> {
+    return new DtlsSniMapper({ ...options, mappings: await loadMappings(file), file });
+  }
+
+  /** Synchronous {@link DtlsSniMapper.fromFile}. Throws {@link MappingsError}. */
+  static fromFileSync(file: string, options: FileMapperOptions = {}): DtlsSniMapper {
+    return new DtlsSniMapper({ ...options, mappings: loadMappingsSync(file), file });
+  }
+
+  /** The table new flows are decided with. */
+  get mappings(): MappingTable {
+    return this.table;
+  }
+
+  findFlow(client: UdpEndpoint, packets: readonly Uint8Array[]): Decision {
+    const c = this.classify(client, packets);
+    const counters = this.counters;
+    counters.calls++;
+    const parse = c.parse;
+    if (parse.kind === 'need-more' && c.decision.action === 'wait') {
+      counters.needMore++;
+    } else if (parse.kind === 'hello') {
+      counters.hellos++;
+      if (parse.sni === undefined) counters.noName++;
+      const r = c.resolution;
+      if (r?.kind === 'target') {
+        counters.routed++;
+        if (r.match === 'exact') counters.routedExact++;
+        else if (r.match === 'wildcard') counters.routedWildcard++;
+        else {
+          counters.routedDefault++;
+          if (parse.sni !== undefined) counters.unknownName++;
+        }
+      } else {
+        if (r?.why === 'unknown-name') counters.unknownName++;
+        counters.dropped++;
+      }
+    } else {
+      const reason = c.dropReason as InvalidReason | 'too-many-datagrams';
+      this.invalidCounts.set(reason, (this.invalidCounts.get(reason) ?? 0) + 1);
+      counters.dropped++;
+    }
+    return c.decision;
+  }
+
+  /** Decides like {@link findFlow} but leaves the counters alone and says why. */
+  classify(client: UdpEndpoint, packets: readonly Uint8Array[]): Classification {
+    const parse =
+      this.maxMessageSize === undefined
+        ? parseClientHello(packets)
+        : parseClientHello(packets, { maxMessageSize: this.maxMessageSize });
+    if (parse.kind === 'need-more') {
+      if (packets.length >= this.maxDatagrams) {
+        return { decision: drop('too-many-datagrams'), parse, dropReason: 'too-many-datagrams' };
+      }
+      return { decision: wait(), parse };
+    }
+    if (parse.kind === 'invalid') return { decision: drop(parse.reason), parse, dropReason: parse.reason };
+    const key = this.affinity === 'address' ? client.address : endpointKey(client);
+    const resolution = this.table.resolve(parse.sni, key);
+    if (resolution.kind === 'target') return { decision: forward(resolution.target), parse, resolution };
+    return { decision: drop(resolution.why), parse, resolution, dropReason: resolution.why };
+  }
+
+  /** Decides new flows with `table` from now on. */
+  setMappings(table: MappingTable): void {
+    const ticket = ++this.latestTicket;
+    this.table = table;
+    this.appliedTicket = ticket;
+  }
+
+  /**
+   * Re-reads the mappings file. Never rejects: on failure the table in force stays and the error is returned (and
+   * counted), so a bad edit to the file cannot take routing down.
+   */
+  async reload(): Promise<ReloadResult> {
+    const ticket = ++this.latestTicket;
+    const file = this.file;
+    if (file === undefined) return this.failed(noFileError());
+    try {
+      return this.apply(ticket, await loadMappings(file));
+    } catch (err) {
+      return this.failed(asMappingsError(err, file));
+    }
+  }
+
+  /** Synchronous {@link reload}. */
+  reloadSync(): ReloadResult {
+    const ticket = ++this.latestTicket;
+    const file = this.file;
+    if (file === undefined) return this.failed(noFileError());
+    try {
+      return this.apply(ticket, loadMappingsSync(file));
+    } catch (err) {
+      return this.failed(asMappingsError(err, file));
+    }
+  }
+
+  /** A snapshot of the counters since creation or the last {@link resetStats}. */
+  stats(): MapperStats {
+    const invalid: MapperStats['invalid'] = {};
+    for (const [reason, n] of this.invalidCounts) invalid[reason] = n;
+    return { ...this.counters, invalid };
+  }
+
+  resetStats(): void {
+    this.counters = emptyCounters();
+    this.invalidCounts.clear();
+  }
+
+  private apply(ticket: number, table: MappingTable): ReloadResult {
+    this.counters.reloads++;
+    // A slow read must not undo a change that was started after it and has already landed.
+    if (ticket < this.appliedTicket) return { ok: true, table, applied: false };
+    this.table = table;
+    this.appliedTicket = ticket;
+    return { ok: true, table, applied: true };
+  }
+
+  private failed(error: MappingsError): ReloadResult {
+    this.counters.reloadFailures++;
+    return { ok: false, error };
+  }
+}
+
+function emptyCounters(): Omit<MapperStats, 'invalid'> {
+  return {
+    calls: 0,
+    hellos: 0,
+    needMore: 0,
+    noName: 0,
+    unknownName: 0,
+    routed: 0,
+    routedExact: 0,
+    routedWildcard: 0,
+    routedDefault: 0,
+    dropped: 0,
+    reloads: 0,
+    reloadFailures: 0,
+  };
+}
+
+function noFileError(): MappingsError {
+  return new MappingsError([{ reason: 'no mappings file to reload: the mapper was built from a table without one' }]);
+}
+
+function asMappingsError(err: unknown, file: string): MappingsError {
+  return err instanceof MappingsError
+    ? err
+    : new MappingsError([{ file, reason: err instanceof Error ? err.message : String(err) }]);
+}

@@ -1,0 +1,385 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { UdpEndpoint } from '@flowlb/mapper-api';
+import { isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { parseNamePattern } from './names.js';
+import { MappingTable, type MappingRule } from './table.js';
+
+/** Which `sniMappings` entry a problem is in. */
+export interface MappingsEntryRef {
+  /** Position in `sniMappings`, from 0. */
+  index: number;
+  /** The entry's `fqdn` as written, when it has a string one. */
+  fqdn?: string;
+}
+
+export interface MappingsIssue {
+  file?: string;
+  /** 1-based line of the offending node, when the mappings came from YAML text. */
+  line?: number;
+  /** Absent for problems outside `sniMappings` (top-level keys, `default`, syntax). */
+  entry?: MappingsEntryRef;
+  /** The offending key: inside the entry when `entry` is set (`port`, `targets[1].ipv4`), else from the top. */
+  key?: string;
+  reason: string;
+}
+
+function describe(issue: MappingsIssue): string {
+  let where = issue.file ?? '<mappings>';
+  if (issue.line !== undefined) where += `:${issue.line}`;
+  const parts = [where];
+  if (issue.entry !== undefined) {
+    parts.push(
+      issue.entry.fqdn !== undefined
+        ? `sniMappings[${issue.entry.index}] (fqdn ${JSON.stringify(issue.entry.fqdn)})`
+        : `sniMappings[${issue.entry.index}]`,
+    );
+  }
+  if (issue.key !== undefined) parts.push(issue.key);
+  return `${parts.join(': ')}: ${issue.reason}`;
+}
+
+/**
+ * A mappings file or object that cannot be used. Every problem found is in `issues`; the top-level fields repeat
+ * the first one. Nothing is ever skipped silently: one bad entry rejects the whole table, so a typo cannot quietly
+ * send a name to the default target.
+ */
+export class MappingsError extends Error implements MappingsIssue {
+  readonly file?: string;
+  readonly line?: number;
+  readonly entry?: MappingsEntryRef;
+  readonly key?: string;
+  readonly reason: string;
+  readonly issues: readonly MappingsIssue[];
+
+  constructor(issues: readonly MappingsIssue[]) {
+    const first = issues[0] ?? { reason: 'invalid mappings' };
+    const lines = issues.map(describe);
+    const message = lines.length > 1 ? `${lines.length} problems in mappings:\n  ${lines.join('\n  ')}` : lines[0];
+    super(message ?? describe(first));
+    this.name = 'MappingsError';
+    if (first.file !== undefined) this.file = first.file;
+    if (first.line !== undefined) this.line = first.line;
+    if (first.entry !== undefined) this.entry = first.entry;
+    if (first.key !== undefined) this.key = first.key;
+    this.reason = first.reason;
+    this.issues = issues;
+  }
+}
+
+type PathSegment = string | number;
+
+function pathText(path: readonly PathSegment[]): string {
+  let s = '';
+  for (const seg of path) s += typeof seg === 'number' ? `[${seg}]` : s === '' ? seg : `.${seg}`;
+  return s;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return String(v);
+}
+
+/** Dotted quad, each part 0-255 without leading zeros (which some parsers read as octal). */
+function parseIpv4(v: string): string | undefined {
+  const parts = v.split('.');
+  if (parts.length !== 4) return undefined;
+  for (const p of parts) {
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return undefined;
+  }
+  return v;
+}
+
+const TOP_KEYS = new Set(['sniMappings', 'default']);
+const TARGET_KEYS = new Set(['ipv4', 'port']);
+const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets']);
+
+/** Collects problems with their location; `locate` turns a document path into a line for YAML sources. */
+class Validator {
+  readonly issues: MappingsIssue[] = [];
+  constructor(
+    private readonly file: string | undefined,
+    private readonly locate: (path: readonly PathSegment[]) => number | undefined,
+  ) {}
+
+  report(path: readonly PathSegment[], reason: string, entry?: MappingsEntryRef): void {
+    const issue: MappingsIssue = { reason };
+    if (this.file !== undefined) issue.file = this.file;
+    const line = this.locate(path);
+    if (line !== undefined) issue.line = line;
+    if (entry !== undefined) {
+      issue.entry = entry;
+      const inner = path.slice(2);
+      if (inner.length > 0) issue.key = pathText(inner);
+    } else if (path.length > 0) {
+      issue.key = pathText(path);
+    }
+    this.issues.push(issue);
+  }
+
+  target(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): UdpEndpoint | undefined {
+    if (!isPlainObject(value)) {
+      this.report(path, `a target is a mapping with ipv4 and port, got ${show(value)}`, entry);
+      return undefined;
+    }
+    let ok = true;
+    for (const key of Object.keys(value)) {
+      if (!TARGET_KEYS.has(key)) {
+        this.report([...path, key], 'unknown key; a target has ipv4 and port', entry);
+        ok = false;
+      }
+    }
+    const address = this.address(value.ipv4, [...path, 'ipv4'], entry);
+    const port = this.port(value.port, [...path, 'port'], entry);
+    return ok && address !== undefined && port !== undefined ? Object.freeze({ address, port }) : undefined;
+  }
+
+  address(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): string | undefined {
+    if (value === undefined) {
+      this.report(path, 'missing', entry);
+      return undefined;
+    }
+    const address = typeof value === 'string' ? parseIpv4(value) : undefined;
+    if (address === undefined) this.report(path, `must be an IPv4 address like "192.0.2.10", got ${show(value)}`, entry);
+    return address;
+  }
+
+  port(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): number | undefined {
+    if (value === undefined) {
+      this.report(path, 'missing', entry);
+      return undefined;
+    }
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
+      this.report(path, `must be an integer from 1 to 65535, got ${show(value)}`, entry);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** Either `ipv4` + `port` or a non-empty `targets` list, never both. */
+  targets(
+    value: Record<string, unknown>,
+    path: PathSegment[],
+    entry: MappingsEntryRef | undefined,
+  ): UdpEndpoint[] | undefined {
+    const hasSingle = value.ipv4 !== undefined || value.port !== undefined;
+    if (value.targets !== undefined) {
+      if (hasSingle) {
+        this.report([...path, 'targets'], 'give either ipv4 and port or targets, not both', entry);
+        return undefined;
+      }
+      const list = value.targets;
+      if (!Array.isArray(list) || list.length === 0) {
+        this.report([...path, 'targets'], `must be a non-empty list of {ipv4, port}, got ${show(list)}`, entry);
+        return undefined;
+      }
+      const out: UdpEndpoint[] = [];
+      const seen = new Map<string, number>();
+      let ok = true;
+      list.forEach((item: unknown, i) => {
+        const t = this.target(item, [...path, 'targets', i], entry);
+        if (t === undefined) {
+          ok = false;
+          return;
+        }
+        const key = `${t.address}:${t.port}`;
+        const earlier = seen.get(key);
+        if (earlier !== undefined) {
+          this.report([...path, 'targets', i], `duplicate target ${key} (also targets[${earlier}])`, entry);
+          ok = false;
+          return;
+        }
+        seen.set(key, i);
+        out.push(t);
+      });
+      return ok ? out : undefined;
+    }
+    if (!hasSingle) {
+      this.report(path, 'has no target: give ipv4 and port, or targets', entry);
+      return undefined;
+    }
+    const address = this.address(value.ipv4, [...path, 'ipv4'], entry);
+    const port = this.port(value.port, [...path, 'port'], entry);
+    return address !== undefined && port !== undefined ? [Object.freeze({ address, port })] : undefined;
+  }
+}
+
+export interface MappingsSourceOptions {
+  /** Named in errors and kept on the table, so a mapper built from it can reload it. */
+  file?: string;
+}
+
+function validate(
+  doc: unknown,
+  file: string | undefined,
+  locate: (path: readonly PathSegment[]) => number | undefined,
+): MappingTable {
+  const v = new Validator(file, locate);
+  if (!isPlainObject(doc)) {
+    v.report([], `the mappings must be a mapping with sniMappings (and optionally default), got ${show(doc)}`);
+    throw new MappingsError(v.issues);
+  }
+  for (const key of Object.keys(doc)) {
+    if (!TOP_KEYS.has(key)) v.report([key], 'unknown top-level key; expected sniMappings and default');
+  }
+
+  const rules: MappingRule[] = [];
+  const list = doc.sniMappings;
+  if (!Array.isArray(list)) {
+    v.report(['sniMappings'], `must be a list of entries (it may be empty), got ${show(list)}`);
+  } else {
+    const seen = new Map<string, number>();
+    list.forEach((item: unknown, index) => {
+      const path: PathSegment[] = ['sniMappings', index];
+      const entry: MappingsEntryRef = { index };
+      if (!isPlainObject(item)) {
+        v.report(path, `an entry is a mapping with fqdn and ipv4/port or targets, got ${show(item)}`, entry);
+        return;
+      }
+      if (typeof item.fqdn === 'string') entry.fqdn = item.fqdn;
+      const before = v.issues.length;
+      for (const key of Object.keys(item)) {
+        if (!ENTRY_KEYS.has(key)) v.report([...path, key], 'unknown key; an entry has fqdn and ipv4/port or targets', entry);
+      }
+      let pattern: ReturnType<typeof parseNamePattern> | undefined;
+      if (item.fqdn === undefined) v.report([...path, 'fqdn'], 'missing', entry);
+      else if (typeof item.fqdn !== 'string') v.report([...path, 'fqdn'], `must be a string, got ${show(item.fqdn)}`, entry);
+      else {
+        pattern = parseNamePattern(item.fqdn);
+        if ('error' in pattern) v.report([...path, 'fqdn'], pattern.error, entry);
+      }
+      const targets = v.targets(item, path, entry);
+      if (pattern === undefined || 'error' in pattern || targets === undefined || v.issues.length !== before) return;
+      const name = pattern.wildcard ? pattern.suffix : pattern.name;
+      const dupKey = `${pattern.wildcard ? '*.' : ''}${name}`;
+      const earlier = seen.get(dupKey);
+      if (earlier !== undefined) {
+        v.report([...path, 'fqdn'], `duplicate of sniMappings[${earlier}]: both name ${dupKey}`, entry);
+        return;
+      }
+      seen.set(dupKey, index);
+      const fqdn = item.fqdn as string;
+      rules.push(Object.freeze({ index, fqdn, wildcard: pattern.wildcard, name, targets: Object.freeze(targets) }));
+    });
+  }
+
+  let defaultTargets: UdpEndpoint[] | undefined;
+  if (doc.default !== undefined) {
+    const d = doc.default;
+    if (d === 'drop') defaultTargets = undefined;
+    else if (isPlainObject(d)) {
+      for (const key of Object.keys(d)) {
+        if (!ENTRY_KEYS.has(key) || key === 'fqdn') {
+          v.report(['default', key], 'unknown key; default has ipv4/port or targets');
+        }
+      }
+      defaultTargets = v.targets(d, ['default'], undefined);
+    } else {
+      v.report(['default'], `must be "drop", {ipv4, port} or {targets: [...]}, got ${show(d)}`);
+    }
+  }
+
+  if (v.issues.length > 0) throw new MappingsError(v.issues);
+  const fallback = defaultTargets === undefined ? undefined : Object.freeze(defaultTargets);
+  return new MappingTable(Object.freeze(rules), fallback, file);
+}
+
+/**
+ * Builds a table from an already-parsed document, e.g. `{ sniMappings: [{ fqdn, ipv4, port }], default: 'drop' }`.
+ * Throws {@link MappingsError} listing every problem.
+ */
+export function mappingsFromObject(doc: unknown, options: MappingsSourceOptions = {}): MappingTable {
+  return validate(doc, options.file, () => undefined);
+}
+
+/** Builds a table from YAML text; errors carry line numbers. Throws {@link MappingsError}. */
+export function mappingsFromYaml(text: string, options: MappingsSourceOptions = {}): MappingTable {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new MappingsError(
+      doc.errors.map((e) => {
+        const issue: MappingsIssue = { reason: `YAML: ${e.message.split('\n')[0]}${aliasHint(e.message)}` };
+        if (options.file !== undefined) issue.file = options.file;
+        issue.line = lineCounter.linePos(e.pos[0]).line;
+        return issue;
+      }),
+    );
+  }
+  const locate = (path: readonly PathSegment[]): number | undefined => {
+    // Point at the deepest node that exists: a missing key is reported at its parent.
+    for (let n = path.length; n >= 0; n--) {
+      const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    // toJS throws for an alias without an anchor, which is what an unquoted `*.example.com` is.
+    const issue: MappingsIssue = { reason: `YAML: ${err instanceof Error ? err.message : String(err)}` };
+    if (options.file !== undefined) issue.file = options.file;
+    const alias = unresolvedAlias(doc);
+    if (alias !== undefined) {
+      issue.reason = `YAML: "*${alias.source}" is an alias with no anchor (quote wildcard names: fqdn: "*.example.com")`;
+      issue.line = lineCounter.linePos(alias.offset).line;
+    }
+    throw new MappingsError([issue]);
+  }
+  return validate(value, options.file, locate);
+}
+
+function unresolvedAlias(doc: Document): { source: string; offset: number } | undefined {
+  let found: { source: string; offset: number } | undefined;
+  visit(doc, {
+    Alias(_key, node) {
+      if (node.resolve(doc) === undefined) {
+        found = { source: node.source, offset: node.range?.[0] ?? 0 };
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return found;
+}
+
+function aliasHint(message: string): string {
+  return /alias/i.test(message) ? ' (quote wildcard names: fqdn: "*.example.com")' : '';
+}
+
+function readError(file: string, err: unknown): MappingsError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new MappingsError([{ file, reason: `cannot read: ${reason}` }]);
+}
+
+/** Reads and validates a mappings YAML file. Rejects with {@link MappingsError}, also when the file is unreadable. */
+export async function loadMappings(file: string): Promise<MappingTable> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw readError(file, err);
+  }
+  return mappingsFromYaml(text, { file });
+}
+
+/** Synchronous {@link loadMappings}. Throws {@link MappingsError}. */
+export function loadMappingsSync(file: string): MappingTable {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw readError(file, err);
+  }
+  return mappingsFromYaml(text, { file });
+}

@@ -1,0 +1,78 @@
+import type { ClientHello } from './client-hello.js';
+
+/**
+ * Why a set of datagrams cannot be a DTLS ClientHello. The set is closed on purpose: counters are kept per reason,
+ * so a reason must never carry data from the packet (that goes into `detail`).
+ */
+export type InvalidReason =
+  /** No datagram had any bytes. */
+  | 'empty-datagram'
+  /** The first datagram does not start with a DTLS record header (content type, version). */
+  | 'not-dtls'
+  /** The first record of the first datagram claims more bytes than the datagram holds. */
+  | 'truncated-record'
+  /** There is no plaintext (epoch 0) handshake record at all. */
+  | 'no-handshake'
+  /** There are handshake messages, but none is a ClientHello. */
+  | 'no-client-hello'
+  /** A handshake header or fragment runs past the end of its record. */
+  | 'handshake-truncated'
+  /** A ClientHello claims a length above the configured maximum. */
+  | 'message-too-large'
+  /** fragment_offset + fragment_length exceeds the message length. */
+  | 'fragment-out-of-range'
+  /** Fragments of the same message disagree on the message length. */
+  | 'length-mismatch'
+  /** Overlapping fragments of the same message carry different bytes. */
+  | 'fragment-conflict'
+  /** More distinct ClientHello message_seq values than any real client sends. */
+  | 'too-many-messages'
+  /** The ClientHello ends before one of its mandatory fields. */
+  | 'client-hello-truncated'
+  /** A ClientHello field has an impossible value (version, lengths, trailing bytes). */
+  | 'client-hello-malformed'
+  /** The extensions block or one extension overruns, or bytes are left over. */
+  | 'extensions-malformed'
+  /** The same extension type appears twice. */
+  | 'duplicate-extension'
+  /** The server_name extension's inner lengths are inconsistent. */
+  | 'sni-malformed'
+  /** A host_name entry of length zero. */
+  | 'sni-empty'
+  /** More than one host_name entry. */
+  | 'sni-duplicate'
+  /** A host_name longer than a DNS name can be. */
+  | 'sni-too-long'
+  /** A host_name with bytes other than letters, digits, '-', '_' and '.'. */
+  | 'sni-bad-characters'
+  /** The ALPN extension's inner lengths are inconsistent or a protocol name is empty. */
+  | 'alpn-malformed'
+  /** The supported_versions extension's inner lengths are inconsistent. */
+  | 'supported-versions-malformed';
+
+export interface InvalidResult {
+  kind: 'invalid';
+  reason: InvalidReason;
+  /** Human-readable specifics for logs; may quote lengths and offsets from the packet. */
+  detail?: string;
+}
+
+export interface NeedMoreResult {
+  kind: 'need-more';
+}
+
+export interface HelloResult extends ClientHello {
+  kind: 'hello';
+  /** message_seq of the ClientHello that was parsed: 0 for a first hello, 1 for the retry with a cookie. */
+  messageSeq: number;
+  /** Record-layer version of the first record that carried part of this ClientHello. */
+  recordVersion: number;
+}
+
+export type ParseResult = HelloResult | NeedMoreResult | InvalidResult;
+
+export function invalid(reason: InvalidReason, detail?: string): InvalidResult {
+  return detail === undefined ? { kind: 'invalid', reason } : { kind: 'invalid', reason, detail };
+}
+
+export const NEED_MORE: NeedMoreResult = Object.freeze({ kind: 'need-more' }) as NeedMoreResult;

@@ -1,0 +1,165 @@
+// Builders for crafted DTLS inputs and readers for captured ones, shared by the tests (not part of the package).
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The shared captures: the repository and `shared/` are siblings. */
+export const SHARED_CAPTURES = fileURLToPath(new URL('../../../../shared/testdata/dtls/', import.meta.url));
+/** Extra captures kept with this package. */
+export const PACKAGE_CAPTURES = fileURLToPath(new URL('../testdata/', import.meta.url));
+
+export function readHexLines(path: string): Uint8Array[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .map((l) => new Uint8Array(Buffer.from(l, 'hex')));
+}
+
+export function sharedCapture(name: string): Uint8Array[] {
+  return readHexLines(`${SHARED_CAPTURES}${name}.hex`);
+}
+
+export function packageCapture(name: string): Uint8Array[] {
+  return readHexLines(`${PACKAGE_CAPTURES}${name}.hex`);
+}
+
+type Bytes = Uint8Array | readonly number[];
+
+export function concat(...parts: Bytes[]): Uint8Array {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(total);
+  let pos = 0;
+  for (const p of parts) {
+    out.set(p, pos);
+    pos += p.length;
+  }
+  return out;
+}
+
+export const u8 = (n: number): number[] => [n & 0xff];
+export const u16 = (n: number): number[] => [(n >>> 8) & 0xff, n & 0xff];
+export const u24 = (n: number): number[] => [(n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+export const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
+
+export interface RecordSpec {
+  type?: number;
+  version?: number;
+  epoch?: number;
+  sequence?: number;
+  /** Overrides the length field. */
+  length?: number;
+}
+
+export function record(body: Bytes, spec: RecordSpec = {}): Uint8Array {
+  const seq = spec.sequence ?? 0;
+  return concat(
+    u8(spec.type ?? 22),
+    u16(spec.version ?? 0xfeff),
+    u16(spec.epoch ?? 0),
+    u16(Math.floor(seq / 0x1_0000_0000)),
+    u16((seq >>> 16) & 0xffff),
+    u16(seq & 0xffff),
+    u16(spec.length ?? body.length),
+    body,
+  );
+}
+
+export interface FragmentSpec {
+  msgType?: number;
+  /** Message length; defaults to offset + body length. */
+  length?: number;
+  messageSeq?: number;
+  offset?: number;
+  /** Overrides fragment_length. */
+  fragmentLength?: number;
+}
+
+export function handshakeFragment(body: Bytes, spec: FragmentSpec = {}): Uint8Array {
+  const offset = spec.offset ?? 0;
+  return concat(
+    u8(spec.msgType ?? 1),
+    u24(spec.length ?? offset + body.length),
+    u16(spec.messageSeq ?? 0),
+    u24(offset),
+    u24(spec.fragmentLength ?? body.length),
+    body,
+  );
+}
+
+export function extension(type: number, data: Bytes): Uint8Array {
+  return concat(u16(type), u16(data.length), data);
+}
+
+/** A server_name extension with one host_name entry per argument (strings as latin1 bytes). */
+export function sniExtension(...names: (string | Uint8Array)[]): Uint8Array {
+  const entries = names.map((n) => {
+    const b = typeof n === 'string' ? ascii(n) : n;
+    return concat(u8(0), u16(b.length), b);
+  });
+  const list = concat(...entries);
+  return extension(0, concat(u16(list.length), list));
+}
+
+export function alpnExtension(...protocols: string[]): Uint8Array {
+  const list = concat(...protocols.map((p) => concat(u8(p.length), ascii(p))));
+  return extension(16, concat(u16(list.length), list));
+}
+
+export function supportedVersionsExtension(...versions: number[]): Uint8Array {
+  return extension(43, concat(u8(versions.length * 2), ...versions.map(u16)));
+}
+
+export interface HelloSpec {
+  version?: number;
+  sessionId?: Bytes;
+  cookie?: Bytes;
+  suites?: number[];
+  compression?: Bytes;
+  /** Extension blocks to include; null leaves out the extensions length too. */
+  extensions?: Uint8Array[] | null;
+}
+
+export function clientHelloBody(spec: HelloSpec = {}): Uint8Array {
+  const random = Array.from({ length: 32 }, (_, i) => i);
+  const sessionId = spec.sessionId ?? [];
+  const cookie = spec.cookie ?? [];
+  const suites = spec.suites ?? [0xc02b, 0xc02f];
+  const compression = spec.compression ?? [0];
+  const head = concat(
+    u16(spec.version ?? 0xfefd),
+    random,
+    u8(sessionId.length),
+    sessionId,
+    u8(cookie.length),
+    cookie,
+    u16(suites.length * 2),
+    ...suites.map(u16),
+    u8(compression.length),
+    compression,
+  );
+  if (spec.extensions === null) return head;
+  const exts = concat(...(spec.extensions ?? [sniExtension('crafted.example')]));
+  return concat(head, u16(exts.length), exts);
+}
+
+/** One datagram carrying `body` as one whole ClientHello. */
+export function helloDatagram(body: Uint8Array, messageSeq = 0, recordSpec: RecordSpec = {}): Uint8Array {
+  return record(handshakeFragment(body, { messageSeq }), recordSpec);
+}
+
+/** The handshake body of the first ClientHello in a datagram made by a real client (unfragmented). */
+export function helloBodyOf(datagram: Uint8Array): Uint8Array {
+  const length = (datagram[13 + 1]! << 16) | (datagram[13 + 2]! << 8) | datagram[13 + 3]!;
+  return datagram.slice(13 + 12, 13 + 12 + length);
+}
+
+/** Fragment `body` at [offset, end) pairs, each in its own record and datagram. */
+export function fragmentDatagrams(
+  body: Uint8Array,
+  pieces: readonly (readonly [number, number])[],
+  messageSeq = 0,
+): Uint8Array[] {
+  return pieces.map(([start, end], i) =>
+    record(handshakeFragment(body.subarray(start, end), { offset: start, length: body.length, messageSeq }), { sequence: i }),
+  );
+}
