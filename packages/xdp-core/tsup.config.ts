@@ -1,12 +1,5 @@
 import { defineConfig } from 'tsup';
+import { packageBuild } from '../../tsup.shared.ts';
 
-export default defineConfig({
-  entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  sourcemap: true,
-  // The BPF object is written into dist/ by the bpf build; keep it.
-  clean: false,
-  shims: true,
-  target: 'node20',
-});
+// The BPF object is written into dist/ by the bpf build before this runs: keep it.
+export default defineConfig(packageBuild({ clean: false, shims: true }));

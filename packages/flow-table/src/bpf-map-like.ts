@@ -1,8 +1,8 @@
 import type { UpdateFlag } from './types.js';
 
 /*
- * The shape of a BPF map that BpfMapFlowTable needs. It mirrors `BpfMapLike` of @flowlb/xdp-core so that its maps
- * fit by structure, without this package depending on the native one.
+ * The shape of a BPF map that BpfMapFlowTable needs. @flowlb/xdp-core's maps implement it; any other binding fits by
+ * structure, so this package never depends on a native one.
  */
 
 export interface BpfBatchResult {
