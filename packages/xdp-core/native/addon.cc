@@ -4,22 +4,15 @@ namespace flowlb {
 
 AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
 
-void Track(Napi::Env env, Closeable* c) { Data(env).live.insert(c); }
-
-void Untrack(Napi::Env env, Closeable* c) {
-  auto* d = env.GetInstanceData<AddonData>();
-  if (d) d->live.erase(c);
-}
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
   // Close every kernel handle still open when the environment (main thread or worker) shuts down; the wrappers
   // themselves may be collected later or never.
-  env.AddCleanupHook([data]() {
-    auto live = data->live;
-    for (Closeable* c : live) c->CloseHandle();
-    data->live.clear();
+  std::shared_ptr<Registry> registry = data->registry;
+  env.AddCleanupHook([registry]() {
+    for (Closeable* c : registry->live) c->CloseHandle();
   });
   InstallLibbpfPrint();
   InitObject(env, exports);

@@ -5,6 +5,9 @@
 
 #include <napi.h>
 
+#include <unistd.h>
+
+#include <memory>
 #include <set>
 #include <string>
 
@@ -19,18 +22,81 @@ class Closeable {
   virtual void CloseHandle() = 0;
 };
 
-// Per-environment state: constructors and the set of live handles the cleanup hook closes.
+// The handles alive in one environment. Shared by the environment and every handle, so whichever of the cleanup
+// hook and a handle's finalizer runs last still finds it.
+struct Registry {
+  std::set<Closeable*> live;
+};
+
+// Per-environment state: constructors and the registry the cleanup hook closes.
 struct AddonData {
   Napi::FunctionReference objectCtor;
   Napi::FunctionReference programCtor;
   Napi::FunctionReference linkCtor;
   Napi::FunctionReference mapCtor;
-  std::set<Closeable*> live;
+  std::shared_ptr<Registry> registry = std::make_shared<Registry>();
 };
 
 AddonData& Data(Napi::Env env);
-void Track(Napi::Env env, Closeable* c);
-void Untrack(Napi::Env env, Closeable* c);
+
+// A handle the environment's cleanup hook closes if JavaScript has not.
+class Tracked : public Closeable {
+ public:
+  ~Tracked() override { Untrack(); }
+
+ protected:
+  void Track(Napi::Env env) {
+    registry_ = Data(env).registry;
+    registry_->live.insert(this);
+  }
+  void Untrack() {
+    if (registry_) registry_->live.erase(this);
+    registry_.reset();
+  }
+
+ private:
+  std::shared_ptr<Registry> registry_;
+};
+
+// A wrapper that owns one BPF file descriptor (program, link, map), handed over as its first constructor argument.
+template <class T>
+class FdHandle : public Napi::ObjectWrap<T>, public Tracked {
+ public:
+  explicit FdHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<T>(info) {
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    Track(info.Env());
+  }
+  ~FdHandle() override { CloseHandle(); }
+
+  void CloseHandle() override {
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+ protected:
+  // What error messages call this handle, e.g. "map 'flows'".
+  virtual std::string What() const = 0;
+
+  int Need(Napi::Env env) {
+    if (fd_ < 0) throw Napi::Error::New(env, What() + " is closed");
+    return fd_;
+  }
+
+  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+  Napi::Value Pin(const Napi::CallbackInfo& info);
+
+  // Closing twice is harmless.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseHandle();
+    Untrack();
+    return info.Env().Undefined();
+  }
+
+  int fd_ = -1;
+};
 
 // Throws a JavaScript Error shaped like Node's system errors: message "CODE: description, syscall 'detail'"
 // followed by a hint, with properties code, errno (negative, as in Node), syscall and, when given, path.
@@ -46,6 +112,14 @@ struct Bytes {
   size_t size = 0;
 };
 Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize = 0);
+
+void PinFd(Napi::Env env, int fd, const Napi::Value& path);
+
+template <class T>
+Napi::Value FdHandle<T>::Pin(const Napi::CallbackInfo& info) {
+  PinFd(info.Env(), Need(info.Env()), info[0]);
+  return info.Env().Undefined();
+}
 
 // libbpf messages of the calling thread are collected while a Capture is alive (the verifier log among them).
 class LibbpfLogCapture {

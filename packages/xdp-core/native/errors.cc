@@ -1,3 +1,4 @@
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -83,6 +84,12 @@ Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize) {
     throw e;
   }
   return b;
+}
+
+void PinFd(Napi::Env env, int fd, const Napi::Value& path) {
+  if (!path.IsString()) throw Napi::TypeError::New(env, "pin path must be a string");
+  std::string p = path.As<Napi::String>();
+  if (bpf_obj_pin(fd, p.c_str()) < 0) ThrowErrno(env, errno, "bpf_obj_pin", p);
 }
 
 // libbpf reports through one process-wide print callback; each thread that wants the text (a load running on a

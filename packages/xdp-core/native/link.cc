@@ -9,51 +9,30 @@
 namespace flowlb {
 
 // A bpf_link: the attachment lives as long as the descriptor, or as long as its pin.
-class LinkWrap : public Napi::ObjectWrap<LinkWrap>, public Closeable {
+class LinkWrap : public FdHandle<LinkWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Link",
                        {
-                           InstanceMethod<&LinkWrap::Pin>("pin"),
+                           InstanceMethod("pin", &LinkWrap::Pin),
                            InstanceMethod<&LinkWrap::Detach>("detach"),
                            InstanceMethod<&LinkWrap::Update>("update"),
                            InstanceMethod<&LinkWrap::Info>("info"),
-                           InstanceMethod<&LinkWrap::Close>("close"),
-                           InstanceAccessor<&LinkWrap::Fd>("fd"),
+                           InstanceMethod("close", &LinkWrap::Close),
+                           InstanceAccessor("fd", &LinkWrap::Fd, nullptr),
                            InstanceAccessor<&LinkWrap::Description>("description"),
                        });
   }
 
-  explicit LinkWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LinkWrap>(info) {
-    fd_ = info[0].As<Napi::Number>().Int32Value();
+  explicit LinkWrap(const Napi::CallbackInfo& info) : FdHandle<LinkWrap>(info) {
     description_ = info[1].As<Napi::String>();
-    Track(info.Env(), this);
   }
 
-  ~LinkWrap() override { CloseHandle(); }
-
-  void CloseHandle() override {
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
 
  private:
-  int Need(Napi::Env env) {
-    if (fd_ < 0) throw Napi::Error::New(env, "link " + description_ + " is closed");
-    return fd_;
-  }
+  std::string What() const override { return "link " + description_; }
 
-  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value Description(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), description_); }
-
-  Napi::Value Pin(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string path = info[0].As<Napi::String>();
-    if (bpf_obj_pin(Need(env), path.c_str()) < 0) ThrowErrno(env, errno, "bpf_obj_pin", path);
-    return env.Undefined();
-  }
 
   // Ends the attachment now, even if the link is pinned elsewhere.
   Napi::Value Detach(const Napi::CallbackInfo& info) {
@@ -83,13 +62,6 @@ class LinkWrap : public Napi::ObjectWrap<LinkWrap>, public Closeable {
     return r;
   }
 
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    CloseHandle();
-    Untrack(info.Env(), this);
-    return info.Env().Undefined();
-  }
-
-  int fd_ = -1;
   std::string description_;
 };
 

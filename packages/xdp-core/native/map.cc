@@ -16,7 +16,7 @@ static bool IsPerCpu(uint32_t type) {
          type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 }
 
-class MapWrap : public Napi::ObjectWrap<MapWrap>, public Closeable {
+class MapWrap : public FdHandle<MapWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Map",
@@ -28,16 +28,15 @@ class MapWrap : public Napi::ObjectWrap<MapWrap>, public Closeable {
                            InstanceMethod<&MapWrap::LookupBatch>("lookupBatch"),
                            InstanceMethod<&MapWrap::UpdateBatch>("updateBatch"),
                            InstanceMethod<&MapWrap::DeleteBatch>("deleteBatch"),
-                           InstanceMethod<&MapWrap::Pin>("pin"),
-                           InstanceMethod<&MapWrap::Close>("close"),
-                           InstanceAccessor<&MapWrap::Fd>("fd"),
+                           InstanceMethod("pin", &MapWrap::Pin),
+                           InstanceMethod("close", &MapWrap::Close),
+                           InstanceAccessor("fd", &MapWrap::Fd, nullptr),
                            InstanceAccessor<&MapWrap::Info>("info"),
                        });
   }
 
-  explicit MapWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MapWrap>(info) {
+  explicit MapWrap(const Napi::CallbackInfo& info) : FdHandle<MapWrap>(info) {
     Napi::Env env = info.Env();
-    fd_ = info[0].As<Napi::Number>().Int32Value();
     name_ = info[1].As<Napi::String>();
     struct bpf_map_info mi = {};
     __u32 len = sizeof mi;
@@ -63,27 +62,14 @@ class MapWrap : public Napi::ObjectWrap<MapWrap>, public Closeable {
     } else {
       valueBufSize_ = valueSize_;
     }
-    Track(env, this);
   }
 
-  ~MapWrap() override { CloseHandle(); }
-
-  void CloseHandle() override {
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
 
  private:
-  int Need(Napi::Env env) {
-    if (fd_ < 0) throw Napi::Error::New(env, "map '" + name_ + "' is closed");
-    return fd_;
-  }
+  std::string What() const override { return "map '" + name_ + "'"; }
 
   Bytes Key(const Napi::Value& v) { return GetBytes(v, "key", keySize_); }
 
-  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -213,20 +199,6 @@ class MapWrap : public Napi::ObjectWrap<MapWrap>, public Closeable {
     return Napi::Number::New(env, count);
   }
 
-  Napi::Value Pin(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string path = info[0].As<Napi::String>();
-    if (bpf_obj_pin(Need(env), path.c_str()) < 0) ThrowErrno(env, errno, "bpf_obj_pin", path);
-    return env.Undefined();
-  }
-
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    CloseHandle();
-    Untrack(info.Env(), this);
-    return info.Env().Undefined();
-  }
-
-  int fd_ = -1;
   std::string name_;
   uint32_t type_ = 0, keySize_ = 0, valueSize_ = 0, maxEntries_ = 0, id_ = 0, flags_ = 0;
   size_t valueBufSize_ = 0;

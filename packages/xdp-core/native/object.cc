@@ -8,7 +8,7 @@
 
 namespace flowlb {
 
-class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Closeable {
+class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Tracked {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "BpfObject",
@@ -36,7 +36,7 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Closeable {
       std::string log = capture.Take();
       ThrowErrno(env, err, "bpf_object__open_file", path_, log.empty() || err == ENOENT ? "" : "libbpf: " + log);
     }
-    Track(env, this);
+    Track(env);
   }
 
   ~BpfObjectWrap() override { CloseHandle(); }
@@ -133,7 +133,7 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Closeable {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (loading_) throw Napi::Error::New(info.Env(), "cannot close a BPF object while it is being loaded");
     CloseHandle();
-    Untrack(info.Env(), this);
+    Untrack();
     return info.Env().Undefined();
   }
 

@@ -12,49 +12,35 @@
 
 namespace flowlb {
 
-class ProgramWrap : public Napi::ObjectWrap<ProgramWrap>, public Closeable {
+class ProgramWrap : public FdHandle<ProgramWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Program",
                        {
                            InstanceMethod<&ProgramWrap::AttachXdp>("attachXdp"),
                            InstanceMethod<&ProgramWrap::TestRun>("testRun"),
-                           InstanceMethod<&ProgramWrap::Pin>("pin"),
-                           InstanceMethod<&ProgramWrap::Close>("close"),
-                           InstanceAccessor<&ProgramWrap::Fd>("fd"),
+                           InstanceMethod("pin", &ProgramWrap::Pin),
+                           InstanceMethod("close", &ProgramWrap::Close),
+                           InstanceAccessor("fd", &ProgramWrap::Fd, nullptr),
                            InstanceAccessor<&ProgramWrap::Name>("name"),
                            InstanceAccessor<&ProgramWrap::Id>("id"),
                            InstanceAccessor<&ProgramWrap::Type>("type"),
                        });
   }
 
-  explicit ProgramWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ProgramWrap>(info) {
+  explicit ProgramWrap(const Napi::CallbackInfo& info) : FdHandle<ProgramWrap>(info) {
     // Built only by NewProgram, which hands over a descriptor it owns.
-    fd_ = info[0].As<Napi::Number>().Int32Value();
     name_ = info[1].As<Napi::String>();
     type_ = info[2].As<Napi::Number>().Uint32Value();
     struct bpf_prog_info pinfo = {};
     __u32 len = sizeof pinfo;
     if (bpf_obj_get_info_by_fd(fd_, &pinfo, &len) == 0) id_ = pinfo.id;
-    Track(info.Env(), this);
   }
 
-  ~ProgramWrap() override { CloseHandle(); }
-
-  void CloseHandle() override {
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
 
  private:
-  int Need(Napi::Env env) {
-    if (fd_ < 0) throw Napi::Error::New(env, "program '" + name_ + "' is closed");
-    return fd_;
-  }
+  std::string What() const override { return "program '" + name_ + "'"; }
 
-  Napi::Value Fd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value Name(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
   Napi::Value Id(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id_); }
   Napi::Value Type(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), type_); }
@@ -118,20 +104,6 @@ class ProgramWrap : public Napi::ObjectWrap<ProgramWrap>, public Closeable {
     return r;
   }
 
-  Napi::Value Pin(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    std::string path = info[0].As<Napi::String>();
-    if (bpf_obj_pin(Need(env), path.c_str()) < 0) ThrowErrno(env, errno, "bpf_obj_pin", path);
-    return env.Undefined();
-  }
-
-  Napi::Value Close(const Napi::CallbackInfo& info) {
-    CloseHandle();
-    Untrack(info.Env(), this);
-    return info.Env().Undefined();
-  }
-
-  int fd_ = -1;
   std::string name_;
   uint32_t type_ = 0;
   uint32_t id_ = 0;

@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describePrivileged } from '@flowlb/testkit';
-import { BpfMap, BpfObject, FLOWLB_BPF_OBJECT, Link, Program, XdpForwarder, ensureBpffsDir } from './index.js';
+import { Topology, describePrivileged } from '@flowlb/testkit';
+import { Worker } from 'node:worker_threads';
+import { BpfMap, BpfObject, FLOWLB_BPF_OBJECT, Link, Program, XdpForwarder, ensureBpffsDir, withNetns, xdpAttachment } from './index.js';
 
 function key(i: number): Buffer {
   const k = Buffer.alloc(16);
@@ -227,6 +228,51 @@ describePrivileged('native binding on a real kernel', () => {
       execFileSync('umount', [mnt]);
       rmSync(mnt, { recursive: true, force: true });
     }
+  });
+
+  it('closes what a worker thread left open when the worker ends', async () => {
+    const topo = new Topology();
+    try {
+      const ns = await topo.addNamespace('wk');
+      const peer = await topo.addNamespace('wp');
+      await topo.addVethPair(ns, 'wk0', peer, 'wp0');
+      const worker = new Worker(
+        `import('${join(import.meta.dirname, '..', 'dist', 'index.js')}').then(async (m) => {
+           const fwd = await m.XdpForwarder.load({ netns: '${ns}', flowsMaxEntries: 64 });
+           fwd.attach(['wk0'], { mode: 'generic', sysctls: false });
+           const port = require('node:worker_threads').parentPort;
+           // Listening keeps the worker alive until it is terminated.
+           port.on('message', () => {});
+           port.postMessage(fwd.program.id);
+         });`,
+        { eval: true },
+      );
+      const progId = await new Promise<number>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      expect(withNetns(ns, () => xdpAttachment('wk0').progId)).toBe(progId);
+      await worker.terminate();
+      // The worker never closed its link: the environment's cleanup hook did, and the kernel detached it.
+      expect(withNetns(ns, () => xdpAttachment('wk0').progId)).toBe(0);
+    } finally {
+      await topo.destroy();
+    }
+  });
+
+  it('handles dropped without close are released by the garbage collector', async () => {
+    const { spawnSync: run } = await import('node:child_process');
+    const script = `
+      import('${join(import.meta.dirname, '..', 'dist', 'index.js')}').then(async (m) => {
+        for (let i = 0; i < 20; i++) { const f = await m.XdpForwarder.load({ flowsMaxEntries: 16 }); f.flows.lookup(Buffer.alloc(16)); }
+        for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setTimeout(r, 10)); }
+        const fs = require('node:fs');
+        console.log(fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f).startsWith('anon_inode:bpf'); } catch { return false; } }).length);
+      });`;
+    const r = run(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(0);
+    // 20 forwarders hold 60 descriptors (program, flows, stats) until they are collected.
+    expect(Number(r.stdout.trim())).toBeLessThan(10);
   });
 
   it('maps pinned through pinDir are reused by the next load, entries and all', async () => {
