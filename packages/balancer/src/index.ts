@@ -1,1 +1,43 @@
-export {};
+export { LoadBalancer, createLoadBalancer } from './balancer.js';
+export type { BalancerState } from './balancer.js';
+export {
+  resolveOptions,
+  DEFAULT_SNAT_PORTS,
+  DEFAULT_LIMITS,
+  DEFAULT_CONN_TTL_SEC,
+  DEFAULT_DROP_HOLD_MS,
+} from './options.js';
+export type {
+  LoadBalancerOptions,
+  LimitsOptions,
+  XdpOptions,
+  DatapathMode,
+  XdpAttachMode,
+  ResolvedOptions,
+  ResolvedLimits,
+} from './options.js';
+export type { BalancerEvent, EventListener, DatapathKind } from './events.js';
+export type { Datapath, DatapathContext, DatapathChoice } from './datapath.js';
+export { XdpDatapath, importXdpCore } from './xdp-datapath.js';
+export type { XdpDatapathOptions, XdpForwarderLike, XdpLoadOptions } from './xdp-datapath.js';
+export { UserspaceDatapath } from './userspace-datapath.js';
+export { SnatPortPool, SnatPortPools } from './snat-pool.js';
+export {
+  ensureSnatPortsReserved,
+  planSnatReservation,
+  parsePortRange,
+  parseReservedPorts,
+  formatRange,
+  formatRanges,
+  normalizeRanges,
+  intersectRange,
+  subtractRanges,
+  SnatPortRangeError,
+  PROC_IPV4_DIR,
+} from './ephemeral-range.js';
+export type { PortRange, SnatPortCheck, SnatPortCheckOptions, SnatReservationPlan } from './ephemeral-range.js';
+export { PendingClients, PendingClient } from './pending.js';
+export type { PendingLimits, PendingState, AddResult } from './pending.js';
+export { Counters, LatencyHistogram, DROP_REASONS, LATENCY_BUCKETS_MS } from './stats.js';
+export type { BalancerStats, DropReason, HistogramBucket, HistogramSnapshot } from './stats.js';
+export { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';

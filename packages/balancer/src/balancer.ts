@@ -1,0 +1,356 @@
+import type dgram from 'node:dgram';
+import { Cleaner, type SweepStats } from '@flowlb/cleaner';
+import { parseIPv4, type FlowTable } from '@flowlb/flow-table';
+import type { UdpEndpoint } from '@flowlb/mapper-api';
+import { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';
+import type { Datapath, DatapathChoice } from './datapath.js';
+import { ensureSnatPortsReserved, type SnatPortCheck } from './ephemeral-range.js';
+import type { BalancerEvent, DatapathKind } from './events.js';
+import { resolveOptions, type LoadBalancerOptions, type ResolvedOptions } from './options.js';
+import { SlowPath } from './slow-path.js';
+import { SnatPortPools } from './snat-pool.js';
+import { Counters, type BalancerStats } from './stats.js';
+import { bindUdp, closeQuietly } from './udp-socket.js';
+import { UserspaceDatapath } from './userspace-datapath.js';
+import { importXdpCore, XdpDatapath, type XdpForwarderLike } from './xdp-datapath.js';
+
+export type BalancerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * The load balancer: a socket on the VIP for what the fast path does not handle, the mapper that places new
+ * clients, SNAT port pools, a datapath (XDP or userspace) and a cleaner that expires idle flows.
+ *
+ * ```ts
+ * const lb = new LoadBalancer({ vip: { address: '192.0.2.1', port: 5000 }, mapper, interfaces: ['eth0'] });
+ * await lb.start();
+ * console.log(lb.datapathChoice, lb.stats());
+ * await lb.stop();
+ * ```
+ */
+export class LoadBalancer {
+  readonly options: ResolvedOptions;
+  readonly counters = new Counters();
+  readonly pools: SnatPortPools;
+  #state: BalancerState = 'new';
+  #choice: DatapathChoice | undefined;
+  #datapath: Datapath | undefined;
+  #socket: dgram.Socket | undefined;
+  #slow: SlowPath | undefined;
+  #cleaner: Cleaner | undefined;
+  #snatCheck: SnatPortCheck | undefined;
+  #stopping: Promise<void> | undefined;
+  #listenerFailed = false;
+
+  /** Checks the options (throwing a TypeError or RangeError that names the bad one); starts nothing. */
+  constructor(options: LoadBalancerOptions) {
+    this.options = resolveOptions(options);
+    this.pools = new SnatPortPools(this.options.snatPorts);
+  }
+
+  get state(): BalancerState {
+    return this.#state;
+  }
+
+  get vip(): UdpEndpoint {
+    return { ...this.options.vip };
+  }
+
+  get snatAddress(): string {
+    return this.options.snatAddress;
+  }
+
+  /** The datapath in use, once `start` has chosen it. */
+  get datapath(): DatapathKind | undefined {
+    return this.#choice?.kind;
+  }
+
+  /** Which datapath runs and why ('auto' explains its choice here). */
+  get datapathChoice(): DatapathChoice | undefined {
+    return this.#choice && { ...this.#choice };
+  }
+
+  /** The flow table of the running datapath. */
+  get table(): FlowTable | undefined {
+    return this.#datapath?.table;
+  }
+
+  /** What the start-up check of the SNAT ports against the kernel's ephemeral range found. */
+  get snatPortCheck(): SnatPortCheck | undefined {
+    return this.#snatCheck;
+  }
+
+  /**
+   * Checks the SNAT range against the ephemeral range, picks and starts the datapath, binds the VIP, adopts flows
+   * left in a pinned map, and starts the cleaner. On failure everything started so far is released again and the
+   * balancer is stopped.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`LoadBalancer: start() called in state '${this.#state}'`);
+    this.#state = 'starting';
+    const o = this.options;
+    try {
+      this.#snatCheck = ensureSnatPortsReserved({ snatPorts: o.snatPorts, reserve: o.reserveSnatPorts, procDir: o.procDir });
+      if (!this.#snatCheck.checked) {
+        this.#emit({ type: 'snat-ports-unchecked', reason: `${o.procDir}/ip_local_port_range does not exist` });
+      } else if (this.#snatCheck.reservedAdded.length > 0) {
+        this.#emit({ type: 'snat-ports-reserved', ranges: this.#snatCheck.reservedAdded });
+      }
+
+      const { datapath, choice } = await this.#chooseDatapath();
+      this.#datapath = datapath;
+      this.#choice = choice;
+      this.#emit({ type: 'datapath', kind: choice.kind, reason: choice.reason });
+
+      const slow = new SlowPath({
+        vip: o.vip,
+        snatAddress: o.snatAddress,
+        mapper: o.mapper,
+        datapath,
+        pools: this.pools,
+        counters: this.counters,
+        emit: (event) => this.#emit(event),
+        limits: { ...o.limits },
+        dropHoldMs: o.dropHoldMs,
+      });
+      this.#slow = slow;
+      const balancer = this;
+      await datapath.start({
+        vip: o.vip,
+        // Bound below, before any flow can exist that would need it.
+        get vipSocket(): dgram.Socket {
+          if (!balancer.#socket) throw new Error('the VIP socket is not open');
+          return balancer.#socket;
+        },
+        counters: this.counters,
+        emit: (event) => this.#emit(event),
+      });
+      const adopted = slow.adopt();
+      if (adopted > 0) {
+        this.counters.flowsAdopted += adopted;
+        this.#emit({ type: 'flows-adopted', count: adopted });
+      }
+
+      const socket = await bindUdp(o.vip, (error) => this.#emit({ type: 'error', where: 'VIP socket', error }), {
+        receiveBufferBytes: o.receiveBufferBytes,
+      }).catch((error: unknown) => {
+        const code = (error as { code?: string }).code ?? (error as Error).message;
+        throw new Error(
+          `LoadBalancer: cannot bind the VIP ${o.vip.address}:${o.vip.port} (${code})` +
+            (code === 'EADDRNOTAVAIL' ? ': the address is not on this host (or not in this network namespace)' : '') +
+            (code === 'EADDRINUSE' ? ': another socket is bound there' : ''),
+          { cause: error },
+        );
+      });
+      this.#socket = socket;
+      // Attached before the event loop turns, so no datagram is emitted without a listener.
+      socket.on('message', (msg, rinfo) => slow.handleDatagram(msg, { address: rinfo.address, port: rinfo.port }));
+
+      this.#cleaner = new Cleaner(datapath.table, {
+        ttlMs: o.connTtlMs,
+        onExpire: (pair, flow) => {
+          this.counters.flowsExpired++;
+          slow.flowRemoved(pair);
+          this.#emit({ type: 'flow-expired', pair, kind: flow.kind, idleMs: Number(flow.idleNs / 1000n) / 1000 });
+        },
+        expirePending: (now) => slow.expire(now),
+        onError: (error) => this.#emit({ type: 'error', where: 'cleaner', error }),
+      });
+      this.#cleaner.start(o.sweepIntervalMs);
+      this.#state = 'running';
+      this.#emit({
+        type: 'started',
+        vip: { ...o.vip },
+        snatAddress: o.snatAddress,
+        snatPorts: { ...o.snatPorts },
+        datapath: choice.kind,
+      });
+    } catch (error) {
+      await this.#teardown().catch(() => undefined);
+      this.#state = 'stopped';
+      throw error;
+    }
+  }
+
+  /** Stops receiving, drops what is pending, stops the cleaner and releases the datapath. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#state === 'new') {
+      this.#state = 'stopped';
+      return;
+    }
+    if (this.#state === 'starting') throw new Error('LoadBalancer: stop() called while start() is running');
+    this.#stopping ??= (async () => {
+      this.#state = 'stopping';
+      try {
+        await this.#teardown();
+      } finally {
+        this.#state = 'stopped';
+        this.#emit({ type: 'stopped' });
+      }
+    })();
+    return this.#stopping;
+  }
+
+  /**
+   * Handles `datagram` as if it had arrived on the VIP socket from `from`: what a datagram passed up by XDP goes
+   * through. For feeding datagrams from elsewhere, and for driving the slow path in benchmarks.
+   */
+  receive(datagram: Uint8Array, from: UdpEndpoint): void {
+    if (this.#state !== 'running' || !this.#slow) throw new Error(`LoadBalancer: receive() in state '${this.#state}'`);
+    if (!(datagram instanceof Uint8Array)) throw new TypeError('LoadBalancer: receive() needs a Buffer or Uint8Array');
+    const { address, port } = (from ?? {}) as Partial<UdpEndpoint>;
+    try {
+      parseIPv4(address as string, 'receive(): from.address');
+    } catch (error) {
+      throw new TypeError(`LoadBalancer: ${(error as Error).message}`);
+    }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new RangeError(`LoadBalancer: receive(): from.port ${String(port)} is not a port number`);
+    }
+    const buf = Buffer.isBuffer(datagram) ? datagram : Buffer.from(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+    this.#slow.handleDatagram(buf, { address: address!, port });
+  }
+
+  /** Runs a sweep of the flow table now (or joins the running one). */
+  sweep(): Promise<SweepStats> {
+    if (!this.#cleaner) return Promise.reject(new Error(`LoadBalancer: sweep() in state '${this.#state}'`));
+    return this.#cleaner.sweep();
+  }
+
+  /** Every counter, as a plain JSON-serialisable object. */
+  stats(): BalancerStats {
+    const c = this.counters;
+    const slow = this.#slow;
+    const latency = c.classifyLatency.snapshot();
+    const stats: BalancerStats = {
+      datapath: this.#choice?.kind ?? null,
+      datapathReason: this.#choice?.reason ?? null,
+      flows: {
+        active: slow?.activeFlows ?? 0,
+        created: c.flowsCreated,
+        expired: c.flowsExpired,
+        refused: c.flowsRefused,
+        adopted: c.flowsAdopted,
+      },
+      pending: {
+        clients: slow?.pending.size ?? 0,
+        datagrams: slow?.pending.datagrams ?? 0,
+        bytes: slow?.pending.bytes ?? 0,
+        held: slow?.held ?? 0,
+      },
+      datagrams: {
+        slowPathIn: c.vipIn,
+        forwardedNew: c.forwardedNew,
+        forwardedLate: c.forwardedLate,
+        userspaceForward: c.userspaceForward,
+        userspaceReverse: c.userspaceReverse,
+        dropped: c.dropped,
+      },
+      drops: { ...c.drops },
+      classification: {
+        ...latency,
+        calls: c.mapperCalls,
+        inFlight: slow?.inFlight ?? 0,
+        errors: c.mapperErrors,
+        timeouts: c.classifyTimeouts,
+      },
+      snat: {
+        portsInUse: this.pools.inUse,
+        pools: this.pools.poolCount,
+        quarantined: slow?.quarantined ?? 0,
+        range: { ...this.options.snatPorts },
+      },
+    };
+    const own = this.#state === 'running' || this.#state === 'stopping' ? this.#datapath?.counters() : undefined;
+    if (own && this.#choice) stats[this.#choice.kind] = own;
+    return stats;
+  }
+
+  async #teardown(): Promise<void> {
+    const errors: unknown[] = [];
+    await this.#cleaner?.stop();
+    this.#slow?.shutdown();
+    if (this.#socket) closeQuietly(this.#socket);
+    this.#socket = undefined;
+    try {
+      await this.#datapath?.stop();
+    } catch (error) {
+      errors.push(error);
+    }
+    if (errors.length > 0) throw errors[0];
+  }
+
+  async #chooseDatapath(): Promise<{ datapath: Datapath; choice: DatapathChoice }> {
+    const o = this.options;
+    const userspace = (reason: string) => ({
+      datapath: new UserspaceDatapath({ maxFlows: o.limits.maxFlows }),
+      choice: { kind: 'userspace' as const, reason },
+    });
+    const xdp = (forwarder: XdpForwarderLike, owned: boolean, reason: string) => ({
+      datapath: new XdpDatapath({
+        forwarder,
+        owned,
+        interfaces: o.interfaces,
+        mode: o.xdp.mode,
+        sysctls: o.xdp.sysctls,
+        maxLateSenders: o.limits.maxLateSenders,
+      }),
+      choice: { kind: 'xdp' as const, reason },
+    });
+    const load = async () => {
+      const mod = await importXdpCore();
+      const forwarder = await mod.XdpForwarder.load({
+        flowsMaxEntries: o.xdp.flowsMaxEntries,
+        pinDir: o.xdp.pinDir,
+        netns: o.xdp.netns,
+      });
+      return { forwarder, libbpf: mod.libbpfVersion() };
+    };
+
+    if (o.datapath === 'userspace') return userspace("datapath 'userspace' was asked for");
+    if (o.xdp.forwarder) return xdp(o.xdp.forwarder, false, 'an XDP forwarder was passed in (xdp.forwarder)');
+    if (o.datapath === 'xdp') {
+      if (o.interfaces.length === 0) {
+        throw new Error("LoadBalancer: datapath 'xdp' needs interfaces to attach to (or xdp.forwarder already attached)");
+      }
+      const { forwarder } = await load();
+      return xdp(forwarder, true, "datapath 'xdp' was asked for");
+    }
+
+    if (o.interfaces.length === 0) return userspace('auto: no interfaces were given to attach XDP to');
+    if (process.platform !== 'linux') return userspace(`auto: XDP needs Linux, this is ${process.platform}`);
+    const caps = xdpCapabilityCheck(effectiveCapabilities());
+    if (!caps.ok) return userspace(`auto: ${caps.reason}`);
+    let loaded: Awaited<ReturnType<typeof load>>;
+    try {
+      loaded = await load();
+    } catch (error) {
+      return userspace(`auto: the XDP program cannot be loaded here: ${(error as Error).message}`);
+    }
+    return xdp(
+      loaded.forwarder,
+      true,
+      `auto: ${caps.reason}, @flowlb/xdp-core loads (libbpf ${loaded.libbpf}), interfaces ${o.interfaces.join(', ')}`,
+    );
+  }
+
+  #emit(event: BalancerEvent): void {
+    const listener = this.options.onEvent;
+    if (!listener) return;
+    try {
+      listener(event);
+    } catch (error) {
+      // A failing listener must not take the balancer down; say so once.
+      if (!this.#listenerFailed) {
+        this.#listenerFailed = true;
+        process.emitWarning(`flowlb balancer: the onEvent listener threw: ${String(error)}`, { code: 'FLOWLB_ONEVENT' });
+      }
+    }
+  }
+}
+
+/** Creates a balancer and starts it. */
+export async function createLoadBalancer(options: LoadBalancerOptions): Promise<LoadBalancer> {
+  const lb = new LoadBalancer(options);
+  await lb.start();
+  return lb;
+}

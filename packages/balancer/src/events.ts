@@ -1,0 +1,27 @@
+import type { FlowPair, FlowPairKind } from '@flowlb/flow-table';
+import type { UdpEndpoint } from '@flowlb/mapper-api';
+import type { PortRange } from './ephemeral-range.js';
+import type { DropReason } from './stats.js';
+
+export type DatapathKind = 'xdp' | 'userspace';
+
+/**
+ * What the balancer reports through `onEvent`. Everything here is also counted in `stats()`; events add the
+ * who and why. A listener that throws is ignored.
+ */
+export type BalancerEvent =
+  | { type: 'datapath'; kind: DatapathKind; reason: string }
+  | { type: 'started'; vip: UdpEndpoint; snatAddress: string; snatPorts: PortRange; datapath: DatapathKind }
+  | { type: 'stopped' }
+  | { type: 'snat-ports-reserved'; ranges: PortRange[] }
+  | { type: 'snat-ports-unchecked'; reason: string }
+  | { type: 'flows-adopted'; count: number }
+  | { type: 'flow-created'; pair: FlowPair; datagrams: number }
+  | { type: 'flow-expired'; pair: FlowPair; kind: FlowPairKind; idleMs: number }
+  | { type: 'flow-refused'; client: UdpEndpoint; target?: UdpEndpoint; reason: DropReason; detail: string }
+  | { type: 'client-dropped'; client: UdpEndpoint; reason: DropReason; datagrams: number; detail?: string }
+  | { type: 'mapper-error'; client: UdpEndpoint; error: unknown }
+  | { type: 'snat-port-quarantined'; snat: UdpEndpoint; target: UdpEndpoint; error: string }
+  | { type: 'error'; where: string; error: unknown };
+
+export type EventListener = (event: BalancerEvent) => void;

@@ -1,0 +1,145 @@
+import { TimeoutSet } from '@flowlb/cleaner';
+import type { UdpEndpoint } from '@flowlb/mapper-api';
+import type { DropReason } from './stats.js';
+
+export interface PendingLimits {
+  maxPendingClients: number;
+  maxDatagramsPerClient: number;
+  maxBytesPerClient: number;
+  maxTotalBytes: number;
+  classifyTimeoutMs: number;
+}
+
+/**
+ * - `idle`: waiting for a datagram (after a `wait` answer) or about to be classified;
+ * - `classifying`: a mapper call is running; new datagrams are buffered and the client is classified again with
+ *   all of them if the mapper answers `wait`;
+ * - `installing`: the mapper said forward and the flow is being set up; new datagrams join the ones to send.
+ */
+export type PendingState = 'idle' | 'classifying' | 'installing';
+
+/** A client the mapper has not placed yet, with everything it sent so far. */
+export class PendingClient {
+  readonly key: string;
+  readonly endpoint: UdpEndpoint;
+  datagrams: Buffer[] = [];
+  bytes = 0;
+  state: PendingState = 'idle';
+  /** Datagrams arrived while the mapper was deciding. */
+  dirty = false;
+
+  constructor(key: string, endpoint: UdpEndpoint) {
+    this.key = key;
+    this.endpoint = endpoint;
+  }
+}
+
+export type AddResult = { client: PendingClient; created: boolean } | { dropped: DropReason };
+
+/**
+ * The waiting clients, keyed by their `ip:port` string, with hard limits on how many there are and how much they
+ * hold: past any limit a datagram is refused (and the caller counts it), never buffered, so memory stays bounded
+ * under any flood. The bound is about maxTotalBytes of payload plus a small fixed cost per buffered datagram, of
+ * which there are at most maxPendingClients × maxDatagramsPerClient.
+ *
+ * Each client has a deadline `classifyTimeoutMs` after its first datagram; later datagrams do not extend it, so a
+ * client that keeps trickling datagrams at a mapper that keeps waiting still ends.
+ */
+export class PendingClients {
+  readonly limits: PendingLimits;
+  readonly #clients = new Map<string, PendingClient>();
+  readonly #deadlines = new TimeoutSet<string, bigint>();
+  readonly #timeoutNs: bigint;
+  #bytes = 0;
+  #datagrams = 0;
+
+  constructor(limits: PendingLimits) {
+    this.limits = { ...limits };
+    this.#timeoutNs = BigInt(Math.round(limits.classifyTimeoutMs * 1e6));
+  }
+
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get datagrams(): number {
+    return this.#datagrams;
+  }
+
+  get(key: string): PendingClient | undefined {
+    return this.#clients.get(key);
+  }
+
+  /** Buffers `datagram` for the client, creating its entry if needed; or says which limit refused it. */
+  add(key: string, endpoint: UdpEndpoint, datagram: Buffer, now: bigint): AddResult {
+    const len = datagram.length;
+    let client = this.#clients.get(key);
+    const created = client === undefined;
+    if (client === undefined) {
+      if (this.#clients.size >= this.limits.maxPendingClients) return { dropped: 'pending-clients-limit' };
+    } else if (client.datagrams.length >= this.limits.maxDatagramsPerClient) {
+      return { dropped: 'client-datagrams-limit' };
+    }
+    if ((client?.bytes ?? 0) + len > this.limits.maxBytesPerClient) return { dropped: 'client-bytes-limit' };
+    if (this.#bytes + len > this.limits.maxTotalBytes) return { dropped: 'total-bytes-limit' };
+    if (client === undefined) {
+      client = new PendingClient(key, endpoint);
+      this.#clients.set(key, client);
+      this.#deadlines.add(key, now + this.#timeoutNs);
+    }
+    client.datagrams.push(datagram);
+    client.bytes += len;
+    this.#bytes += len;
+    this.#datagrams++;
+    return { client, created };
+  }
+
+  /** True while `client` is the entry for its key (a timed-out one has been replaced or removed). */
+  isCurrent(client: PendingClient): boolean {
+    return this.#clients.get(client.key) === client;
+  }
+
+  /** Removes the client and hands back its datagrams. */
+  remove(client: PendingClient): Buffer[] {
+    if (!this.isCurrent(client)) return [];
+    this.#clients.delete(client.key);
+    this.#deadlines.delete(client.key);
+    const datagrams = client.datagrams;
+    this.#bytes -= client.bytes;
+    this.#datagrams -= datagrams.length;
+    client.datagrams = [];
+    client.bytes = 0;
+    return datagrams;
+  }
+
+  /**
+   * Removes and returns the clients whose deadline has passed. A client whose flow is being installed is given
+   * one more timeout instead: its decision is made and the install finishes on its own.
+   */
+  expire(now: bigint): PendingClient[] {
+    const out: PendingClient[] = [];
+    for (const key of this.#deadlines.expire(now)) {
+      const client = this.#clients.get(key);
+      if (!client) continue;
+      if (client.state === 'installing') {
+        this.#deadlines.add(key, now + this.#timeoutNs);
+        continue;
+      }
+      out.push(client);
+    }
+    return out;
+  }
+
+  nextDeadline(): bigint | undefined {
+    return this.#deadlines.nextDeadline();
+  }
+
+  /** Every client, for shutdown. */
+  all(): PendingClient[] {
+    return [...this.#clients.values()];
+  }
+}

@@ -1,0 +1,212 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { SnatPortPool, SnatPortPools } from './snat-pool.js';
+
+type Op = { kind: 'alloc' } | { kind: 'free'; pick: number } | { kind: 'freeAny'; port: number } | { kind: 'take'; port: number };
+
+const range = fc
+  .tuple(fc.integer({ min: 1, max: 65535 }), fc.integer({ min: 0, max: 300 }))
+  .map(([min, span]) => ({ min, max: Math.min(65535, min + span) }));
+
+function opsFor(min: number, max: number): fc.Arbitrary<Op[]> {
+  const near = fc.integer({ min: Math.max(0, min - 3), max: Math.min(65538, max + 3) });
+  return fc.array(
+    fc.oneof(
+      { weight: 5, arbitrary: fc.constant<Op>({ kind: 'alloc' }) },
+      { weight: 3, arbitrary: fc.nat().map<Op>((pick) => ({ kind: 'free', pick })) },
+      { weight: 1, arbitrary: near.map<Op>((port) => ({ kind: 'freeAny', port })) },
+      { weight: 1, arbitrary: near.map<Op>((port) => ({ kind: 'take', port })) },
+    ),
+    { maxLength: 600 },
+  );
+}
+
+describe('SnatPortPool', () => {
+  it('agrees with a set of held ports over any sequence of alloc, free and take', () => {
+    fc.assert(
+      fc.property(
+        range.chain((r) => fc.tuple(fc.constant(r), opsFor(r.min, r.max))),
+        ([r, ops]) => {
+          const pool = new SnatPortPool(r);
+          const size = r.max - r.min + 1;
+          const held = new Set<number>();
+          for (const op of ops) {
+            switch (op.kind) {
+              case 'alloc': {
+                const port = pool.alloc();
+                if (held.size === size) {
+                  // Exhaustion is an answer, not an error.
+                  expect(port).toBeUndefined();
+                } else {
+                  expect(port).toBeDefined();
+                  expect(port).toBeGreaterThanOrEqual(r.min);
+                  expect(port).toBeLessThanOrEqual(r.max);
+                  // Never a port that is still held.
+                  expect(held.has(port!)).toBe(false);
+                  held.add(port!);
+                }
+                break;
+              }
+              case 'free': {
+                if (held.size === 0) break;
+                const port = [...held][op.pick % held.size]!;
+                expect(pool.free(port)).toBe(true);
+                held.delete(port);
+                break;
+              }
+              case 'freeAny':
+                expect(pool.free(op.port)).toBe(held.delete(op.port));
+                break;
+              case 'take': {
+                const inRange = op.port >= r.min && op.port <= r.max;
+                const ok = pool.take(op.port);
+                expect(ok).toBe(inRange && !held.has(op.port));
+                if (ok) held.add(op.port);
+                break;
+              }
+            }
+            expect(pool.inUse).toBe(held.size);
+          }
+          for (let p = r.min; p <= r.max; p++) expect(pool.has(p)).toBe(held.has(p));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('hands out every port of the range exactly once before it is exhausted', () => {
+    fc.assert(
+      fc.property(range, (r) => {
+        const pool = new SnatPortPool(r);
+        const seen = new Set<number>();
+        for (let i = 0; i < pool.size; i++) seen.add(pool.alloc()!);
+        expect(seen.size).toBe(pool.size);
+        expect(Math.min(...seen)).toBe(r.min);
+        expect(Math.max(...seen)).toBe(r.max);
+        expect(pool.alloc()).toBeUndefined();
+        expect(pool.available).toBe(0);
+      }),
+    );
+  });
+
+  it('makes freed ports usable again, the one freed longest ago first', () => {
+    fc.assert(
+      fc.property(
+        range.filter((r) => r.max > r.min),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 50 }),
+        (r, picks) => {
+          const pool = new SnatPortPool(r);
+          const all: number[] = [];
+          for (let p = pool.alloc(); p !== undefined; p = pool.alloc()) all.push(p);
+          const freed: number[] = [];
+          for (const pick of picks) {
+            const candidates = all.filter((p) => !freed.includes(p));
+            if (candidates.length === 0) break;
+            const port = candidates[pick % candidates.length]!;
+            expect(pool.free(port)).toBe(true);
+            freed.push(port);
+          }
+          // Exhausted before the frees, so exactly the freed ports come back, in the order they were freed.
+          expect(freed.map(() => pool.alloc())).toEqual(freed);
+          expect(pool.alloc()).toBeUndefined();
+        },
+      ),
+    );
+  });
+
+  it('prefers freed ports to ones never used, and skips a queued port that was taken meanwhile', () => {
+    const pool = new SnatPortPool({ min: 100, max: 109 });
+    expect([pool.alloc(), pool.alloc(), pool.alloc()]).toEqual([100, 101, 102]);
+    expect(pool.free(101)).toBe(true);
+    expect(pool.free(100)).toBe(true);
+    expect(pool.take(101)).toBe(true);
+    expect(pool.alloc()).toBe(100);
+    expect(pool.alloc()).toBe(103);
+    expect(pool.free(101)).toBe(true);
+    expect(pool.free(101)).toBe(false);
+    expect(pool.alloc()).toBe(101);
+  });
+
+  it('takes a port beyond the cursor and the cursor steps over it', () => {
+    const pool = new SnatPortPool({ min: 1, max: 3 });
+    expect(pool.take(2)).toBe(true);
+    expect([pool.alloc(), pool.alloc(), pool.alloc()]).toEqual([1, 3, undefined]);
+    expect(pool.free(2)).toBe(true);
+    expect(pool.alloc()).toBe(2);
+  });
+
+  it('stays small: bitmaps and a ring of freed ports, nothing per port in use', () => {
+    const pool = new SnatPortPool({ min: 10000, max: 29999 });
+    const start = pool.footprint;
+    expect(start).toBeLessThanOrEqual(5 * 1024 + 128);
+    for (let i = 0; i < 20000; i++) pool.alloc();
+    expect(pool.footprint).toBe(start);
+    for (let p = 10000; p <= 29999; p++) pool.free(p);
+    // The ring grows to two bytes per freed port at most.
+    expect(pool.footprint).toBeLessThanOrEqual(start + 2 * 20000);
+  });
+
+  it('rejects a bad range with a clear error', () => {
+    expect(() => new SnatPortPool({ min: 0, max: 10 })).toThrow(/min: 0 is not a port number/);
+    expect(() => new SnatPortPool({ min: 20, max: 10 })).toThrow(/min 20 is greater than max 10/);
+    expect(() => new SnatPortPool({ min: 1, max: 70000 })).toThrow(/max: 70000/);
+  });
+});
+
+describe('SnatPortPools', () => {
+  const a = { address: '10.0.0.5', port: 7000 };
+  const b = { address: '10.0.0.6', port: 7000 };
+
+  it('keeps one pool per target, so the same port serves several targets', () => {
+    const pools = new SnatPortPools({ min: 20000, max: 20001 });
+    expect(pools.alloc('10.0.0.1', a)).toBe(20000);
+    expect(pools.alloc('10.0.0.1', b)).toBe(20000);
+    expect(pools.alloc('10.0.0.1', { ...a, port: 7001 })).toBe(20000);
+    expect(pools.alloc('10.0.0.2', a)).toBe(20000);
+    expect(pools.alloc('10.0.0.1', a)).toBe(20001);
+    expect(pools.alloc('10.0.0.1', a)).toBeUndefined();
+    expect(pools.inUse).toBe(5);
+    expect(pools.poolCount).toBe(4);
+  });
+
+  it('drops a pool when its last port is freed', () => {
+    const pools = new SnatPortPools({ min: 20000, max: 29999 });
+    const p = pools.alloc('10.0.0.1', a)!;
+    expect(pools.has('10.0.0.1', a, p)).toBe(true);
+    expect(pools.free('10.0.0.1', b, p)).toBe(false);
+    expect(pools.free('10.0.0.1', a, p)).toBe(true);
+    expect(pools.free('10.0.0.1', a, p)).toBe(false);
+    expect(pools.poolCount).toBe(0);
+    expect(pools.footprint).toBe(0);
+    expect(pools.inUse).toBe(0);
+  });
+
+  it('never holds a port twice across pools under random use', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3 }), fc.nat()), { maxLength: 400 }),
+        (ops) => {
+          const targets = [a, b, { address: '10.0.0.7', port: 1 }, { address: '10.0.0.7', port: 2 }];
+          const pools = new SnatPortPools({ min: 5, max: 12 });
+          const held = targets.map(() => new Set<number>());
+          for (const [isAlloc, t, pick] of ops) {
+            const target = targets[t]!;
+            if (isAlloc) {
+              const port = pools.alloc('10.0.0.1', target);
+              if (held[t]!.size === 8) expect(port).toBeUndefined();
+              else {
+                expect(held[t]!.has(port!)).toBe(false);
+                held[t]!.add(port!);
+              }
+            } else if (held[t]!.size > 0) {
+              const port = [...held[t]!][pick % held[t]!.size]!;
+              expect(pools.free('10.0.0.1', target, port)).toBe(true);
+              held[t]!.delete(port);
+            }
+            expect(pools.inUse).toBe(held.reduce((n, s) => n + s.size, 0));
+          }
+        },
+      ),
+    );
+  });
+});

@@ -1,0 +1,63 @@
+import dgram from 'node:dgram';
+import type { Endpoint } from '@flowlb/flow-table';
+
+export interface BindOptions {
+  receiveBufferBytes?: number | undefined;
+  /**
+   * SO_REUSEADDR, for sockets that are connected right after binding: several of them then share one local port,
+   * each receiving only from its own peer (the kernel prefers the connected socket that matches exactly). A socket
+   * of another program that did not set it still makes the bind fail.
+   */
+  shareWithConnected?: boolean;
+}
+
+/**
+ * An IPv4 UDP socket bound to exactly `local`. Resolves once bound; rejects with the bind error (EADDRINUSE when
+ * another socket holds the port, EADDRNOTAVAIL when the address is not on this host) and leaves nothing open.
+ * The socket has an 'error' listener that hands errors to `onError`, so a late ICMP error never crashes the
+ * process.
+ */
+export function bindUdp(local: Endpoint, onError: (error: Error) => void, options: BindOptions = {}): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket({
+      type: 'udp4',
+      reuseAddr: options.shareWithConnected ?? false,
+      ...(options.receiveBufferBytes !== undefined ? { recvBufferSize: options.receiveBufferBytes } : {}),
+    });
+    const onBindError = (error: Error): void => {
+      try {
+        socket.close();
+      } catch {
+        // never bound: nothing to close
+      }
+      reject(error);
+    };
+    socket.once('error', onBindError);
+    // exclusive: a cluster worker must never share a flow's port with another process.
+    socket.bind({ address: local.address, port: local.port, exclusive: true }, () => {
+      socket.removeListener('error', onBindError);
+      socket.on('error', onError);
+      resolve(socket);
+    });
+  });
+}
+
+export function connectUdp(socket: dgram.Socket, remote: Endpoint): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    socket.once('error', onError);
+    socket.connect(remote.port, remote.address, () => {
+      socket.removeListener('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Closes a socket that may already be closed. */
+export function closeQuietly(socket: dgram.Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
+}

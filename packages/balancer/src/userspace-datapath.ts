@@ -1,0 +1,174 @@
+import type dgram from 'node:dgram';
+import {
+  forwardEntry,
+  MemoryFlowTable,
+  reverseEntry,
+  type Endpoint,
+  type FlowKey,
+  type FlowPair,
+  type FlowTable,
+} from '@flowlb/flow-table';
+import { endpointKey } from '@flowlb/mapper-api';
+import { countSends, type Datapath, type DatapathContext } from './datapath.js';
+import type { SendOutcome } from './snat-senders.js';
+import { bindUdp, closeQuietly, connectUdp } from './udp-socket.js';
+
+interface UserspaceFlow {
+  pair: FlowPair;
+  socket: dgram.Socket;
+  forwardKey: FlowKey;
+  reverseKey: FlowKey;
+  clientKey: string;
+}
+
+/**
+ * Pure Node forwarding, for machines without XDP (no root, no native build, loopback): one socket per flow, bound
+ * to SNAT:P and connected to the target. Client datagrams that reach the VIP socket for an installed flow go out
+ * through that socket; the target's replies come in on it and go back to the client from the VIP socket. Flows sit
+ * in a MemoryFlowTable whose last_used is touched on every datagram, so the same cleaner expires them by the same
+ * rule as in the kernel's map.
+ */
+export class UserspaceDatapath implements Datapath {
+  readonly kind = 'userspace' as const;
+  readonly table: MemoryFlowTable;
+  /** By reverse key id (SNAT:P and target): one per socket. */
+  readonly #flows = new Map<string, UserspaceFlow>();
+  /** By client `ip:port`: the flow that client's datagrams take. */
+  readonly #byClient = new Map<string, UserspaceFlow>();
+  #ctx: DatapathContext | undefined;
+  #stopped = false;
+
+  constructor(options: { maxFlows: number }) {
+    this.table = new MemoryFlowTable({ maxEntries: options.maxFlows * 2 });
+  }
+
+  /** Flow sockets open. */
+  get sockets(): number {
+    return this.#flows.size;
+  }
+
+  async start(ctx: DatapathContext): Promise<void> {
+    this.#ctx = ctx;
+  }
+
+  async install(pair: FlowPair, take: () => Buffer[]): Promise<void> {
+    const ctx = this.#ready();
+    // One pool per target means one port may carry flows to several targets: their sockets share the port.
+    const socket = await bindUdp(
+      pair.snat,
+      (error) => ctx.emit({ type: 'error', where: `flow socket ${describe(pair)}`, error }),
+      { shareWithConnected: true },
+    );
+    try {
+      await connectUdp(socket, pair.target);
+      if (this.#stopped) throw new Error('the datapath has stopped');
+      (this.table as FlowTable).installPair(pair, process.hrtime.bigint());
+    } catch (error) {
+      closeQuietly(socket);
+      throw error;
+    }
+    const flow: UserspaceFlow = {
+      pair,
+      socket,
+      forwardKey: forwardEntry(pair)[0],
+      reverseKey: reverseEntry(pair)[0],
+      clientKey: endpointKey(pair.client),
+    };
+    this.#flows.set(flowId(pair), flow);
+    this.#byClient.set(flow.clientKey, flow);
+    socket.on('message', (msg) => this.#reply(flow, msg));
+    this.#send(ctx, flow, take(), 'forwardedNew');
+  }
+
+  forwardInstalled(client: Endpoint, datagram: Buffer): boolean {
+    const ctx = this.#ready();
+    const flow = this.#byClient.get(endpointKey(client));
+    // A flow whose entry is gone has expired; its socket closes as the cleaner reports it.
+    if (!flow || !this.table.touch(flow.forwardKey, process.hrtime.bigint())) return false;
+    this.#send(ctx, flow, [datagram], 'userspaceForward');
+    return true;
+  }
+
+  flowRemoved(pair: FlowPair): void {
+    const id = flowId(pair);
+    const flow = this.#flows.get(id);
+    if (!flow || !sameClient(flow.pair, pair)) return;
+    this.#flows.delete(id);
+    if (this.#byClient.get(flow.clientKey) === flow) this.#byClient.delete(flow.clientKey);
+    closeQuietly(flow.socket);
+  }
+
+  counters(): Record<string, number> {
+    return { flowSockets: this.#flows.size };
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const flow of this.#flows.values()) closeQuietly(flow.socket);
+    this.#flows.clear();
+    this.#byClient.clear();
+    this.table.clear();
+  }
+
+  #send(ctx: DatapathContext, flow: UserspaceFlow, datagrams: Buffer[], field: 'forwardedNew' | 'userspaceForward'): void {
+    let left = datagrams.length;
+    const outcome: SendOutcome = { sent: 0, failed: 0 };
+    for (const d of datagrams) {
+      const callback = (error: Error | null): void => {
+        if (error) {
+          outcome.failed++;
+          outcome.error ??= error;
+        } else {
+          outcome.sent++;
+        }
+        if (--left === 0) countSends(ctx, outcome, field);
+      };
+      try {
+        // Connected: the kernel fills in the target.
+        flow.socket.send(d, callback);
+      } catch (error) {
+        callback(error as Error);
+      }
+    }
+  }
+
+  #reply(flow: UserspaceFlow, msg: Buffer): void {
+    const ctx = this.#ctx;
+    if (!ctx) return;
+    if (!this.table.touch(flow.reverseKey, process.hrtime.bigint())) {
+      ctx.counters.drop('reply-no-flow');
+      return;
+    }
+    const { client } = flow.pair;
+    try {
+      ctx.vipSocket.send(msg, client.port, client.address, (error) => {
+        if (error) {
+          ctx.counters.drop('reply-send-failed');
+          ctx.emit({ type: 'error', where: `reply to ${client.address}:${client.port}`, error });
+        } else {
+          ctx.counters.userspaceReverse++;
+        }
+      });
+    } catch (error) {
+      ctx.counters.drop('reply-send-failed');
+      ctx.emit({ type: 'error', where: `reply to ${client.address}:${client.port}`, error });
+    }
+  }
+
+  #ready(): DatapathContext {
+    if (!this.#ctx) throw new Error('UserspaceDatapath: not started');
+    return this.#ctx;
+  }
+}
+
+function flowId(pair: FlowPair): string {
+  return `${pair.snat.address}:${pair.snat.port}>${pair.target.address}:${pair.target.port}`;
+}
+
+function sameClient(a: FlowPair, b: FlowPair): boolean {
+  return a.client.address === b.client.address && a.client.port === b.client.port;
+}
+
+function describe(pair: FlowPair): string {
+  return `${pair.snat.address}:${pair.snat.port} -> ${pair.target.address}:${pair.target.port}`;
+}

@@ -1,0 +1,184 @@
+import type { Endpoint, FlowKey, FlowPair, FlowTable } from '@flowlb/flow-table';
+import { countSends, type Datapath, type DatapathContext } from './datapath.js';
+import type { XdpAttachMode } from './options.js';
+import { SnatSenders } from './snat-senders.js';
+
+/**
+ * What the balancer needs of `XdpForwarder` from @flowlb/xdp-core, by shape, so that this package's types do not
+ * require the native package to be installed.
+ */
+export interface XdpForwarderLike {
+  readonly table: FlowTable;
+  attach(ifaces: readonly string[], options?: { mode?: XdpAttachMode; sysctls?: boolean }): unknown;
+  detach(ifaces?: readonly string[]): void;
+  stats(): Record<string, number>;
+  close(): void;
+}
+
+export interface XdpLoadOptions {
+  flowsMaxEntries: number;
+  pinDir?: string | undefined;
+  netns?: string | undefined;
+}
+
+interface XdpCoreModule {
+  XdpForwarder: { load(options: XdpLoadOptions): Promise<XdpForwarderLike> };
+  libbpfVersion(): string;
+}
+
+/**
+ * Imports @flowlb/xdp-core and makes sure its native addon loads. Done lazily so that the userspace datapath never
+ * touches native code. Throws an error that says what is missing.
+ */
+export async function importXdpCore(): Promise<XdpCoreModule> {
+  let mod: XdpCoreModule;
+  try {
+    // A variable specifier keeps bundlers from pulling the optional native package in.
+    const specifier = '@flowlb/xdp-core';
+    mod = (await import(specifier)) as XdpCoreModule;
+  } catch (error) {
+    throw new Error(
+      `@flowlb/xdp-core is not installed or cannot be imported (${(error as Error).message}); ` +
+        "install it next to @flowlb/balancer for the XDP datapath, or use datapath: 'userspace'",
+      { cause: error },
+    );
+  }
+  try {
+    mod.libbpfVersion();
+  } catch (error) {
+    throw new Error(`@flowlb/xdp-core is installed but its native addon does not load: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return mod;
+}
+
+export interface XdpDatapathOptions {
+  forwarder: XdpForwarderLike;
+  /** Close the forwarder on stop (the balancer loaded it); false for one the caller passed in. */
+  owned: boolean;
+  interfaces: readonly string[];
+  mode: XdpAttachMode;
+  sysctls: boolean;
+  maxLateSenders: number;
+}
+
+/**
+ * Flows live in the XDP program's `flows` map and no socket is held per flow: the kernel forwards both directions.
+ * The control plane only touches a flow's SNAT port when it has to send from it, through a short-lived socket.
+ */
+export class XdpDatapath implements Datapath {
+  readonly kind = 'xdp' as const;
+  readonly forwarder: XdpForwarderLike;
+  readonly #options: XdpDatapathOptions;
+  #ctx: DatapathContext | undefined;
+  #senders: SnatSenders | undefined;
+  #attached: string[] = [];
+  #stopped = false;
+
+  constructor(options: XdpDatapathOptions) {
+    this.forwarder = options.forwarder;
+    this.#options = options;
+  }
+
+  get table(): FlowTable {
+    return this.forwarder.table;
+  }
+
+  async start(ctx: DatapathContext): Promise<void> {
+    this.#ctx = ctx;
+    this.#senders = new SnatSenders((error) => ctx.emit({ type: 'error', where: 'snat socket', error }));
+    const { interfaces, mode, sysctls } = this.#options;
+    if (interfaces.length > 0) {
+      try {
+        this.forwarder.attach(interfaces, { mode, sysctls });
+      } catch (error) {
+        throw new Error(`cannot attach the XDP program to ${interfaces.join(', ')} (${mode} mode): ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      this.#attached = [...interfaces];
+    }
+  }
+
+  async install(pair: FlowPair, take: () => Buffer[]): Promise<void> {
+    const ctx = this.#ready();
+    // Binding first proves SNAT:P is ours before any entry points at it.
+    const lease = await this.#senders!.acquire(pair.snat);
+    try {
+      // A forwarder passed in outlives the balancer: nothing may be written into it once stopped.
+      if (this.#stopped) throw new Error('the datapath has stopped');
+      this.table.installPair(pair, process.hrtime.bigint());
+    } catch (error) {
+      lease.release();
+      throw error;
+    }
+    const datagrams = take();
+    lease.send(pair.target, datagrams, (outcome) => countSends(ctx, outcome, 'forwardedNew'));
+    lease.release();
+  }
+
+  forwardInstalled(client: Endpoint, datagram: Buffer): boolean {
+    const ctx = this.#ready();
+    const key: FlowKey = { dstAddr: ctx.vip.address, srcAddr: client.address, dstPort: ctx.vip.port, srcPort: client.port };
+    const value = this.table.get(key);
+    if (value === undefined) return false;
+    const snat = { address: value.srcAddr, port: value.srcPort };
+    const target = { address: value.dstAddr, port: value.dstPort };
+    const senders = this.#senders!;
+    if (!senders.has(snat) && senders.open >= this.#options.maxLateSenders) {
+      ctx.counters.drop('late-senders-limit');
+      return true;
+    }
+    senders.acquire(snat).then(
+      (lease) => {
+        lease.send(target, [datagram], (outcome) => countSends(ctx, outcome, 'forwardedLate'));
+        lease.release();
+      },
+      (error: unknown) => {
+        ctx.counters.drop('send-failed');
+        ctx.emit({ type: 'error', where: `late forward from ${snat.address}:${snat.port}`, error });
+      },
+    );
+    return true;
+  }
+
+  flowRemoved(): void {
+    // Nothing is held per flow.
+  }
+
+  counters(): Record<string, number> | undefined {
+    try {
+      return { ...this.forwarder.stats() };
+    } catch {
+      // Closed or failing: the balancer's own counters still stand.
+      return undefined;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#senders?.closeAll();
+    const errors: unknown[] = [];
+    if (this.#options.owned) {
+      try {
+        this.forwarder.close();
+      } catch (error) {
+        errors.push(error);
+      }
+    } else if (this.#attached.length > 0) {
+      try {
+        this.forwarder.detach(this.#attached);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    this.#attached = [];
+    if (errors.length > 0) throw errors[0];
+  }
+
+  #ready(): DatapathContext {
+    if (!this.#ctx) throw new Error('XdpDatapath: not started');
+    return this.#ctx;
+  }
+}
