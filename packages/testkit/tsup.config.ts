@@ -8,5 +8,5 @@ export default defineConfig({
   clean: true,
   target: 'node20',
   // vitest comes from the consuming package's test run; bundling it would give tests a second copy.
-  external: ['vitest'],
+  external: ['vitest', 'tsup'],
 });

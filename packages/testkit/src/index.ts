@@ -119,3 +119,24 @@ export {
   type UdpSpec,
   type VlanTag,
 } from './packet.js';
+export {
+  SServerLogParser,
+  createDtlsCertificates,
+  describeWithDtlsTools,
+  dtlsToolsCheck,
+  hostNameFromServerNameExtension,
+  parseGnutlsClientOutput,
+  parseOpensslClientOutput,
+  runGnutlsDtlsClient,
+  runOpensslDtlsClient,
+  startDtlsServer,
+  type DtlsCertificates,
+  type DtlsClientOptions,
+  type DtlsClientResult,
+  type DtlsClientSummary,
+  type DtlsCredentials,
+  type DtlsServer,
+  type DtlsServerConnection,
+  type DtlsServerOptions,
+} from './dtls.js';
+export { bundleForChild, ControlledChild, type BundleOptions, type ChildBundle } from './child-control.js';
