@@ -10,6 +10,7 @@ import { resolveOptions, type LoadBalancerOptions, type ResolvedOptions } from '
 import { SlowPath } from './slow-path.js';
 import { SnatPortPools } from './snat-pool.js';
 import { Counters, type BalancerStats } from './stats.js';
+import { udpSocketDrops } from './socket-drops.js';
 import { bindUdp, closeQuietly } from './udp-socket.js';
 import { UserspaceDatapath } from './userspace-datapath.js';
 import { importXdpCore, XdpDatapath, type XdpForwarderLike } from './xdp-datapath.js';
@@ -244,6 +245,7 @@ export class LoadBalancer {
         userspaceForward: c.userspaceForward,
         userspaceReverse: c.userspaceReverse,
         dropped: c.dropped,
+        socketDrops: this.#socket ? (udpSocketDrops(this.options.vip) ?? null) : null,
       },
       drops: { ...c.drops },
       classification: {

@@ -159,6 +159,11 @@ export interface BalancerStats {
     userspaceReverse: number;
     /** Sum of `drops`. */
     dropped: number;
+    /**
+     * Dropped by the kernel before the balancer could read them, because the VIP socket's receive buffer was full
+     * (from /proc/net/udp; null where it cannot be read). Not part of `dropped`, which counts the balancer's own.
+     */
+    socketDrops: number | null;
   };
   drops: Record<DropReason, number>;
   classification: HistogramSnapshot & {
