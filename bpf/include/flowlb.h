@@ -41,15 +41,15 @@ enum flowlb_stat {
 	FLOWLB_STAT_FWD_HIT = 0,      /* forward entry: rewritten and sent (XDP_TX or redirect) */
 	FLOWLB_STAT_REV_HIT = 1,      /* reverse entry: rewritten and sent */
 	FLOWLB_STAT_MISS = 2,         /* IPv4/UDP without a flow: passed to the kernel */
-	FLOWLB_STAT_FRAGMENT = 3,     /* IPv4 fragment (first or later): passed */
+	FLOWLB_STAT_FRAGMENT = 3,     /* IPv4/UDP fragment (first or later): passed; other protocols' count below */
 	FLOWLB_STAT_TTL = 4,          /* known flow, TTL <= 1: passed untouched */
 	FLOWLB_STAT_FIB_NO_NEIGH = 5, /* known flow, next hop has no neighbour entry: passed rewritten, TTL untouched */
 	FLOWLB_STAT_FIB_UNREACHABLE = 6, /* known flow, route blackhole/unreachable/prohibit: passed untouched */
 	FLOWLB_STAT_FIB_NOT_FWDED = 7,   /* known flow, not forwardable (local destination, forwarding off, lwt): passed */
 	FLOWLB_STAT_FIB_FRAG_NEEDED = 8, /* known flow, larger than the egress MTU: passed untouched */
-	FLOWLB_STAT_FIB_OTHER = 9,       /* known flow, any other fib result: passed untouched */
+	FLOWLB_STAT_FIB_OTHER = 9,       /* known flow, any other fib result or a helper error: passed untouched */
 	FLOWLB_STAT_MALFORMED = 10,      /* truncated headers, bad IHL, UDP length that disagrees with IP: passed */
-	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, ...): passed */
+	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, IP version != 4): passed */
 	FLOWLB_STAT__MAX
 };
 
