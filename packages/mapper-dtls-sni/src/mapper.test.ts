@@ -1,8 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DtlsSniMapper } from './mapper.js';
 import { mappingsFromObject, mappingsFromYaml, MappingsError } from './mappings.js';
 import { clientHelloBody, fragmentDatagrams, helloDatagram, packageCapture, sharedCapture, sniExtension } from './test-support.js';
@@ -30,8 +30,12 @@ function mapperWith(text: string, options: { affinity?: 'endpoint' | 'address'; 
   return new DtlsSniMapper({ mappings: mappingsFromYaml(text), ...options });
 }
 
+const tempDir = mkdtempSync(join(tmpdir(), 'flowlb-mapper-'));
+afterAll(() => rmSync(tempDir, { recursive: true, force: true }));
+let tempFiles = 0;
+
 function tempFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'flowlb-mapper-')), 'mappings.yaml');
+  const file = join(tempDir, `mappings-${tempFiles++}.yaml`);
   writeFileSync(file, text);
   return file;
 }

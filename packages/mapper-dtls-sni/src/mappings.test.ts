@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadMappings, loadMappingsSync, mappingsFromObject, mappingsFromYaml, MappingsError } from './mappings.js';
 
 /** The example from the original project's README, byte for byte. */
@@ -33,8 +33,14 @@ function errorOf(fn: () => unknown): MappingsError {
   throw new Error('expected a MappingsError');
 }
 
+const tempDir = mkdtempSync(join(tmpdir(), 'flowlb-mappings-'));
+afterAll(() => rmSync(tempDir, { recursive: true, force: true }));
+let tempDirs = 0;
+
+// A folder of its own per file, so that tests can give files the same name.
 function tempFile(name: string, text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'flowlb-mappings-'));
+  const dir = join(tempDir, String(tempDirs++));
+  mkdirSync(dir);
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;

@@ -220,6 +220,9 @@ describePrivileged('native binding on a real kernel', () => {
         expect.objectContaining({ code: 'ENOENT', syscall: 'bpf_obj_get' }),
       );
       expect(() => Link.openPinned(join(dir, 'nothing'))).toThrow(/nothing is pinned at that path/);
+      expect(() => ensureBpffsDir(join(dir, '192.0.2.1:4433', 'x'))).toThrow(
+        expect.objectContaining({ code: 'ERR_FLOWLB_BPFFS_NAME', message: expect.stringMatching(/does not allow '\.'/) }),
+      );
       expect(() => ensureBpffsDir(join(tmpdir(), 'flowlb-not-bpffs'))).toThrow(
         expect.objectContaining({ code: 'ERR_FLOWLB_NOT_BPFFS', message: expect.stringMatching(/mount -t bpf bpf/) }),
       );

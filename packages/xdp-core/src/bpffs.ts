@@ -19,7 +19,16 @@ export function ensureBpffsDir(dir: string): void {
       }
       break;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      // bpffs refuses names with a dot: looking one up fails with EPERM rather than ENOENT.
+      if (code === 'EPERM' && probe.split('/').some((c) => c.includes('.') && c !== '.' && c !== '..')) {
+        const err = new Error(
+          `${dir}: bpffs does not allow '.' in names (${probe}); choose a pin path without dots`,
+        ) as NodeJS.ErrnoException;
+        err.code = 'ERR_FLOWLB_BPFFS_NAME';
+        throw err;
+      }
+      if (code !== 'ENOENT') throw e;
       const parent = dirname(probe);
       if (parent === probe) throw e;
       probe = parent;

@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/index.js';
+import { runChecks } from './checks.js';
+import { BPF_FS_MAGIC, parseIpLinks, type LinkDetails, type SystemProbe } from './probe.js';
+import { renderCheckReport } from './render.js';
+
+const ALL_CAPS = (1n << 40n) - 1n;
+
+/** A machine where everything is right, to be spoilt one thing at a time. */
+function probe(over: Partial<Omit<SystemProbe, 'links'>> & { sysctls?: Record<string, string>; links?: LinkDetails[] } = {}): SystemProbe {
+  const sysctls: Record<string, string> = {
+    '/proc/sys/net/ipv4/ip_forward': '1',
+    '/proc/sys/net/ipv4/conf/all/accept_local': '0',
+    '/proc/sys/net/ipv4/conf/eth0/accept_local': '1',
+    '/proc/sys/net/ipv4/ip_local_port_range': '32768\t60999\n',
+    '/proc/sys/net/ipv4/ip_local_reserved_ports': '\n',
+    ...over.sysctls,
+  };
+  const links = over.links ?? [{ ifindex: 2, ifname: 'eth0', kind: undefined }];
+  const { sysctls: _s, links: _l, ...rest } = over;
+  return {
+    kernelRelease: () => '6.18.0',
+    fileExists: () => true,
+    readFile: (p) => sysctls[p],
+    capEff: () => ALL_CAPS,
+    uid: () => 0,
+    fsType: (p) => ({ probed: p, type: BPF_FS_MAGIC }),
+    links: async () => links,
+    addresses: async () => ['192.0.2.1'],
+    netnsNames: async () => new Map(),
+    linksIn: async () => [],
+    txChecksum: async () => false,
+    loadProgram: async () => ({ ok: true, libbpf: '1.1' }),
+    ...rest,
+  };
+}
+
+const config = (extra = ''): ReturnType<typeof parseConfig> =>
+  parseConfig(`port: 4433\naddr: 192.0.2.1\ninterface: eth0\npin_path: /sys/fs/bpf/flowlb/x\n${extra}`, 'c.yaml');
+
+async function verdicts(p: SystemProbe, extra?: string): Promise<Record<string, string>> {
+  const r = await runChecks(p, config(extra));
+  return Object.fromEntries(r.checks.map((c) => [c.id, c.verdict]));
+}
+
+describe('runChecks', () => {
+  it('all ok on a machine that has everything', async () => {
+    const r = await runChecks(probe(), config());
+    expect(r.ok).toBe(true);
+    expect(r.checks.map((c) => [c.id, c.verdict])).toEqual([
+      ['kernel', 'ok'],
+      ['btf', 'ok'],
+      ['privileges', 'ok'],
+      ['xdp-program', 'ok'],
+      ['bpffs', 'ok'],
+      ['address:addr', 'ok'],
+      ['ip_forward', 'ok'],
+      ['interface:eth0', 'ok'],
+      ['accept_local:eth0', 'ok'],
+      ['snat-ports', 'ok'],
+    ]);
+    expect(renderCheckReport(r).split('\n').at(-2)).toBe('10 ok, 0 warnings, 0 failures: this machine can run the XDP datapath');
+  });
+
+  it('an old kernel fails, a missing BTF warns', async () => {
+    const r = await runChecks(probe({ kernelRelease: () => '5.4.0-150-generic', fileExists: () => false }), config());
+    expect(r.checks[0]).toEqual({
+      id: 'kernel',
+      title: 'kernel',
+      verdict: 'fail',
+      detail: '5.4.0-150-generic is older than 5.9, which XDP links (bpf_link) need',
+      fix: 'upgrade the kernel, or run with mode: userspace',
+    });
+    expect(r.checks[1]?.verdict).toBe('warn');
+  });
+
+  it('an unprivileged user is told what is missing', async () => {
+    const r = await runChecks(
+      probe({
+        uid: () => 1000,
+        capEff: () => 1n << 12n,
+        loadProgram: async () => ({ ok: false, stage: 'load', error: Object.assign(new Error('EPERM: operation not permitted, bpf_object__load'), { code: 'EPERM' }) }),
+      }),
+      config(),
+    );
+    expect(r.checks[2]).toMatchObject({
+      id: 'privileges',
+      verdict: 'fail',
+      detail: 'uid 1000 lacks CAP_BPF: loading the program needs CAP_BPF, attaching it needs CAP_NET_ADMIN',
+    });
+    expect(r.checks[3]).toMatchObject({
+      verdict: 'fail',
+      detail: 'loading the program was refused: EPERM: operation not permitted, bpf_object__load',
+      fix: 'see privileges above',
+    });
+    expect(r.ok).toBe(false);
+  });
+
+  it('CAP_SYS_ADMIN stands in for CAP_BPF', async () => {
+    const r = await runChecks(probe({ uid: () => 1000, capEff: () => (1n << 12n) | (1n << 21n) }), config());
+    expect(r.checks[2]?.detail).toBe('uid 1000 with CAP_BPF (as CAP_SYS_ADMIN) and CAP_NET_ADMIN');
+  });
+
+  it('a missing native addon fails the program check', async () => {
+    const error = Object.assign(new Error('the @flowlb/xdp-core native addon is not built'), { code: 'ERR_FLOWLB_NATIVE_NOT_BUILT' });
+    const r = await runChecks(probe({ loadProgram: async () => ({ ok: false, stage: 'addon', error }) }), config());
+    expect(r.checks[3]).toMatchObject({ verdict: 'fail', detail: '@flowlb/xdp-core cannot be used: the @flowlb/xdp-core native addon is not built' });
+  });
+
+  it('bpffs: a configured pin_path fails without it, the default only warns', async () => {
+    const sysfs = probe({ fsType: () => ({ probed: '/sys/fs/bpf', type: 0x62656572 }) });
+    expect((await verdicts(sysfs)).bpffs).toBe('fail');
+    const r = await runChecks(sysfs, parseConfig('port: 4433\naddr: 192.0.2.1\n', 'c.yaml'));
+    expect(r.checks.find((c) => c.id === 'bpffs')).toMatchObject({
+      verdict: 'warn',
+      fix: 'mount bpffs: mount -t bpf bpf /sys/fs/bpf (inside `ip netns exec` /sys/fs/bpf is not mounted)',
+    });
+  });
+
+  it('the VIP and the SNAT address must be on this host', async () => {
+    const r = await runChecks(probe({ addresses: async () => ['192.0.2.1'] }), config('snat_addr: 198.51.100.7\n'));
+    expect(r.checks.find((c) => c.id === 'address:snat_addr')).toEqual({
+      id: 'address:snat_addr',
+      title: 'snat_addr',
+      verdict: 'fail',
+      detail: '198.51.100.7 is not configured on any interface in this network namespace, so the balancer cannot bind it',
+      fix: 'add it (ip addr add 198.51.100.7/32 dev <interface>) or correct snat_addr',
+    });
+  });
+
+  it('accept_local counts through conf/all; ip_forward 0 warns', async () => {
+    const v = await verdicts(
+      probe({
+        sysctls: {
+          '/proc/sys/net/ipv4/ip_forward': '0',
+          '/proc/sys/net/ipv4/conf/all/accept_local': '1',
+          '/proc/sys/net/ipv4/conf/eth0/accept_local': '0',
+        },
+      }),
+    );
+    expect(v.ip_forward).toBe('warn');
+    expect(v['accept_local:eth0']).toBe('ok');
+  });
+
+  it('veth peers: same namespace, unnamed namespace, generic mode (not enough)', async () => {
+    const veth = (peer: LinkDetails['peer']): LinkDetails[] => [{ ifindex: 2, ifname: 'eth0', kind: 'veth', peer }];
+    const sameNs = probe({
+      links: [...veth({ ifname: 'peer0' }), { ifindex: 3, ifname: 'peer0', kind: 'veth', xdp: { mode: 'native', progId: 7 } }],
+    });
+    const r1 = await runChecks(sameNs, config());
+    expect(r1.checks.find((c) => c.id === 'veth-peer:eth0')?.detail).toBe('its peer peer0 (same namespace) has an XDP program (id 7, native)');
+    expect(r1.checks.find((c) => c.id === 'tx-checksum:eth0')?.verdict).toBe('ok');
+
+    const unnamed = probe({ links: veth({ ifindex: 9, netnsid: 4 }) });
+    const r2 = await runChecks(unnamed, config());
+    expect(r2.checks.find((c) => c.id === 'veth-peer:eth0')).toMatchObject({
+      verdict: 'warn',
+      detail:
+        'eth0 is a veth and its peer is in a namespace without a name (id 4), so whether it has an XDP program is unknown; without one frames the XDP program sends out of eth0 (XDP_TX or redirect) are lost',
+    });
+    expect(r2.checks.find((c) => c.id === 'tx-checksum:eth0')?.verdict).toBe('skip');
+
+    const generic = probe({
+      links: veth({ ifindex: 9, netnsid: 1 }),
+      netnsNames: async () => new Map([[1, 'other']]),
+      linksIn: async () => [{ ifindex: 9, ifname: 'veth9', kind: 'veth', xdp: { mode: 'generic', progId: 3 } }],
+      txChecksum: async (ifname, ns) => (ifname === 'veth9' && ns === 'other' ? true : undefined),
+    });
+    const r3 = await runChecks(generic, config());
+    // Measured: with generic-mode programs on the peers, frames sent out of the balancer's veths are lost.
+    expect(r3.checks.find((c) => c.id === 'veth-peer:eth0')?.verdict).toBe('fail');
+    expect(r3.checks.find((c) => c.id === 'tx-checksum:eth0')).toMatchObject({ verdict: 'warn', fix: 'ip netns exec other ethtool -K veth9 tx off (on every veth of the senders)' });
+  });
+
+  it('SNAT ports: reserved ones pass, reserve_snat_ports turns the failure into a warning', async () => {
+    const overlapping = 'snat_ports: 40000-40010\n';
+    expect((await verdicts(probe(), overlapping))['snat-ports']).toBe('fail');
+    expect((await verdicts(probe(), `${overlapping}reserve_snat_ports: true\n`))['snat-ports']).toBe('warn');
+    const reserved = probe({ sysctls: { '/proc/sys/net/ipv4/ip_local_reserved_ports': '8080,39000-41000\n' } });
+    const r = await runChecks(reserved, config(overlapping));
+    expect(r.checks.at(-1)?.detail).toBe('SNAT ports 40000-40010 overlap the ephemeral range 32768-60999 but are all in ip_local_reserved_ports');
+  });
+
+  it('without a config the interface checks are skipped', async () => {
+    const r = await runChecks(probe());
+    expect(r.checks.map((c) => [c.id, c.verdict])).toEqual([
+      ['kernel', 'ok'],
+      ['btf', 'ok'],
+      ['privileges', 'ok'],
+      ['xdp-program', 'ok'],
+      ['bpffs', 'ok'],
+      ['config', 'skip'],
+      ['snat-ports', 'ok'],
+    ]);
+  });
+});
+
+describe('parseIpLinks', () => {
+  it('reads veth peers and XDP attachments from `ip -j -d link show`', () => {
+    const json = JSON.stringify([
+      { ifindex: 1, ifname: 'lo', linkinfo: undefined },
+      { ifindex: 4, ifname: 'v1', link: 'v2', linkinfo: { info_kind: 'veth' } },
+      { ifindex: 2, ifname: 'front', link_index: 2, link_netnsid: 0, linkinfo: { info_kind: 'veth' }, xdp: { mode: 1, prog: { id: 42 } } },
+      { ifindex: 5, ifname: 'g', xdp: { mode: 2, prog: { id: 43 } } },
+    ]);
+    expect(parseIpLinks(json)).toEqual([
+      { ifindex: 1, ifname: 'lo', kind: undefined },
+      { ifindex: 4, ifname: 'v1', kind: 'veth', peer: { ifname: 'v2' } },
+      { ifindex: 2, ifname: 'front', kind: 'veth', peer: { ifindex: 2, netnsid: 0 }, xdp: { mode: 'native', progId: 42 } },
+      { ifindex: 5, ifname: 'g', kind: undefined, xdp: { mode: 'generic', progId: 43 } },
+    ]);
+  });
+});

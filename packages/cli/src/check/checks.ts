@@ -1,0 +1,69 @@
+import type { FlowlbConfig } from '../config/index.js';
+import { checkBpffs, checkBtf, checkKernel, checkPrivileges, checkProgram } from './host-checks.js';
+import {
+  checkAcceptLocal,
+  checkAddresses,
+  checkIpForward,
+  checkTxChecksum,
+  checkVethPeer,
+  findPeer,
+} from './network-checks.js';
+import type { LinkDetails, SystemProbe } from './probe.js';
+import { checkSnatPorts } from './snat-check.js';
+import type { CheckReport, CheckResult } from './types.js';
+
+/** Everything `flowlb check` looks at, in the order it prints them. */
+export async function runChecks(probe: SystemProbe, config?: FlowlbConfig): Promise<CheckReport> {
+  const checks: CheckResult[] = [checkKernel(probe), checkBtf(probe)];
+  const priv = checkPrivileges(probe);
+  const { capable: _capable, ...privResult } = priv;
+  checks.push(privResult, await checkProgram(probe, priv.capable), checkBpffs(probe, config));
+
+  if (config) {
+    checks.push(...checkAddresses(config, await probe.addresses().catch(() => [])));
+    const links = await probe.links().catch(() => [] as LinkDetails[]);
+    if (config.interfaces.length === 0) {
+      checks.push({
+        id: 'interfaces',
+        title: 'interfaces',
+        verdict: config.mode === 'xdp' ? 'fail' : 'warn',
+        detail: 'no interface is configured, so the XDP datapath has nothing to attach to (mode auto runs the userspace datapath)',
+        fix: 'set interface (and interfaces) in the config',
+      });
+    }
+    checks.push(checkIpForward(probe));
+    for (const ifname of config.interfaces) {
+      const link = links.find((l) => l.ifname === ifname);
+      if (!link) {
+        checks.push({
+          id: `interface:${ifname}`,
+          title: `interface ${ifname}`,
+          verdict: 'fail',
+          detail: `${ifname} does not exist in this network namespace`,
+          fix: `correct interface/interfaces, or run flowlb in the namespace that has ${ifname} (ip netns exec …)`,
+        });
+        continue;
+      }
+      checks.push({
+        id: `interface:${ifname}`,
+        title: `interface ${ifname}`,
+        verdict: 'ok',
+        detail: `${ifname} exists (index ${link.ifindex}${link.kind ? `, ${link.kind}` : ''})${link.xdp ? `; XDP program ${link.xdp.progId} is attached now` : ''}`,
+      });
+      checks.push(checkAcceptLocal(probe, ifname));
+      if (link.kind === 'veth') {
+        const peer = await findPeer(probe, link, links);
+        checks.push(checkVethPeer(ifname, peer), await checkTxChecksum(probe, ifname, peer));
+      }
+    }
+  } else {
+    checks.push({
+      id: 'config',
+      title: 'config',
+      verdict: 'skip',
+      detail: 'no --config: addresses, interfaces, ip_forward and accept_local are not checked; SNAT ports use the default range',
+    });
+  }
+  checks.push(checkSnatPorts(probe, config));
+  return { ok: checks.every((c) => c.verdict !== 'fail'), config: config?.file, checks };
+}

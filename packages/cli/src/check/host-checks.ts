@@ -1,0 +1,110 @@
+import type { FlowlbConfig } from '../config/index.js';
+import { PIN_ROOT } from '../config/index.js';
+import { BPF_FS_MAGIC, type SystemProbe } from './probe.js';
+import type { CheckResult } from './types.js';
+
+const MIN_KERNEL: readonly [number, number] = [5, 9];
+const CAP_NET_ADMIN = 12n;
+const CAP_SYS_ADMIN = 21n;
+const CAP_BPF = 39n;
+
+export function checkKernel(probe: SystemProbe): CheckResult {
+  const rel = probe.kernelRelease();
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  const base = { id: 'kernel', title: 'kernel' };
+  if (!m) return { ...base, verdict: 'warn', detail: `cannot read the version from "${rel}"`, fix: 'flowlb needs Linux 5.9 or newer' };
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  if (major > MIN_KERNEL[0] || (major === MIN_KERNEL[0] && minor >= MIN_KERNEL[1])) {
+    return { ...base, verdict: 'ok', detail: `${rel} (XDP links need 5.9 or newer)` };
+  }
+  return {
+    ...base,
+    verdict: 'fail',
+    detail: `${rel} is older than 5.9, which XDP links (bpf_link) need`,
+    fix: 'upgrade the kernel, or run with mode: userspace',
+  };
+}
+
+export function checkBtf(probe: SystemProbe): CheckResult {
+  const base = { id: 'btf', title: 'BTF' };
+  return probe.fileExists('/sys/kernel/btf/vmlinux')
+    ? { ...base, verdict: 'ok', detail: '/sys/kernel/btf/vmlinux is present' }
+    : {
+        ...base,
+        verdict: 'warn',
+        detail: '/sys/kernel/btf/vmlinux is missing: the kernel was built without CONFIG_DEBUG_INFO_BTF',
+        fix: 'the flowlb program loads without it, but the verifier logs and bpftool are less helpful; use a kernel with BTF',
+      };
+}
+
+export function checkPrivileges(probe: SystemProbe): CheckResult & { capable: boolean } {
+  const base = { id: 'privileges', title: 'privileges' };
+  const caps = probe.capEff();
+  const uid = probe.uid();
+  const who = uid === 0 ? 'root' : uid === undefined ? 'this process' : `uid ${uid}`;
+  if (caps === undefined) {
+    return { ...base, capable: false, verdict: 'fail', detail: 'cannot read CapEff from /proc/self/status', fix: 'run on Linux' };
+  }
+  const has = (c: bigint): boolean => (caps & (1n << c)) !== 0n;
+  const missing: string[] = [];
+  if (!has(CAP_BPF) && !has(CAP_SYS_ADMIN)) missing.push('CAP_BPF');
+  if (!has(CAP_NET_ADMIN)) missing.push('CAP_NET_ADMIN');
+  if (missing.length === 0) {
+    return { ...base, capable: true, verdict: 'ok', detail: `${who} with CAP_BPF${has(CAP_BPF) ? '' : ' (as CAP_SYS_ADMIN)'} and CAP_NET_ADMIN` };
+  }
+  return {
+    ...base,
+    capable: false,
+    verdict: 'fail',
+    detail: `${who} lacks ${missing.join(' and ')}: loading the program needs CAP_BPF, attaching it needs CAP_NET_ADMIN`,
+    fix: 'run as root, or grant CAP_BPF and CAP_NET_ADMIN (systemd: AmbientCapabilities=CAP_BPF CAP_NET_ADMIN)',
+  };
+}
+
+export async function checkProgram(probe: SystemProbe, capable: boolean): Promise<CheckResult> {
+  const base = { id: 'xdp-program', title: 'XDP program' };
+  const r = await probe.loadProgram();
+  if (r.ok) return { ...base, verdict: 'ok', detail: `the flowlb program loads and passes the verifier (libbpf ${r.libbpf})` };
+  if (r.stage === 'addon') {
+    return {
+      ...base,
+      verdict: 'fail',
+      detail: `@flowlb/xdp-core cannot be used: ${r.error.message}`,
+      fix: 'install @flowlb/xdp-core with its native addon (needs libbpf-dev, libelf-dev, g++ and make to build), or run with mode: userspace',
+    };
+  }
+  if (!capable || r.error.code === 'EPERM') {
+    return {
+      ...base,
+      verdict: 'fail',
+      detail: `loading the program was refused: ${firstLine(r.error.message)}`,
+      fix: 'see privileges above',
+    };
+  }
+  return { ...base, verdict: 'fail', detail: `the kernel refused the program: ${firstLine(r.error.message)}`, fix: 'run with mode: userspace' };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+
+export function checkBpffs(probe: SystemProbe, config: FlowlbConfig | undefined): CheckResult {
+  const base = { id: 'bpffs', title: 'bpffs' };
+  const path = config?.pinPath ?? PIN_ROOT;
+  const fs = probe.fsType(path);
+  if (fs && fs.type === BPF_FS_MAGIC) {
+    return { ...base, verdict: 'ok', detail: `${fs.probed} is on bpffs: maps are pinned under ${path}` };
+  }
+  const found = fs ? `${fs.probed} is not on bpffs (filesystem type 0x${fs.type.toString(16)})` : `nothing of ${path} exists`;
+  const mountPoint = path.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : fs?.probed ?? path;
+  const fix = `mount bpffs: mount -t bpf bpf ${mountPoint} (inside \`ip netns exec\` /sys/fs/bpf is not mounted)`;
+  if (config?.pinPathSet) {
+    return { ...base, verdict: 'fail', detail: `${found}, so pin_path ${path} cannot hold pinned maps`, fix };
+  }
+  return {
+    ...base,
+    verdict: 'warn',
+    detail: `${found}: \`flowlb run\` will run without pinned maps, so \`flowlb flows\` and \`flowlb stats\` cannot see it and flows do not survive a restart`,
+    fix,
+  };
+}

@@ -1,0 +1,161 @@
+import { KEY_DOCS } from '../config/index.js';
+import { EXIT_CODES_HELP } from './exit-codes.js';
+
+export const PROGRAM_DESCRIPTION = `flowlb: a UDP load balancer with an XDP fast path.
+
+A mapper decides where each new client goes (the DTLS SNI mapper with
+--mappings, or your own FlowMapper module with --mapper); from then on the
+flow's datagrams are forwarded in the kernel by an XDP program, and the
+control plane only sees new clients.`;
+
+export const PROGRAM_AFTER = `
+Examples:
+  $ flowlb demo                                             see it work on this machine
+  $ flowlb check --config config.yaml                       can this machine run the XDP datapath?
+  $ flowlb run --config config.yaml --mappings mappings.yaml
+  $ flowlb run --config config.yaml --mapper ./my-mapper.mjs
+  $ flowlb flows --instance 192.0.2.1:4433                  flows of a running balancer
+  $ flowlb stats --watch                                    its counters every 2 seconds
+
+${EXIT_CODES_HELP}
+
+Environment:
+  FLOWLB_PIN_ROOT  where instances pin their maps by default (/sys/fs/bpf/flowlb)
+  FLOWLB_RUN_DIR   where a running instance says where its metrics are (/run/flowlb)
+
+Run \`flowlb <command> --help\` for a command's options;
+\`flowlb run --help\` lists the config keys.`;
+
+function wrap(text: string, width: number, indent: string): string {
+  const words = text.split(/\s+/);
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > width) {
+      lines.push(line);
+      line = w;
+    } else {
+      line = line ? `${line} ${w}` : w;
+    }
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => indent + l).join('\n');
+}
+
+function configKeysHelp(): string {
+  const entries = KEY_DOCS.map(
+    (d) => `  ${d.key}${d.seed ? ' [original]' : ''}  (default: ${d.default})\n${wrap(d.doc, 72, '      ')}`,
+  );
+  return `Config keys (YAML; [original] marks the keys of the original flowlb, read unchanged):
+${entries.join('\n')}
+  Unknown keys are errors, reported with the key that was probably meant. Every problem
+  is reported at once, as file:line:column: key: what was expected, and what was found.`;
+}
+
+export const RUN_DESCRIPTION = `Run the balancer in the foreground.
+
+Reads the config, loads the mapper, attaches the XDP program (mode xdp, or
+auto when the machine can and an interface is set; otherwise the userspace
+datapath runs), and logs JSON lines to stdout. The flows and stats maps are
+pinned under pin_path.`;
+
+export const RUN_AFTER = (): string => `
+Mapper (exactly one):
+  --mappings FILE   the DTLS SNI mapper: routes each client by the server name in its
+                    ClientHello (sniMappings: [{fqdn, ipv4, port}, …], optional default)
+  --mapper MODULE   an ES module whose default export is a FlowMapper
+                    ({ findFlow(client, packets) }), or a function (sync or async) or a
+                    class that makes one; it is given { vip, snatAddress, configFile, log }.
+                    An optional reload() is called on SIGHUP, close() on stop.
+
+Signals:
+  SIGINT, SIGTERM   stop cleanly: detach the XDP program, close the sockets, exit 0
+                    (a second signal while stopping exits at once with 1)
+  SIGHUP            reload the mappings; invalid new ones are logged and the old ones stay
+
+Endpoints (with metrics_addr):
+  /metrics   Prometheus: balancer and XDP counters, flows active, SNAT ports in use,
+             classification latency, process metrics
+  /healthz   200 when the VIP socket is bound and the XDP program attached, else 503;
+             also lists ip_forward and accept_local problems
+  /stats     the balancer's counters as JSON (read by \`flowlb stats\`)
+
+${configKeysHelp()}
+
+Examples:
+  $ flowlb run --config config.yaml --mappings mappings.yaml
+  $ flowlb run -c config.yaml --mapper ./round-robin.mjs --detach-on-exit
+
+${EXIT_CODES_HELP}`;
+
+export const FLOWS_DESCRIPTION = `List the flows of a running balancer, read from its pinned flows map: client,
+target, SNAT address and port, and how long the flow has been idle.`;
+
+export const INSTANCE_HELP = `
+Which instance:
+  --pin-path P     read the maps pinned in folder P
+  --instance I     an instance under the pin root, by its VIP: 192.0.2.1:4433
+                   (its folder is 192_0_2_1-4433: bpffs allows no '.' in names)
+  --config F       the pin_path of that config
+  (none)           the only instance under the pin root (/sys/fs/bpf/flowlb, or FLOWLB_PIN_ROOT)`;
+
+export const FLOWS_AFTER = `${INSTANCE_HELP}
+
+Examples:
+  $ flowlb flows
+  $ flowlb flows --instance 192.0.2.1:4433 --json | jq '.flows[].target'
+
+${EXIT_CODES_HELP}`;
+
+export const STATS_DESCRIPTION = `Show the counters of a running balancer: the XDP program's (per-CPU values
+summed), read from its pinned stats map, and the balancer's own, fetched from
+its metrics server when it has one.`;
+
+export const STATS_AFTER = `${INSTANCE_HELP}
+
+Examples:
+  $ flowlb stats
+  $ flowlb stats --watch 1          every second, with rates, until Ctrl-C
+  $ flowlb stats --json --watch 5   one JSON object per line
+
+${EXIT_CODES_HELP}`;
+
+export const CHECK_DESCRIPTION = `Tell whether this machine can run the XDP datapath, and what to do about each
+problem: kernel, BTF, privileges, loading the program, bpffs, the VIP address,
+the interfaces, ip_forward, accept_local, veth peers without an XDP program,
+checksum offload on veth, and the SNAT ports against the kernel's ephemeral
+range.`;
+
+export const CHECK_AFTER = `
+Each line is ok, WARN (works, with a caveat), FAIL (the XDP datapath cannot work as
+configured) or skip (does not apply). Without --config, the checks that need one
+(addresses, interfaces, ip_forward, accept_local) are skipped.
+
+Examples:
+  $ flowlb check
+  $ sudo ip netns exec lb flowlb check --config config.yaml --json
+
+Exit codes:
+  0  no check failed (warnings allowed)
+  2  the config is invalid
+  3  at least one check failed`;
+
+export const DEMO_DESCRIPTION = `Route real DTLS clients by SNI through a throw-away topology, and show what
+happened.
+
+As root it builds network namespaces (two clients, the balancer, two backends)
+joined by veth pairs, runs \`flowlb run\` with the DTLS SNI mapper and the XDP
+datapath, starts two \`openssl s_server -dtls1_2\` backends and connects
+\`openssl s_client -dtls1_2 -servername …\` clients. It prints which backend
+answered each name, the flows, and how many packets took the fast path, then
+removes everything. Without root (or network namespaces) it runs the same on
+loopback with the userspace datapath.`;
+
+export const DEMO_AFTER = `
+Needs openssl on the PATH; as root also ip (iproute2) and ethtool.
+
+Examples:
+  $ sudo flowlb demo
+  $ flowlb demo --userspace        force the loopback variant
+
+${EXIT_CODES_HELP}`;

@@ -1,0 +1,143 @@
+import type { BalancerStats } from '@flowlb/balancer';
+import { STAT_NAMES, type StatName } from '@flowlb/xdp-core';
+import { CliError, EXIT } from '../cli/exit-codes.js';
+import type { Io } from '../cli/io.js';
+import { formatCount, renderTable } from '../format/table.js';
+import { resolvePinPath, type InstanceSelector } from '../maps/locate.js';
+import { openPinnedMap } from '../maps/pinned.js';
+import { STAT_DOCS } from '../maps/stat-docs.js';
+import { readXdpStats } from '../maps/stats.js';
+import { findRunState, runDir } from '../run/state-file.js';
+
+export interface StatsOptions extends InstanceSelector {
+  json?: boolean;
+  /** Seconds between reports; true for the default. */
+  watch?: boolean | string;
+  /** With --watch: stop after this many reports. */
+  count?: string;
+}
+
+export interface StatsSnapshot {
+  pinPath: string;
+  time: string;
+  xdp: Record<StatName, number>;
+  /** The running balancer's own counters, from its metrics server; null when it cannot be reached. */
+  balancer: BalancerStats | null;
+  balancerSource: string | null;
+  balancerError?: string;
+}
+
+async function fetchBalancerStats(url: string): Promise<BalancerStats> {
+  const res = await fetch(`${url}/stats`, { signal: AbortSignal.timeout(1500) });
+  if (!res.ok) throw new Error(`${url}/stats answered ${res.status}`);
+  return (await res.json()) as BalancerStats;
+}
+
+async function snapshot(pinPath: string, map: Parameters<typeof readXdpStats>[0], env: NodeJS.ProcessEnv): Promise<StatsSnapshot> {
+  const snap: StatsSnapshot = { pinPath, time: new Date().toISOString(), xdp: readXdpStats(map), balancer: null, balancerSource: null };
+  const state = findRunState(runDir(env), pinPath);
+  if (!state?.metricsUrl) {
+    snap.balancerError = state ? 'the running instance serves no metrics (metrics_addr is not set)' : 'no running `flowlb run` found for this pin path';
+    return snap;
+  }
+  snap.balancerSource = `${state.metricsUrl}/stats`;
+  try {
+    snap.balancer = await fetchBalancerStats(state.metricsUrl);
+  } catch (error) {
+    snap.balancerError = `${state.metricsUrl} cannot be reached from here (${(error as Error).message})`;
+  }
+  return snap;
+}
+
+function indent(text: string): string {
+  return text.replace(/^(?=.)/gm, '  ');
+}
+
+function rate(now: number, before: number | undefined, seconds: number): string {
+  if (before === undefined || seconds <= 0) return '';
+  return `${formatCount(Math.round((now - before) / seconds))}/s`;
+}
+
+export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string {
+  const dt = previous ? (Date.parse(s.time) - Date.parse(previous.time)) / 1000 : 0;
+  const xdpRows = STAT_NAMES.map((n) =>
+    previous
+      ? [n, formatCount(s.xdp[n]), rate(s.xdp[n], previous.xdp[n], dt), STAT_DOCS[n]]
+      : [n, formatCount(s.xdp[n]), STAT_DOCS[n]],
+  );
+  let out = `XDP program (${s.pinPath}/stats, summed over CPUs) at ${s.time}\n`;
+  out += indent(renderTable(previous ? ['COUNTER', 'TOTAL', 'RATE', 'MEANING'] : ['COUNTER', 'TOTAL', 'MEANING'], xdpRows));
+  const fast = s.xdp.fwdHit + s.xdp.revHit;
+  const all = STAT_NAMES.reduce((n, k) => n + s.xdp[k], 0);
+  out += `  fast path: ${formatCount(fast)} of ${formatCount(all)} packets${all > 0 ? ` (${((100 * fast) / all).toFixed(1)} %)` : ''}\n`;
+  const b = s.balancer;
+  if (!b) {
+    out += `balancer counters: unavailable: ${s.balancerError ?? 'unknown'}\n`;
+    return out;
+  }
+  out += `balancer (${s.balancerSource}), ${b.datapath ?? 'not started'} datapath\n`;
+  const rows: string[][] = [
+    ['flows active', formatCount(b.flows.active)],
+    ['flows created', formatCount(b.flows.created)],
+    ['flows expired', formatCount(b.flows.expired)],
+    ['flows refused', formatCount(b.flows.refused)],
+    ['pending clients', formatCount(b.pending.clients)],
+    ['slow path datagrams in', formatCount(b.datagrams.slowPathIn)],
+    ['datagrams forwarded (new flows)', formatCount(b.datagrams.forwardedNew)],
+    ['datagrams dropped', formatCount(b.datagrams.dropped)],
+    ...(typeof b.datagrams.socketDrops === 'number' ? [['dropped by the kernel (receive buffer full)', formatCount(b.datagrams.socketDrops)]] : []),
+    ['mapper calls', formatCount(b.classification.calls)],
+    ['SNAT ports in use', formatCount(b.snat.portsInUse)],
+  ];
+  for (const [reason, n] of Object.entries(b.drops)) if (n > 0) rows.push([`  dropped: ${reason}`, formatCount(n)]);
+  out += indent(renderTable(['COUNTER', 'VALUE'], rows));
+  return out;
+}
+
+function parseWatch(watch: StatsOptions['watch']): number | undefined {
+  if (watch === undefined || watch === false) return undefined;
+  if (watch === true) return 2;
+  const n = Number(watch);
+  if (!Number.isFinite(n) || n < 0.1) throw new CliError(`--watch: expected seconds (at least 0.1), got ${JSON.stringify(watch)}`, EXIT.USAGE);
+  return n;
+}
+
+export async function statsCommand(opts: StatsOptions, io: Io, signal?: AbortSignal): Promise<number> {
+  const every = parseWatch(opts.watch);
+  const count = opts.count === undefined ? Infinity : Number(opts.count);
+  if (!(count >= 1) || (count !== Infinity && !Number.isInteger(count))) {
+    throw new CliError(`--count: expected a whole number of reports, got ${JSON.stringify(opts.count)}`, EXIT.USAGE);
+  }
+  const pinPath = await resolvePinPath(opts, io.env);
+  const map = await openPinnedMap(pinPath, 'stats');
+  try {
+    let previous: StatsSnapshot | undefined;
+    for (let i = 0; ; i++) {
+      const s = await snapshot(pinPath, map, io.env);
+      if (opts.json) io.out(every === undefined ? `${JSON.stringify(s, null, 2)}\n` : `${JSON.stringify(s)}\n`);
+      else io.out(`${i > 0 ? '\n' : ''}${renderStats(s, previous)}`);
+      previous = s;
+      if (every === undefined || i + 1 >= count || signal?.aborted) break;
+      const stopped = await sleep(every * 1000, signal);
+      if (stopped) break;
+    }
+  } finally {
+    map.close();
+  }
+  return EXIT.OK;
+}
+
+/** Resolves true when `signal` ended the wait. */
+function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(false);
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,124 @@
+/** Every config key, for messages, `--help` and the README. Keys marked `seed` come from the original's config.yaml. */
+export interface KeyDoc {
+  key: string;
+  expected: string;
+  default: string;
+  doc: string;
+  seed?: boolean;
+}
+
+export const PENDING_KEYS = ['max_clients', 'max_datagrams', 'max_bytes_per_client', 'max_total_bytes', 'timeout_ms'] as const;
+
+export const MAX_FLOW_TABLE_SIZE = 1 << 26;
+
+export const KEY_DOCS: readonly KeyDoc[] = [
+  { key: 'port', seed: true, expected: 'an integer from 1 to 65535', default: 'required', doc: 'UDP port of the VIP' },
+  {
+    key: 'addr',
+    seed: true,
+    expected: 'an IPv4 address of this host like "192.0.2.1"',
+    default: 'required',
+    doc: 'IPv4 address of the VIP; must be configured on this host',
+  },
+  {
+    key: 'interface',
+    seed: true,
+    expected: 'a network interface name like "eth0"',
+    default: 'none',
+    doc: 'interface the XDP program is attached to (the one clients reach the VIP on)',
+  },
+  { key: 'debug', seed: true, expected: 'true or false', default: 'false', doc: 'log every decision (each new client, flow and drop)' },
+  {
+    key: 'conn_ttl_sec',
+    seed: true,
+    expected: 'a number of seconds greater than 0',
+    default: '60',
+    doc: 'a flow is removed once both of its directions have been idle this long',
+  },
+  {
+    key: 'mode',
+    expected: '"auto", "xdp" or "userspace"',
+    default: 'auto',
+    doc: 'datapath: xdp (kernel fast path), userspace (sockets only), auto (xdp when the machine can and an interface is set)',
+  },
+  {
+    key: 'xdp_mode',
+    expected: '"native", "generic" or "auto"',
+    default: 'auto',
+    doc: 'how the XDP program is attached: in the driver, in the generic skb path, or as the kernel prefers',
+  },
+  {
+    key: 'interfaces',
+    expected: 'a list of network interface names like ["eth1"]',
+    default: '[]',
+    doc: 'more interfaces to attach to, e.g. the one towards the backends when it differs from `interface`',
+  },
+  {
+    key: 'snat_addr',
+    expected: 'an IPv4 address of this host like "192.0.2.1"',
+    default: 'addr',
+    doc: 'source address towards the backends; their replies must come back to this host',
+  },
+  {
+    key: 'snat_port_min',
+    expected: 'an integer from 1 to 65535',
+    default: '10000',
+    doc: 'lowest SNAT source port (one port per flow and backend)',
+  },
+  { key: 'snat_port_max', expected: 'an integer from 1 to 65535', default: '29999', doc: 'highest SNAT source port' },
+  {
+    key: 'snat_ports',
+    expected: 'a port range like "10000-29999"',
+    default: '10000-29999',
+    doc: 'the SNAT port range in one key; give it or snat_port_min/snat_port_max, not both',
+  },
+  {
+    key: 'reserve_snat_ports',
+    expected: 'true or false',
+    default: 'false',
+    doc: "when the SNAT range overlaps the kernel's ephemeral range, add it to net.ipv4.ip_local_reserved_ports instead of refusing to start",
+  },
+  {
+    key: 'flow_table_size',
+    expected: `an integer from 1 to ${MAX_FLOW_TABLE_SIZE}`,
+    default: '131072',
+    doc: 'flows installed at once; the XDP map holds two entries per flow',
+  },
+  {
+    key: 'pending',
+    expected: `a mapping with ${PENDING_KEYS.join(', ')}`,
+    default: 'see below',
+    doc: 'bounds on what waits for the mapper',
+  },
+  { key: 'pending.max_clients', expected: 'an integer greater than 0', default: '10000', doc: 'clients waiting for a decision at once' },
+  { key: 'pending.max_datagrams', expected: 'an integer greater than 0', default: '32', doc: 'datagrams buffered per waiting client' },
+  { key: 'pending.max_bytes_per_client', expected: 'an integer greater than 0', default: '65536', doc: 'bytes buffered per waiting client' },
+  { key: 'pending.max_total_bytes', expected: 'an integer greater than 0', default: '33554432', doc: 'bytes buffered over all waiting clients' },
+  {
+    key: 'pending.timeout_ms',
+    expected: 'an integer greater than 0',
+    default: '3000',
+    doc: "the mapper must decide within this long of a client's first datagram",
+  },
+  {
+    key: 'metrics_addr',
+    expected: 'host:port like "127.0.0.1:9100" (port 0 picks a free one)',
+    default: 'none (no metrics server)',
+    doc: 'where Prometheus metrics (/metrics), health (/healthz) and counters (/stats) are served',
+  },
+  {
+    key: 'pin_path',
+    expected: 'an absolute path on a bpffs mount like "/sys/fs/bpf/flowlb/lb1"',
+    default: '/sys/fs/bpf/flowlb/<addr with _ for .>-<port>, e.g. 192_0_2_1-4433',
+    doc: 'bpffs folder where the flows and stats maps are pinned (read by `flowlb flows` and `flowlb stats`)',
+  },
+];
+
+const BY_KEY = new Map(KEY_DOCS.map((d) => [d.key, d]));
+
+export function expectedFor(key: string): string | undefined {
+  if (/^interfaces\[\d+\]$/.test(key)) return 'a network interface name like "eth1"';
+  return BY_KEY.get(key)?.expected;
+}
+
+export const TOP_LEVEL_KEYS: readonly string[] = KEY_DOCS.filter((d) => !d.key.includes('.')).map((d) => d.key);

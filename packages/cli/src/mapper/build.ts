@@ -1,0 +1,120 @@
+import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
+import { DtlsSniMapper, MappingsError } from '@flowlb/mapper-dtls-sni';
+import { CliError, EXIT } from '../cli/exit-codes.js';
+import type { FlowlbConfig } from '../config/index.js';
+import type { Logger } from '../run/logger.js';
+import { loadMapperModule, type LoadedMapper } from './load-module.js';
+
+export interface ReloadOutcome {
+  ok: boolean;
+  /** What was reloaded, or why not. */
+  detail: string;
+}
+
+export interface BuiltMapper {
+  mapper: FlowMapper;
+  /** For logs: `dtls-sni mappings.yaml` or `module ./my-mapper.mjs`. */
+  description: string;
+  /** Re-reads the mappings; a failure leaves the mapper as it was. */
+  reload(): Promise<ReloadOutcome>;
+  close(): Promise<void>;
+}
+
+export interface MapperChoice {
+  mappings?: string;
+  mapper?: string;
+}
+
+function describeDecision(d: Decision): Record<string, unknown> {
+  if (d.action === 'forward') {
+    return { action: 'forward', target: `${d.flow.dstAddr.address}:${d.flow.dstAddr.port}` };
+  }
+  return d.action === 'drop' ? { action: 'drop', reason: d.reason } : { action: 'wait' };
+}
+
+/** Logs every answer of the mapper at debug level; synchronous mappers stay synchronous. */
+export function traceDecisions(inner: FlowMapper, log: Logger): FlowMapper {
+  const logged = (client: UdpEndpoint, packets: number, d: unknown): void => {
+    const fields = d && typeof d === 'object' && 'action' in d ? describeDecision(d as Decision) : { action: 'invalid' };
+    log.debug({ client: `${client.address}:${client.port}`, datagrams: packets, ...fields }, 'mapper decision');
+  };
+  return {
+    findFlow(client, packets) {
+      const r = inner.findFlow(client, packets);
+      if (r && typeof (r as Promise<Decision>).then === 'function') {
+        return (r as Promise<Decision>).then((d) => {
+          logged(client, packets.length, d);
+          return d;
+        });
+      }
+      logged(client, packets.length, r);
+      return r;
+    },
+  };
+}
+
+async function dtlsSni(file: string): Promise<BuiltMapper> {
+  let m: DtlsSniMapper;
+  try {
+    m = await DtlsSniMapper.fromFile(file);
+  } catch (error) {
+    if (error instanceof MappingsError) throw new CliError(error.message, EXIT.USAGE, { cause: error });
+    throw error;
+  }
+  const rules = (): string => {
+    const t = m.mappings;
+    return `${t.rules.length} name${t.rules.length === 1 ? '' : 's'}${t.defaultTargets ? ', with a default' : ''}`;
+  };
+  return {
+    mapper: m,
+    description: `dtls-sni ${file} (${rules()})`,
+    async reload() {
+      const r = await m.reload();
+      return r.ok ? { ok: true, detail: `${file}: ${rules()}` } : { ok: false, detail: r.error.message };
+    },
+    close: async () => {},
+  };
+}
+
+function fromModule(spec: string, loaded: LoadedMapper): BuiltMapper {
+  return {
+    mapper: loaded,
+    description: `module ${spec}`,
+    async reload() {
+      if (typeof loaded.reload !== 'function') {
+        return { ok: false, detail: `the mapper from ${spec} has no reload() method, so there is nothing to reload` };
+      }
+      try {
+        await loaded.reload();
+        return { ok: true, detail: `${spec} reloaded` };
+      } catch (error) {
+        return { ok: false, detail: `${spec}: reload() failed: ${(error as Error).message ?? String(error)}` };
+      }
+    },
+    async close() {
+      if (typeof loaded.close === 'function') await loaded.close();
+    },
+  };
+}
+
+/** The mapper `run` uses: the DTLS SNI mapper over --mappings, or the user's --mapper module. */
+export async function buildMapper(choice: MapperChoice, config: FlowlbConfig, log: Logger): Promise<BuiltMapper> {
+  if (choice.mappings && choice.mapper) {
+    throw new CliError('give either --mappings (the DTLS SNI mapper) or --mapper (your own module), not both', EXIT.USAGE);
+  }
+  let built: BuiltMapper;
+  if (choice.mappings) {
+    built = await dtlsSni(choice.mappings);
+  } else if (choice.mapper) {
+    const loaded = await loadMapperModule(choice.mapper, {
+      vip: { ...config.vip },
+      snatAddress: config.snatAddr,
+      configFile: config.file,
+      log: log.child({ mapper: choice.mapper }),
+    });
+    built = fromModule(choice.mapper, loaded);
+  } else {
+    throw new CliError('run needs a mapper: --mappings FILE (route DTLS by SNI) or --mapper MODULE (your own FlowMapper)', EXIT.USAGE);
+  }
+  return config.debug ? { ...built, mapper: traceDecisions(built.mapper, log) } : built;
+}

@@ -1,0 +1,17 @@
+import type { StatName } from '@flowlb/xdp-core';
+
+/** What each XDP counter counts (enum flowlb_stat in bpf/include/flowlb.h); every packet lands in exactly one. */
+export const STAT_DOCS: Record<StatName, string> = {
+  fwdHit: 'client to backend, forwarded in the kernel',
+  revHit: 'backend to client, forwarded in the kernel',
+  miss: 'no flow yet: passed to the balancer (slow path)',
+  fragment: 'IPv4 fragments: passed to the kernel',
+  ttl: 'known flow with TTL <= 1: passed untouched',
+  fibNoNeigh: 'known flow, next hop not resolved yet: passed rewritten to the kernel',
+  fibUnreachable: 'known flow, no route (blackhole/unreachable/prohibit): passed untouched',
+  fibNotFwded: 'known flow the kernel would not forward (local destination, forwarding off): passed',
+  fibFragNeeded: 'known flow larger than the egress MTU: passed untouched',
+  fibOther: 'known flow, other route lookup result: passed untouched',
+  malformed: 'truncated headers or inconsistent lengths: passed untouched',
+  notIpv4Udp: 'not IPv4/UDP (ARP, IPv6, VLAN, TCP, ...): passed untouched',
+};

@@ -1,0 +1,125 @@
+import type { BalancerStats } from '@flowlb/balancer';
+import { describe, expect, it } from 'vitest';
+import { healthReport } from './health.js';
+import { createMetricsRegistry } from './metrics.js';
+
+const stats = {
+  datapath: 'xdp',
+  datapathReason: 'test',
+  flows: { active: 3, created: 5, expired: 2, refused: 1, adopted: 0 },
+  pending: { clients: 1, datagrams: 2, bytes: 300, held: 0 },
+  datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 1, userspaceForward: 0, userspaceReverse: 0, dropped: 2, socketDrops: 5 },
+  drops: { 'mapper-drop': 2, 'snat-exhausted': 0 },
+  classification: {
+    count: 4,
+    sumMs: 10,
+    buckets: [
+      { le: 0.5, count: 1 },
+      { le: 5, count: 3 },
+      { le: '+Inf', count: 4 },
+    ],
+    calls: 6,
+    inFlight: 0,
+    errors: 1,
+    timeouts: 0,
+  },
+  snat: { portsInUse: 3, pools: 2, quarantined: 0, range: { min: 10000, max: 10099 } },
+} as unknown as BalancerStats;
+
+describe('metrics', () => {
+  it('exposes the balancer and XDP counters in the Prometheus text format', async () => {
+    let current: BalancerStats | undefined;
+    const registry = createMetricsRegistry({
+      stats: () => current,
+      xdp: () => (current ? { fwdHit: 10, revHit: 12, miss: 4, notIpv4Udp: 1 } : undefined),
+      reloads: () => ({ ok: 1, failed: 2 }),
+      info: () => ({ vip: '192.0.2.1:4433', datapath: 'xdp', version: '1.2.3' }),
+    });
+    // Before the balancer starts: the help and type lines, no samples.
+    const before = await registry.metrics();
+    expect(before).toContain('# HELP flowlb_flows_active Flows installed now\n# TYPE flowlb_flows_active gauge\n\n');
+
+    current = stats;
+    const text = await registry.metrics();
+    const expected = [
+      'flowlb_info{vip="192.0.2.1:4433",datapath="xdp",version="1.2.3"} 1',
+      'flowlb_flows_active 3',
+      'flowlb_flows_created_total 5',
+      'flowlb_flows_expired_total 2',
+      'flowlb_flows_refused_total 1',
+      'flowlb_pending_clients 1',
+      'flowlb_pending_bytes 300',
+      'flowlb_datagrams_total{path="slow_path_in"} 9',
+      'flowlb_datagrams_total{path="forwarded_late"} 1',
+      'flowlb_dropped_datagrams_total{reason="mapper-drop"} 2',
+      'flowlb_socket_drops_total 5',
+      'flowlb_mapper_calls_total 6',
+      'flowlb_mapper_errors_total 1',
+      'flowlb_classification_seconds_bucket{le="0.0005"} 1',
+      'flowlb_classification_seconds_bucket{le="0.005"} 3',
+      'flowlb_classification_seconds_bucket{le="+Inf"} 4',
+      'flowlb_classification_seconds_sum 0.01',
+      'flowlb_classification_seconds_count 4',
+      'flowlb_snat_ports_in_use 3',
+      'flowlb_snat_ports_range 100',
+      'flowlb_xdp_packets_total{outcome="fwd_hit"} 10',
+      'flowlb_xdp_packets_total{outcome="rev_hit"} 12',
+      'flowlb_xdp_packets_total{outcome="not_ipv4_udp"} 1',
+      'flowlb_mapper_reloads_total{result="ok"} 1',
+      'flowlb_mapper_reloads_total{result="failed"} 2',
+    ];
+    for (const line of expected) expect(text.split('\n')).toContain(line);
+    expect(text).toContain('# TYPE flowlb_classification_seconds histogram\n');
+    expect(text).toContain('# TYPE flowlb_xdp_packets_total counter\n');
+  });
+});
+
+describe('healthReport', () => {
+  const base = {
+    state: 'running',
+    datapath: 'xdp' as const,
+    vip: '192.0.2.1:4433',
+    interfaces: ['front', 'back'],
+    attachments: [
+      { iface: 'front', expectedProgId: 7, actualProgId: 7 },
+      { iface: 'back', expectedProgId: 7, actualProgId: 7 },
+    ],
+    readSysctl: (rel: string) => ({ ip_forward: '1', 'conf/all/accept_local': '0', 'conf/front/accept_local': '1', 'conf/back/accept_local': '1' })[rel],
+  };
+
+  it('is ok when the VIP socket is bound and every interface runs the program', () => {
+    expect(healthReport(base)).toEqual({
+      status: 'ok',
+      state: 'running',
+      datapath: 'xdp',
+      checks: [
+        { name: 'vip-socket', ok: true, detail: 'bound on 192.0.2.1:4433' },
+        { name: 'xdp:front', ok: true, detail: 'program 7 attached' },
+        { name: 'xdp:back', ok: true, detail: 'program 7 attached' },
+      ],
+      warnings: [],
+    });
+  });
+
+  it('is unhealthy when a program is gone or replaced, and reports sysctl problems', () => {
+    const h = healthReport({
+      ...base,
+      attachments: [
+        { iface: 'front', expectedProgId: 7, actualProgId: 0 },
+        { iface: 'back', expectedProgId: 7, actualProgId: 9 },
+      ],
+      readSysctl: (rel) => (rel === 'ip_forward' ? '0' : rel === 'conf/back/accept_local' ? '1' : '0'),
+    });
+    expect(h.status).toBe('unhealthy');
+    expect(h.checks.slice(1).map((c) => c.detail)).toEqual(['no XDP program is attached', 'another program (9) is attached instead of 7']);
+    expect(h.warnings).toEqual([
+      'net.ipv4.ip_forward is not 1: packets of known flows passed to the kernel are not forwarded',
+      'net.ipv4.conf.front.accept_local is not 1: rewritten packets passed to the kernel are dropped as martians',
+    ]);
+  });
+
+  it('is unhealthy while the balancer is not running; userspace has no XDP checks', () => {
+    const h = healthReport({ ...base, state: 'stopping', datapath: 'userspace', attachments: [] });
+    expect(h).toMatchObject({ status: 'unhealthy', checks: [{ name: 'vip-socket', ok: false, detail: 'the balancer is stopping' }], warnings: [] });
+  });
+});
