@@ -494,7 +494,8 @@ async function runDtlsClient(launch: Launch, tool: ClientTool, opts: DtlsClientO
       writeStdin(proc, `${opts.message}\n`);
     }
     if (sent && reply === undefined) {
-      reply = stdout.split('\n').find((l) => l.includes(opts.message!) && l.trim() !== opts.message);
+      // Servers answer "<name> echo <line>"; matching the whole shape keeps a certificate's base64 out of it.
+      reply = stdout.split('\n').find((l) => l.trim().endsWith(` echo ${opts.message}`));
     }
     if (done()) settle?.();
   });
