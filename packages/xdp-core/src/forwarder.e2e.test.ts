@@ -170,8 +170,11 @@ describePrivileged('XdpForwarder end to end', () => {
       for (const reply of r.replies) expect(reply.from).toBe(`${vip.address}:${VIP_PORT}`);
       for (const l of echo.lines()) expect(l.from).toBe(`${net.lb.iface.addr}:21000`);
       const d = delta(fwd.stats(), before);
-      // Static neighbour entries: every datagram takes the fast path.
-      expect(d).toEqual({ fwdHit: 25, revHit: 25 });
+      // Static neighbour entries: every datagram takes the fast path. Other frames on the segment (an ARP probe the
+      // kernel sends on its own schedule) pass as not IPv4/UDP.
+      const { notIpv4Udp, ...udp } = d;
+      expect(udp).toEqual({ fwdHit: 25, revHit: 25 });
+      expect(notIpv4Udp ?? 0).toBeLessThanOrEqual(4);
     });
   });
 
