@@ -1,7 +1,7 @@
 import type dgram from 'node:dgram';
 import type { Endpoint, FlowPair, FlowTable } from '@flowlb/flow-table';
 import type { BalancerEvent, DatapathKind } from './events.js';
-import type { SendOutcome } from './snat-senders.js';
+import type { SendOutcome } from './udp-socket.js';
 import type { Counters } from './stats.js';
 
 export interface DatapathContext {

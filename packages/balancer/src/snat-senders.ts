@@ -1,6 +1,6 @@
 import type dgram from 'node:dgram';
 import type { Endpoint } from '@flowlb/flow-table';
-import { bindUdp, closeQuietly } from './udp-socket.js';
+import { bindUdp, closeQuietly, sendAll, type SendOutcome } from './udp-socket.js';
 
 interface Entry {
   key: string;
@@ -8,12 +8,6 @@ interface Entry {
   socket: dgram.Socket | undefined;
   leases: number;
   sending: number;
-}
-
-export interface SendOutcome {
-  sent: number;
-  failed: number;
-  error?: Error;
 }
 
 /**
@@ -85,29 +79,12 @@ export class SnatSenders {
       done({ sent: 0, failed: datagrams.length });
       return;
     }
-    const outcome: SendOutcome = { sent: 0, failed: 0 };
-    let left = datagrams.length;
-    entry.sending += left;
-    for (const d of datagrams) {
-      const callback = (error: Error | null): void => {
-        if (error) {
-          outcome.failed++;
-          outcome.error ??= error;
-        } else {
-          outcome.sent++;
-        }
-        entry.sending--;
-        if (--left === 0) {
-          done(outcome);
-          this.#maybeClose(entry);
-        }
-      };
-      try {
-        socket.send(d, target.port, target.address, callback);
-      } catch (error) {
-        callback(error as Error);
-      }
-    }
+    entry.sending += datagrams.length;
+    sendAll(socket, datagrams, target, (outcome) => {
+      entry.sending -= datagrams.length;
+      done(outcome);
+      this.#maybeClose(entry);
+    });
   }
 
   /** @internal */

@@ -61,3 +61,45 @@ export function closeQuietly(socket: dgram.Socket): void {
     // already closed
   }
 }
+
+export interface SendOutcome {
+  sent: number;
+  failed: number;
+  /** The first send error, if any. */
+  error?: Error;
+}
+
+/**
+ * Sends every datagram (to `target`, or to the connected peer without one) and calls `done` once, when the last
+ * send has completed, with how many went and how many failed. A send that throws counts as failed.
+ */
+export function sendAll(
+  socket: dgram.Socket,
+  datagrams: readonly Buffer[],
+  target: Endpoint | undefined,
+  done: (outcome: SendOutcome) => void,
+): void {
+  const outcome: SendOutcome = { sent: 0, failed: 0 };
+  let left = datagrams.length;
+  if (left === 0) {
+    done(outcome);
+    return;
+  }
+  const callback = (error: Error | null): void => {
+    if (error) {
+      outcome.failed++;
+      outcome.error ??= error;
+    } else {
+      outcome.sent++;
+    }
+    if (--left === 0) done(outcome);
+  };
+  for (const d of datagrams) {
+    try {
+      if (target) socket.send(d, target.port, target.address, callback);
+      else socket.send(d, callback);
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+}

@@ -10,8 +10,7 @@ import {
 } from '@flowlb/flow-table';
 import { endpointKey } from '@flowlb/mapper-api';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
-import type { SendOutcome } from './snat-senders.js';
-import { bindUdp, closeQuietly, connectUdp } from './udp-socket.js';
+import { bindUdp, closeQuietly, connectUdp, sendAll } from './udp-socket.js';
 
 interface UserspaceFlow {
   pair: FlowPair;
@@ -111,25 +110,8 @@ export class UserspaceDatapath implements Datapath {
   }
 
   #send(ctx: DatapathContext, flow: UserspaceFlow, datagrams: Buffer[], field: 'forwardedNew' | 'userspaceForward'): void {
-    let left = datagrams.length;
-    const outcome: SendOutcome = { sent: 0, failed: 0 };
-    for (const d of datagrams) {
-      const callback = (error: Error | null): void => {
-        if (error) {
-          outcome.failed++;
-          outcome.error ??= error;
-        } else {
-          outcome.sent++;
-        }
-        if (--left === 0) countSends(ctx, outcome, field);
-      };
-      try {
-        // Connected: the kernel fills in the target.
-        flow.socket.send(d, callback);
-      } catch (error) {
-        callback(error as Error);
-      }
-    }
+    // Connected: the kernel fills in the target.
+    sendAll(flow.socket, datagrams, undefined, (outcome) => countSends(ctx, outcome, field));
   }
 
   #reply(flow: UserspaceFlow, msg: Buffer): void {
