@@ -1,25 +1,51 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { BpfMapFlowTable } from '@flowlb/flow-table';
 import { join } from 'node:path';
 import { ensureBpffsDir } from './bpffs.js';
-import type { Link } from './link.js';
+import { Link } from './link.js';
 import type { BpfMap } from './map.js';
 import { packageRoot } from './native.js';
 import { BpfObject } from './object.js';
 import type { Program } from './program.js';
 import { STAT_NAMES, sumPerCpu, type XdpStats } from './stats.js';
-import { ifIndex, ifName, withNetns } from './system.js';
+import { ifIndex, ifName, withNetns, xdpAttachment } from './system.js';
 import type { XdpMode } from './types.js';
 
 /** The compiled flowlb XDP object shipped in this package. */
 export const FLOWLB_BPF_OBJECT = join(packageRoot, 'dist', 'flowlb.bpf.o');
 export const FLOWLB_PROGRAM = 'flowlb_xdp';
 
+/** Names of what a forwarder pins under its `pinDir`. */
+const MAP_PINS = ['flows', 'stats'] as const;
+const PROG_PIN = 'prog';
+const PROG_PIN_NEXT = 'prog-next';
+const LINK_PIN_PREFIX = 'link-';
+const BPF_LINK_TYPE_XDP = 6;
+
+/**
+ * The pin name of an interface's link. bpffs refuses '.' in names, and interface names may hold one (eth0.100) but
+ * never a ':', so the mapping stays one to one.
+ */
+function linkPinName(iface: string): string {
+  return LINK_PIN_PREFIX + iface.replaceAll('.', ':');
+}
+
+function ifaceOfPin(name: string): string {
+  return name.slice(LINK_PIN_PREFIX.length).replaceAll(':', '.');
+}
+
 export interface XdpForwarderOptions {
   /** Size of the `flows` map: two entries per flow. Default: the object's compiled-in size. */
   flowsMaxEntries?: number;
   /** A bpffs folder where `flows` and `stats` are pinned, and reused if they are already there. */
   pinDir?: string;
+  /**
+   * With `pinDir`: attach() pins each link there too (`link-<ifname>`), and the program (`prog`). The program then
+   * stays attached, forwarding the flows of the pinned map, after close() and after this process ends, until a
+   * later forwarder on the same `pinDir` takes the links over (without a gap) or `destroy()`/`removePins()` ends
+   * them. A `pinDir` serves one forwarder at a time. Default false: the links end with the forwarder.
+   */
+  pinLinks?: boolean;
   /** Another build of the object; defaults to the one shipped with the package. */
   objectPath?: string;
   /** Network namespace (name under /run/netns or a path) whose interfaces attach() and detach() use. */
@@ -34,12 +60,81 @@ export interface AttachOptions {
    * is unresolved.
    */
   sysctls?: boolean;
+  /** Pin the links under `pinDir` and take over links pinned there before; default: the `pinLinks` load option. */
+  pin?: boolean;
 }
 
 export interface Attachment {
   iface: string;
   ifindex: number;
   link: Link;
+  /** Where the link is pinned; absent when it ends with the forwarder. */
+  pinPath?: string;
+  /**
+   * `created`: a new link. `updated`: the link an earlier forwarder pinned for this interface now runs this
+   * forwarder's program; the kernel swapped the programs atomically, so no packet met the interface without one.
+   * `replaced`: a pinned link that could not be taken over (see `replaced`) was removed and a new link created.
+   */
+  how: 'created' | 'updated' | 'replaced';
+  /** With `updated`: the program the link ran until now. */
+  previousProgId?: number;
+  /** With `replaced`: why the pinned link was not taken over. */
+  replaced?: string;
+}
+
+export interface PinnedLink {
+  /** The interface the pin is named after. */
+  iface: string;
+  path: string;
+  /** 0 when what is pinned there is not an XDP link. */
+  linkId: number;
+  progId: number;
+  /** The interface the link is attached to; 0 once that interface is gone, or the link was detached. */
+  ifindex: number;
+}
+
+export interface RemovedPins {
+  pinDir: string;
+  /** The links found pinned there; each is detached now. */
+  links: PinnedLink[];
+  /** Every pin removed, links included. */
+  removed: string[];
+  /** Whether the folder is gone; false when it did not exist or holds entries that are not a forwarder's. */
+  folderRemoved: boolean;
+  /** Entries left in the folder because they are not a forwarder's. */
+  leftover: string[];
+}
+
+function readPinnedLink(path: string, name: string): { link: Link; pinned: PinnedLink } {
+  const link = Link.openPinned(path);
+  try {
+    const info = link.info();
+    const xdp = info.type === BPF_LINK_TYPE_XDP;
+    return {
+      link,
+      pinned: {
+        iface: ifaceOfPin(name),
+        path,
+        linkId: xdp ? info.id : 0,
+        progId: xdp ? info.progId : 0,
+        ifindex: xdp ? (info.ifindex ?? 0) : 0,
+      },
+    };
+  } catch (error) {
+    link.close();
+    throw error;
+  }
+}
+
+function linkPinNames(pinDir: string): string[] {
+  try {
+    return readdirSync(pinDir)
+      .filter((n) => n.startsWith(LINK_PIN_PREFIX))
+      .sort();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
 }
 
 /** The flowlb XDP program with its maps: load, attach to interfaces, fill `flows`, read the counters. */
@@ -51,41 +146,106 @@ export class XdpForwarder {
   readonly table: BpfMapFlowTable;
   /** Per-CPU counters indexed by `enum flowlb_stat`. */
   readonly statsMap: BpfMap;
+  /** Where the maps (and, with `pinLinks`, the links and the program) are pinned. */
+  readonly pinDir: string | undefined;
+  readonly #pinLinks: boolean;
   readonly #attachments = new Map<number, Attachment>();
   readonly #netns: string | undefined;
+  #programPinned = false;
   #closed = false;
 
-  private constructor(program: Program, flows: BpfMap, stats: BpfMap, netns: string | undefined) {
+  private constructor(program: Program, flows: BpfMap, stats: BpfMap, options: XdpForwarderOptions) {
     this.program = program;
     this.flows = flows;
     this.table = new BpfMapFlowTable(flows);
     this.statsMap = stats;
-    this.#netns = netns;
+    this.pinDir = options.pinDir;
+    this.#pinLinks = options.pinLinks === true;
+    this.#netns = options.netns;
   }
 
   static async load(options: XdpForwarderOptions = {}): Promise<XdpForwarder> {
+    if (options.pinLinks && !options.pinDir) throw new TypeError('XdpForwarder.load: pinLinks needs pinDir');
     const obj = BpfObject.open(options.objectPath ?? FLOWLB_BPF_OBJECT);
     try {
       if (options.flowsMaxEntries !== undefined) obj.setMaxEntries('flows', options.flowsMaxEntries);
       if (options.pinDir) {
         ensureBpffsDir(options.pinDir);
-        obj.setPinPath('flows', join(options.pinDir, 'flows'));
-        obj.setPinPath('stats', join(options.pinDir, 'stats'));
+        for (const name of MAP_PINS) obj.setPinPath(name, join(options.pinDir, name));
       }
       await obj.load();
-      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), options.netns);
+      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), options);
     } finally {
       obj.close();
     }
+  }
+
+  /** The links pinned under `pinDir`, by whichever forwarder pinned them. */
+  static pinnedLinks(pinDir: string): PinnedLink[] {
+    return linkPinNames(pinDir).map((name) => {
+      const { link, pinned } = readPinnedLink(join(pinDir, name), name);
+      link.close();
+      return pinned;
+    });
+  }
+
+  /**
+   * Ends what a forwarder left pinned under `pinDir`: detaches every pinned link, removes the link, program and map
+   * pins, and the folder when nothing else is in it. Needs no loaded program, so it also cleans up after a process
+   * that is gone. Nothing there is not an error.
+   */
+  static removePins(pinDir: string): RemovedPins {
+    const result: RemovedPins = { pinDir, links: [], removed: [], folderRemoved: false, leftover: [] };
+    if (!existsSync(pinDir)) return result;
+    for (const name of linkPinNames(pinDir)) {
+      const path = join(pinDir, name);
+      let found: ReturnType<typeof readPinnedLink> | undefined;
+      try {
+        found = readPinnedLink(path, name);
+      } catch (error) {
+        // Not a BPF object, or one that cannot be inspected: still ours by its name.
+        if ((error as NodeJS.ErrnoException).code === 'EPERM') throw error;
+      }
+      if (found) {
+        try {
+          if (found.pinned.linkId !== 0) found.link.detach();
+        } finally {
+          found.link.close();
+        }
+        result.links.push(found.pinned);
+      }
+      rmSync(path, { force: true });
+      result.removed.push(path);
+    }
+    for (const name of [PROG_PIN, PROG_PIN_NEXT, ...MAP_PINS]) {
+      const path = join(pinDir, name);
+      if (!existsSync(path)) continue;
+      rmSync(path, { force: true });
+      result.removed.push(path);
+    }
+    result.leftover = readdirSync(pinDir).sort();
+    if (result.leftover.length === 0) {
+      rmdirSync(pinDir);
+      result.folderRemoved = true;
+    }
+    return result;
   }
 
   #inNetns<T>(fn: () => T): T {
     return this.#netns ? withNetns(this.#netns, fn) : fn();
   }
 
-  /** Attaches the program to each interface; on any failure the ones attached by this call are detached again. */
+  /**
+   * Attaches the program to each interface. With pinning, a link pinned for the interface by an earlier forwarder
+   * is taken over (its program swapped for this one) rather than replaced; see `Attachment.how`. On any failure the
+   * links created by this call are detached again; links taken over keep running this program, which forwards the
+   * same maps.
+   */
   attach(ifaces: ReadonlyArray<string | number>, options: AttachOptions = {}): Attachment[] {
     if (this.#closed) throw new Error('the forwarder is closed');
+    const pin = options.pin ?? this.#pinLinks;
+    if (pin && !this.pinDir) throw new TypeError('XdpForwarder.attach: pinning links needs a forwarder loaded with pinDir');
+    const mode = options.mode ?? 'auto';
     return this.#inNetns(() => {
       const added: Attachment[] = [];
       try {
@@ -97,17 +257,76 @@ export class XdpForwarder {
             writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
             writeFileSync(`/proc/sys/net/ipv4/conf/${name}/accept_local`, '1');
           }
-          const link = this.program.attachXdp(ifindex, { mode: options.mode ?? 'auto' });
-          const a = { iface: name, ifindex, link };
+          const a: Attachment = pin
+            ? this.#attachPinned(name, ifindex, mode)
+            : { iface: name, ifindex, link: this.program.attachXdp(ifindex, { mode }), how: 'created' };
           this.#attachments.set(ifindex, a);
           added.push(a);
         }
+        if (pin && !this.#programPinned) this.#pinProgram();
       } catch (e) {
-        for (const a of added) this.#detachOne(a);
+        for (const a of added) if (a.how !== 'updated') this.#detachOne(a);
         throw e;
       }
       return added;
     });
+  }
+
+  #attachPinned(iface: string, ifindex: number, mode: XdpMode): Attachment {
+    const path = join(this.pinDir!, linkPinName(iface));
+    let replaced: string | undefined;
+    if (existsSync(path)) {
+      const { link: old, pinned } = readPinnedLink(path, linkPinName(iface));
+      let adopted = false;
+      try {
+        replaced = this.#cannotAdopt(pinned, ifindex, mode);
+        if (replaced === undefined) {
+          old.update(this.program);
+          adopted = true;
+          return { iface, ifindex, link: old, pinPath: path, how: 'updated', previousProgId: pinned.progId };
+        }
+        // The kernel refuses a native and a generic program on one interface at once: the old one goes first.
+        if (pinned.ifindex === ifindex) old.detach();
+      } finally {
+        if (!adopted) old.close();
+      }
+      rmSync(path, { force: true });
+    }
+    const link = this.program.attachXdp(ifindex, { mode });
+    try {
+      link.pin(path);
+    } catch (error) {
+      try {
+        link.detach();
+      } finally {
+        link.close();
+      }
+      throw error;
+    }
+    return replaced === undefined
+      ? { iface, ifindex, link, pinPath: path, how: 'created' }
+      : { iface, ifindex, link, pinPath: path, how: 'replaced', replaced };
+  }
+
+  /** Why a pinned link cannot simply be given this program; undefined when it can. */
+  #cannotAdopt(pinned: PinnedLink, ifindex: number, mode: XdpMode): string | undefined {
+    if (pinned.linkId === 0) return 'what is pinned there is not an XDP link';
+    if (pinned.ifindex === 0) return 'its interface is gone (the link is defunct)';
+    if (pinned.ifindex !== ifindex) return `it is attached to another interface (index ${pinned.ifindex})`;
+    if (mode !== 'auto') {
+      const now = xdpAttachment(ifindex).mode;
+      if ((now === 'native' || now === 'generic') && now !== mode) return `it runs in ${now} mode, ${mode} was asked for`;
+    }
+    return undefined;
+  }
+
+  /** Pins the program under a temporary name, then renames it over the old pin, so `prog` is never missing. */
+  #pinProgram(): void {
+    const next = join(this.pinDir!, PROG_PIN_NEXT);
+    rmSync(next, { force: true });
+    this.program.pin(next);
+    renameSync(next, join(this.pinDir!, PROG_PIN));
+    this.#programPinned = true;
   }
 
   get attachments(): Attachment[] {
@@ -120,10 +339,11 @@ export class XdpForwarder {
       a.link.detach();
     } finally {
       a.link.close();
+      if (a.pinPath) rmSync(a.pinPath, { force: true });
     }
   }
 
-  /** Detaches from the given interfaces, or from all. */
+  /** Detaches from the given interfaces, or from all, pinned links included (their pins are removed). */
   detach(ifaces?: ReadonlyArray<string | number>): void {
     this.#inNetns(() => {
       const targets = ifaces
@@ -131,6 +351,29 @@ export class XdpForwarder {
         : [...this.#attachments.values()];
       for (const a of targets) this.#detachOne(a);
     });
+  }
+
+  /**
+   * Detaches and unpins the links pinned under `pinDir` that this forwarder does not hold: those of interfaces that
+   * are gone, and those of interfaces it no longer attaches to. Returns them.
+   */
+  prunePins(): PinnedLink[] {
+    if (!this.pinDir) return [];
+    const held = new Set([...this.#attachments.values()].map((a) => a.pinPath));
+    const pruned: PinnedLink[] = [];
+    for (const name of linkPinNames(this.pinDir)) {
+      const path = join(this.pinDir, name);
+      if (held.has(path)) continue;
+      const { link, pinned } = readPinnedLink(path, name);
+      try {
+        if (pinned.linkId !== 0 && pinned.ifindex !== 0) link.detach();
+      } finally {
+        link.close();
+      }
+      rmSync(path, { force: true });
+      pruned.push(pinned);
+    }
+    return pruned;
   }
 
   /** The counters, summed over CPUs. */
@@ -144,17 +387,48 @@ export class XdpForwarder {
     return out;
   }
 
-  /** Detaches everything and releases the handles; pinned maps stay pinned. Closing twice is harmless. */
+  /**
+   * Releases the handles. Links that are not pinned are detached; pinned links stay attached, running this
+   * program on the pinned maps, for the next forwarder to take over (or `destroy`/`removePins` to end). Pinned maps
+   * stay pinned. Closing twice is harmless.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.detach();
-    } finally {
-      this.program.close();
-      this.flows.close();
-      this.statsMap.close();
+    const errors: unknown[] = [];
+    for (const a of [...this.#attachments.values()]) {
+      try {
+        if (a.pinPath) {
+          this.#attachments.delete(a.ifindex);
+          a.link.close();
+        } else {
+          this.#detachOne(a);
+        }
+      } catch (error) {
+        errors.push(error);
+      }
     }
+    this.program.close();
+    this.flows.close();
+    this.statsMap.close();
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /**
+   * Leaves nothing behind: detaches every link, this forwarder's and any other pinned under `pinDir`, removes the
+   * pins of links, program and maps (the flows in them are gone then) and the folder, and closes the handles.
+   */
+  destroy(): RemovedPins | undefined {
+    let closing: { error: unknown } | undefined;
+    try {
+      this.close();
+    } catch (error) {
+      closing = { error };
+    }
+    // Even when closing failed: the pins are what keeps the links alive.
+    const removed = this.pinDir ? XdpForwarder.removePins(this.pinDir) : undefined;
+    if (closing) throw closing.error;
+    return removed;
   }
 
   [Symbol.dispose](): void {

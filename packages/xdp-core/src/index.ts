@@ -9,6 +9,8 @@ export {
   type XdpForwarderOptions,
   type AttachOptions,
   type Attachment,
+  type PinnedLink,
+  type RemovedPins,
 } from './forwarder.js';
 export { STAT_NAMES, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';

@@ -16,6 +16,7 @@ Examples:
   $ flowlb run --config config.yaml --mapper ./my-mapper.mjs
   $ flowlb flows --instance 192.0.2.1:4433                  flows of a running balancer
   $ flowlb stats --watch                                    its counters every 2 seconds
+  $ flowlb detach --instance 192.0.2.1:4433                 detach what a stopped run left attached
 
 ${EXIT_CODES_HELP}
 
@@ -56,8 +57,12 @@ export const RUN_DESCRIPTION = `Run the balancer in the foreground.
 
 Reads the config, loads the mapper, attaches the XDP program (mode xdp, or
 auto when the machine can and an interface is set; otherwise the userspace
-datapath runs), and logs JSON lines to stdout. The flows and stats maps are
-pinned under pin_path.`;
+datapath runs), and logs JSON lines to stdout. The flows and stats maps, the
+program and its links are pinned under pin_path: when the process ends, even
+killed, the program stays attached and forwards the established flows, and the
+next run on the same pin_path takes the program, the flows and their SNAT ports
+over without losing a datagram. --detach-on-exit (or \`flowlb detach\` later)
+removes it all.`;
 
 export const RUN_AFTER = (): string => `
 Mapper (exactly one):
@@ -69,8 +74,11 @@ Mapper (exactly one):
                     An optional reload() is called on SIGHUP, close() on stop.
 
 Signals:
-  SIGINT, SIGTERM   stop cleanly: detach the XDP program, close the sockets, exit 0
-                    (a second signal while stopping exits at once with 1)
+  SIGINT, SIGTERM   stop the control plane, close the sockets, exit 0 (a second signal
+                    while stopping exits at once with 1). With pin_path on bpffs the XDP
+                    program stays attached and keeps forwarding the established flows
+                    (new clients get no answer) until the next run takes over; with
+                    --detach-on-exit it is detached and every pin removed
   SIGHUP            reload the mappings; invalid new ones are logged and the old ones stay
 
 Endpoints (with metrics_addr):
@@ -117,6 +125,22 @@ Examples:
   $ flowlb stats
   $ flowlb stats --watch 1          every second, with rates, until Ctrl-C
   $ flowlb stats --json --watch 5   one JSON object per line
+
+${EXIT_CODES_HELP}`;
+
+export const DETACH_DESCRIPTION = `Detach the XDP program that a stopped \`flowlb run\` left attached, and remove
+its pins: links, program, the flows and stats maps (the flows are forgotten) and
+the pin folder. The clean stop of an instance that ran without --detach-on-exit.
+Nothing pinned there is not an error.`;
+
+export const DETACH_AFTER = `${INSTANCE_HELP}
+
+Refused while a \`flowlb run\` on the same pin path is running (stop it first),
+unless --force.
+
+Examples:
+  $ flowlb detach --instance 192.0.2.1:4433
+  $ flowlb detach --config config.yaml --json
 
 ${EXIT_CODES_HELP}`;
 

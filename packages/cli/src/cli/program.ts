@@ -3,6 +3,7 @@ import { checkCommand } from '../commands/check.js';
 import { flowsCommand } from '../commands/flows.js';
 import { statsCommand } from '../commands/stats.js';
 import { ConfigError } from '../config/index.js';
+import { detachCommand } from '../run/detach.js';
 import { VERSION } from '../version.js';
 import { CliError, EXIT } from './exit-codes.js';
 import * as help from './help-text.js';
@@ -48,7 +49,7 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
     .requiredOption('-c, --config <file>', 'config file (YAML, the original flowlb keys plus ours)')
     .option('-m, --mappings <file>', 'DTLS SNI mappings file: use the DTLS SNI mapper')
     .option('--mapper <module>', 'ES module exporting your FlowMapper (or a function making one)')
-    .option('--detach-on-exit', 'on stop also remove the pinned maps, leaving nothing of this instance behind')
+    .option('--detach-on-exit', 'on stop detach the XDP program and remove every pin, leaving nothing behind')
     .addHelpText('after', help.RUN_AFTER)
     .action(async (opts: { config: string; mappings?: string; mapper?: string; detachOnExit?: boolean }) => {
       setExit(await runners.run(opts, io));
@@ -68,6 +69,14 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
     .addHelpText('after', help.STATS_AFTER)
     .action(async (opts: { json?: boolean; watch?: boolean | string; count?: string; pinPath?: string; instance?: string; config?: string }) => {
       setExit(await statsCommand(opts, io, opts.watch ? runners.interrupts?.() : undefined));
+    });
+
+  withInstanceOptions(sub('detach').summary('detach the XDP program a stopped balancer left attached').description(help.DETACH_DESCRIPTION))
+    .option('--json', 'print JSON')
+    .option('--force', 'detach even though a running `flowlb run` uses the pin path')
+    .addHelpText('after', help.DETACH_AFTER)
+    .action(async (opts: { json?: boolean; force?: boolean; pinPath?: string; instance?: string; config?: string }) => {
+      setExit(await detachCommand(opts, io));
     });
 
   sub('check')

@@ -6,8 +6,12 @@ import type { Logger } from './logger.js';
 export interface DatapathPlan {
   datapath: 'xdp' | 'userspace';
   reason: string;
-  /** Loaded here rather than by the balancer, so that health checks and --detach-on-exit can reach it. */
+  /**
+   * Loaded and attached here rather than by the balancer, so that health checks, --detach-on-exit and the choice
+   * to leave the program attached on stop stay with the command.
+   */
   forwarder?: XdpForwarder;
+  /** Where the maps, the links and the program are pinned; absent when pin_path is not usable. */
   pinDir?: string;
 }
 
@@ -46,20 +50,25 @@ export async function planDatapath(config: FlowlbConfig, log: Logger): Promise<D
     }
     log.warn(
       { pinPath: config.pinPath, reason: why },
-      'maps are not pinned: `flowlb flows` and `flowlb stats` cannot read this instance, and its flows do not survive a restart',
+      'nothing is pinned: `flowlb flows` and `flowlb stats` cannot read this instance, and its flows do not survive a restart',
     );
     pinDir = undefined;
   }
 
   let forwarder: XdpForwarder;
   try {
-    forwarder = await core.XdpForwarder.load({ flowsMaxEntries: 2 * config.flowTableSize, ...(pinDir ? { pinDir } : {}) });
+    forwarder = await core.XdpForwarder.load({
+      flowsMaxEntries: 2 * config.flowTableSize,
+      // Pinned links keep the program forwarding while no control plane runs, and let the next run take over.
+      ...(pinDir ? { pinDir, pinLinks: true } : {}),
+    });
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { log?: string };
     if (pinDir && /reuse|pinned map/i.test(e.log ?? '')) {
       throw new CliError(
         `the maps pinned at ${pinDir} do not fit this configuration (was flow_table_size changed?): ` +
-          `remove them (rm -r ${pinDir}) or choose another pin_path`,
+          `remove them with \`flowlb detach --pin-path ${pinDir}\` (which also detaches the program a previous run left ` +
+          'attached, and forgets its flows), or choose another pin_path',
         EXIT.FAILURE,
         { cause: error },
       );

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { BalancerStats, LoadBalancer } from '@flowlb/balancer';
+import type { Attachment } from '@flowlb/xdp-core';
 import type { FlowlbConfig } from '../config/index.js';
 import type { BuiltMapper } from '../mapper/build.js';
 import type { DatapathPlan } from './datapath-plan.js';
@@ -20,6 +21,8 @@ export class Instance {
   lb: LoadBalancer | undefined;
   metrics: MetricsServer | undefined;
   stateFile: string | undefined;
+  /** The interfaces the XDP program is attached to, and how each attachment came about. */
+  attachments: Attachment[] = [];
   reloads = { ok: 0, failed: 0 };
   #core: typeof import('@flowlb/xdp-core') | undefined;
 

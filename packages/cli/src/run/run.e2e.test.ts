@@ -94,7 +94,7 @@ describePrivileged('flowlb run end to end', () => {
   }, 60_000);
 
   afterEach(async () => {
-    // A test that failed half-way must not leave its balancer attached for the next one.
+    // A test that failed half-way must not leave its balancer running for the next one.
     if (lb) await lb.proc.stop(2000);
     lb = undefined;
   });
@@ -201,9 +201,14 @@ describePrivileged('flowlb run end to end', () => {
     lb.signal('SIGTERM');
     expect(await lb.exit()).toEqual({ code: 0, signal: null });
     expect(lb.lines.at(-1)).toMatchObject({ msg: 'stopped', errors: 0 });
-    for (const iface of ['front', 'back']) expect((await net.topology.link(net.lb.ns, iface)).xdp).toBeUndefined();
-    // Without --detach-on-exit the maps, and the flows in them, stay for the next run.
-    expect(existsSync(`${bpffs}/lb1/flows`)).toBe(true);
+    expect(lb.lines.find((l) => l.msg.startsWith('the XDP program stays attached'))).toMatchObject({ interfaces: ['front', 'back'] });
+    // Without --detach-on-exit the program stays attached through its pinned links, forwarding the flows in the
+    // pinned map, for the next run to take over.
+    const progIds = await Promise.all(['front', 'back'].map(async (iface) => (await net.topology.link(net.lb.ns, iface)).xdp?.progId));
+    expect(progIds[0]).toBeGreaterThan(0);
+    expect(progIds[1]).toBe(progIds[0]);
+    for (const pin of ['flows', 'stats', 'prog', 'link-front', 'link-back']) expect(existsSync(`${bpffs}/lb1/${pin}`)).toBe(true);
+    expect((await send(1, 40001)).replies[0]?.data).toBe(`${net.backends[1]!.addr}|hello 0`);
     lb = undefined;
   }, 90_000);
 
@@ -212,16 +217,18 @@ describePrivileged('flowlb run end to end', () => {
     lb = new LbProcess(net.topology, net.lb.ns, ['--config', writeConfig('xdp2.yaml'), '--mapper', join(dir, 'mapper.mjs'), '--detach-on-exit'], { FLOWLB_RUN_DIR: dir });
     await lb.running();
     expect(lb.lines.find((l) => l.msg === 'flows adopted from the pinned map')?.count).toBeGreaterThanOrEqual(2);
+    expect(lb.lines.filter((l) => l.msg.startsWith('took over the pinned XDP link')).map((l) => l.iface)).toEqual(['front', 'back']);
     // An adopted flow keeps forwarding without asking the mapper, which has no routes any more.
     expect((await send(1, 40001)).replies[0]?.data).toBe(`${net.backends[1]!.addr}|hello 0`);
     lb.signal('SIGINT');
     expect(await lb.exit()).toEqual({ code: 0, signal: null });
+    expect(lb.lines.find((l) => l.msg.startsWith('XDP program detached and every pin removed'))).toMatchObject({ interfaces: ['back', 'front'] });
     expect(existsSync(`${bpffs}/lb1`)).toBe(false);
     for (const iface of ['front', 'back']) expect((await net.topology.link(net.lb.ns, iface)).xdp).toBeUndefined();
     lb = undefined;
   }, 60_000);
 
-  it('routes DTLS by SNI with --mappings; a bad mappings file on SIGHUP keeps the old ones', async () => {
+  it('routes DTLS by SNI with --mappings; a bad mappings file on SIGHUP keeps the old ones; saving the file reloads it', async () => {
     const mappings = join(dir, 'mappings.yaml');
     const write = (backend: number) =>
       writeFileSync(mappings, `sniMappings:\n  - fqdn: "foo.example"\n    ipv4: "${net.backends[backend]!.addr}"\n    port: ${BACKEND_PORT}\n`);
@@ -251,6 +258,15 @@ describePrivileged('flowlb run end to end', () => {
     );
     const still = await send(0, 41002, [hello]);
     expect(Buffer.from(still.replies[0]!.hex, 'hex').toString('latin1').startsWith(`${net.backends[1]!.addr}|`)).toBe(true);
+
+    // Saving the file is enough: no signal needed.
+    const seen = lb.lines.length;
+    write(0);
+    const isNew = (l: { msg: string }) => lb!.lines.indexOf(l as never) >= seen;
+    await lb.waitForLog((l) => isNew(l) && l.msg === 'mappings file changed: reloading');
+    expect(await lb.waitForLog((l) => isNew(l) && l.msg === 'mappings reloaded')).toMatchObject({ detail: `${mappings}: 1 name` });
+    const saved = await send(0, 41003, [hello]);
+    expect(Buffer.from(saved.replies[0]!.hex, 'hex').toString('latin1').startsWith(`${net.backends[0]!.addr}|`)).toBe(true);
 
     lb.signal('SIGTERM');
     expect(await lb.exit()).toEqual({ code: 0, signal: null });

@@ -1,18 +1,20 @@
-import { rmdirSync, rmSync } from 'node:fs';
 import { LoadBalancer } from '@flowlb/balancer';
+import type { XdpForwarder } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
 import { formatHostPort, instanceName, loadConfig } from '../config/index.js';
 import { buildMapper } from '../mapper/build.js';
 import { VERSION } from '../version.js';
+import { attachInterfaces, createdHere } from './attach.js';
 import { planDatapath, type DatapathPlan } from './datapath-plan.js';
 import { logBalancerEvent } from './event-log.js';
 import { exitCodeFor } from './exit-for-error.js';
 import { startMetricsServer } from './http-server.js';
 import { Instance } from './instance.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger } from './logger.js';
 import { createMetricsRegistry } from './metrics.js';
-import { removeRunState, runDir, writeRunState } from './state-file.js';
+import { findRunState, removeRunState, runDir, writeRunState } from './state-file.js';
+import { watchFile } from './watch-file.js';
 
 export interface RunOptions {
   config: string;
@@ -43,18 +45,38 @@ async function reload(inst: Instance): Promise<void> {
   }
 }
 
-/** Removes what this instance pinned, so that nothing of it is left on the machine. */
-function unpin(pinDir: string, log: Logger): void {
-  for (const name of ['flows', 'stats']) rmSync(`${pinDir}/${name}`, { force: true });
-  try {
-    rmdirSync(pinDir);
-  } catch (error) {
-    log.warn({ pinPath: pinDir, error: (error as Error).message }, 'pin folder left in place');
+/** What a stop does with the XDP program: `--detach-on-exit` removes it; otherwise its pinned links keep it running. */
+function releaseXdp(inst: Instance, fwd: XdpForwarder, how: StopHow): void {
+  if (how.detachOnExit) {
+    const r = fwd.destroy();
+    if (!r) return;
+    inst.log.info(
+      { pinPath: r.pinDir, interfaces: r.links.map((l) => l.iface), removed: r.removed.length },
+      'XDP program detached and every pin removed (--detach-on-exit)',
+    );
+    if (r.leftover.length > 0) inst.log.warn({ pinPath: r.pinDir, leftover: r.leftover }, 'pin folder left in place: it holds entries that are not flowlb\'s');
+    return;
   }
-  log.info({ pinPath: pinDir }, 'pinned maps removed (--detach-on-exit)');
+  // A start that failed takes down what it attached itself; links taken over from a previous run keep forwarding.
+  if (how.failed) fwd.detach(createdHere(inst.attachments));
+  fwd.close();
+  const kept = inst.attachments.filter((a) => a.pinPath && (!how.failed || a.how === 'updated')).map((a) => a.iface);
+  if (kept.length > 0) {
+    inst.log.info(
+      { pinPath: fwd.pinDir, interfaces: kept },
+      'the XDP program stays attached through its pinned links and keeps forwarding the established flows; ' +
+        'the next `flowlb run` on this pin_path takes them over, `flowlb detach` removes them',
+    );
+  }
 }
 
-async function shutdown(inst: Instance, detachOnExit: boolean): Promise<unknown[]> {
+interface StopHow {
+  detachOnExit: boolean;
+  /** The start failed: nothing of this run was serving yet. */
+  failed: boolean;
+}
+
+async function shutdown(inst: Instance, how: StopHow): Promise<unknown[]> {
   const errors: unknown[] = [];
   const attempt = async (what: string, fn: () => unknown): Promise<void> => {
     try {
@@ -66,15 +88,29 @@ async function shutdown(inst: Instance, detachOnExit: boolean): Promise<unknown[
   };
   // A balancer whose start failed has released everything already.
   if (inst.lb && inst.lb.state !== 'new' && inst.lb.state !== 'stopped') await attempt('the balancer', () => inst.lb!.stop());
-  if (inst.plan.forwarder) await attempt('releasing the XDP program', () => inst.plan.forwarder!.close());
+  const fwd = inst.plan.forwarder;
+  if (fwd) await attempt(how.detachOnExit ? 'removing the XDP program and its pins' : 'releasing the XDP program', () => releaseXdp(inst, fwd, how));
   await attempt('the mapper', () => inst.mapper.close());
   if (inst.metrics) await attempt('the metrics server', () => inst.metrics!.close());
   if (inst.stateFile) removeRunState(inst.stateFile);
-  if (detachOnExit && inst.plan.pinDir) await attempt('removing the pinned maps', () => unpin(inst.plan.pinDir!, inst.log));
   return errors;
 }
 
-/** `flowlb run`: runs in the foreground until SIGINT or SIGTERM; SIGHUP reloads the mappings. */
+/**
+ * Two control planes on one pin_path would swap the program under each other and hand out the same SNAT ports; a
+ * run killed without a chance to clean up leaves a state file whose process is gone, which does not count.
+ */
+function refuseSecondRun(pinPath: string, env: NodeJS.ProcessEnv): void {
+  const other = findRunState(runDir(env), pinPath);
+  if (other && other.pid !== process.pid) {
+    throw new CliError(
+      `another flowlb run (pid ${other.pid}, ${other.vip}) is running on pin_path ${pinPath}: stop it first, or choose another pin_path`,
+      EXIT.FAILURE,
+    );
+  }
+}
+
+/** `flowlb run`: runs in the foreground until SIGINT or SIGTERM; SIGHUP or a change of the file reloads the mappings. */
 export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defaultDeps): Promise<number> {
   const config = await loadConfig(opts.config);
   const log = createLogger({ debug: config.debug });
@@ -107,8 +143,18 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     reloading = reloading.then(() => reload(i));
   };
   deps.signals.on('SIGHUP', onHup);
+  // A changed mappings file is picked up like SIGHUP.
+  const unwatch = opts.mappings
+    ? watchFile(opts.mappings, () => {
+        if (!inst) return;
+        const i = inst;
+        log.info({ file: opts.mappings }, 'mappings file changed: reloading');
+        reloading = reloading.then(() => reload(i));
+      })
+    : undefined;
 
   try {
+    refuseSecondRun(config.pinPath, io.env);
     const plan = await planDatapath(config, log);
     inst = new Instance(config, plan, mapper, log);
     await inst.loadCore();
@@ -136,6 +182,9 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
       log.info({ url: inst.metrics.url }, 'metrics, health and stats served at /metrics, /healthz, /stats');
     }
 
+    // Attached here, before the balancer adopts the flows, so that a previous run's links are taken over at once.
+    if (plan.forwarder) inst.attachments = attachInterfaces(plan.forwarder, config, log);
+
     const lb = new LoadBalancer({
       vip: config.vip,
       snatAddress: config.snatAddr,
@@ -143,7 +192,8 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
       reserveSnatPorts: config.reserveSnatPorts,
       mapper: mapper.mapper,
       datapath: plan.datapath,
-      interfaces: plan.datapath === 'xdp' ? config.interfaces : [],
+      // The forwarder comes attached: the balancer must neither attach it nor detach it on stop.
+      interfaces: [],
       ...(plan.forwarder ? { xdp: { mode: config.xdpMode, forwarder: plan.forwarder } } : {}),
       connTtlSec: config.connTtlSec,
       limits: {
@@ -183,13 +233,13 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     const signal = await stopped;
     log.info({ signal }, 'stopping');
     await reloading;
-    const errors = await shutdown(inst, opts.detachOnExit === true);
+    const errors = await shutdown(inst, { detachOnExit: opts.detachOnExit === true, failed: false });
     log.info({ errors: errors.length }, 'stopped');
     return errors.length === 0 ? EXIT.OK : EXIT.FAILURE;
   } catch (error) {
     const code = exitCodeFor(error);
     log.error({ error: (error as Error).message, exitCode: code }, 'cannot run');
-    if (inst) await shutdown(inst, opts.detachOnExit === true);
+    if (inst) await shutdown(inst, { detachOnExit: opts.detachOnExit === true, failed: true });
     else await mapper.close().catch(() => undefined);
     if (error instanceof CliError) throw error;
     throw new CliError((error as Error).message, code, { cause: error });
@@ -197,5 +247,6 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     deps.signals.removeListener('SIGINT', handlers.SIGINT);
     deps.signals.removeListener('SIGTERM', handlers.SIGTERM);
     deps.signals.removeListener('SIGHUP', onHup);
+    unwatch?.();
   }
 }
