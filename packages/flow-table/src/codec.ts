@@ -76,16 +76,34 @@ export function checkKey(key: FlowKey): [dst: number, src: number] {
 
 /** Validates a value, exactly as encoding it would, and returns its addresses as numbers. */
 export function checkValue(value: FlowValue): [dst: number, src: number] {
-  const dst = parseIPv4(value.dstAddr, 'dstAddr');
-  const src = parseIPv4(value.srcAddr, 'srcAddr');
-  assertPort(value.dstPort, 'dstPort');
-  assertPort(value.srcPort, 'srcPort');
+  const addresses = checkKey(value);
   const { flags } = value;
   if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > 0xffffffff) {
     throw new RangeError(`flags: ${String(flags)} is not a 32-bit unsigned integer`);
   }
   assertLastUsed(value.lastUsed);
-  return [dst, src];
+  return addresses;
+}
+
+/*
+ * struct flow_key and struct flow_val both start with dst_addr, src_addr, dst_port, src_port at the same offsets (the
+ * layout test holds both to flowlb.h): the 4-tuple of the packet, or the one it is rewritten to.
+ */
+
+function putTuple(b: Uint8Array, at: number, [dst, src]: [number, number], t: FlowKey): void {
+  putU32BE(b, at + K.dstAddr, dst);
+  putU32BE(b, at + K.srcAddr, src);
+  putU16BE(b, at + K.dstPort, t.dstPort);
+  putU16BE(b, at + K.srcPort, t.srcPort);
+}
+
+function getTuple(b: Uint8Array, at: number): FlowKey {
+  return {
+    dstAddr: formatIPv4(getU32BE(b, at + K.dstAddr)),
+    srcAddr: formatIPv4(getU32BE(b, at + K.srcAddr)),
+    dstPort: getU16BE(b, at + K.dstPort),
+    srcPort: getU16BE(b, at + K.srcPort),
+  };
 }
 
 export function assertLastUsed(lastUsed: bigint): void {
@@ -101,13 +119,10 @@ export function assertLastUsed(lastUsed: bigint): void {
 export function encodeKey(key: FlowKey): Buffer;
 export function encodeKey<T extends Uint8Array>(key: FlowKey, out: T, offset?: number): T;
 export function encodeKey(key: FlowKey, out?: Uint8Array, offset = 0): Uint8Array {
-  const [dst, src] = checkKey(key);
+  const addresses = checkKey(key);
   const target = out ?? Buffer.alloc(FLOW_KEY_SIZE);
   checkRoom(target, offset, FLOW_KEY_SIZE, 'encodeKey');
-  putU32BE(target, offset + K.dstAddr, dst);
-  putU32BE(target, offset + K.srcAddr, src);
-  putU16BE(target, offset + K.dstPort, key.dstPort);
-  putU16BE(target, offset + K.srcPort, key.srcPort);
+  putTuple(target, offset, addresses, key);
   putU32BE(target, offset + K.pad, 0);
   return target;
 }
@@ -118,25 +133,17 @@ export function encodeKey(key: FlowKey, out?: Uint8Array, offset = 0): Uint8Arra
  */
 export function decodeKey(bytes: Uint8Array, offset = 0): FlowKey {
   checkRoom(bytes, offset, FLOW_KEY_SIZE, 'decodeKey');
-  return {
-    dstAddr: formatIPv4(getU32BE(bytes, offset + K.dstAddr)),
-    srcAddr: formatIPv4(getU32BE(bytes, offset + K.srcAddr)),
-    dstPort: getU16BE(bytes, offset + K.dstPort),
-    srcPort: getU16BE(bytes, offset + K.srcPort),
-  };
+  return getTuple(bytes, offset);
 }
 
 /** Encodes `value` as a `struct flow_val`; `out` and `offset` as for `encodeKey`. */
 export function encodeValue(value: FlowValue): Buffer;
 export function encodeValue<T extends Uint8Array>(value: FlowValue, out: T, offset?: number): T;
 export function encodeValue(value: FlowValue, out?: Uint8Array, offset = 0): Uint8Array {
-  const [dst, src] = checkValue(value);
+  const addresses = checkValue(value);
   const target = out ?? Buffer.alloc(FLOW_VALUE_SIZE);
   checkRoom(target, offset, FLOW_VALUE_SIZE, 'encodeValue');
-  putU32BE(target, offset + V.dstAddr, dst);
-  putU32BE(target, offset + V.srcAddr, src);
-  putU16BE(target, offset + V.dstPort, value.dstPort);
-  putU16BE(target, offset + V.srcPort, value.srcPort);
+  putTuple(target, offset, addresses, value);
   putU32Host(target, offset + V.flags, value.flags);
   putU64Host(target, offset + V.lastUsed, value.lastUsed);
   return target;
@@ -145,10 +152,7 @@ export function encodeValue(value: FlowValue, out?: Uint8Array, offset = 0): Uin
 export function decodeValue(bytes: Uint8Array, offset = 0): FlowValue {
   checkRoom(bytes, offset, FLOW_VALUE_SIZE, 'decodeValue');
   return {
-    dstAddr: formatIPv4(getU32BE(bytes, offset + V.dstAddr)),
-    srcAddr: formatIPv4(getU32BE(bytes, offset + V.srcAddr)),
-    dstPort: getU16BE(bytes, offset + V.dstPort),
-    srcPort: getU16BE(bytes, offset + V.srcPort),
+    ...getTuple(bytes, offset),
     flags: getU32Host(bytes, offset + V.flags),
     lastUsed: getU64Host(bytes, offset + V.lastUsed),
   };

@@ -25,25 +25,30 @@ export interface BundleOptions {
 export async function bundleForChild(opts: BundleOptions): Promise<ChildBundle> {
   const dir = mkdtempSync(join(opts.packageRoot, 'node_modules', '.child-bundle-'));
   try {
-    await build({
-      entry: { child: join(opts.packageRoot, opts.entry) },
-      outDir: dir,
-      format: ['esm'],
-      outExtension: () => ({ js: '.mjs' }),
-      target: 'node20',
-      platform: 'node',
-      config: false,
-      dts: false,
-      sourcemap: false,
-      clean: false,
-      silent: true,
-      external: opts.external ?? [],
-    });
+    await bundleEsm({ child: join(opts.packageRoot, opts.entry) }, dir, opts.external ?? []);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   return { script: join(dir, 'child.mjs'), dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Bundles each entry (name → source file) into `outDir` as `<name>.mjs`, for Node 20, leaving `external` out. */
+export async function bundleEsm(entries: Record<string, string>, outDir: string, external: string[] = []): Promise<void> {
+  await build({
+    entry: entries,
+    outDir,
+    format: ['esm'],
+    outExtension: () => ({ js: '.mjs' }),
+    target: 'node20',
+    platform: 'node',
+    config: false,
+    dts: false,
+    sourcemap: false,
+    clean: false,
+    silent: true,
+    external,
+  });
 }
 
 type Line = Record<string, unknown>;
