@@ -18,6 +18,7 @@ import { LoadBalancer } from '../balancer.js';
 import type { BalancerEvent } from '../events.js';
 import type { LimitsOptions } from '../options.js';
 import { scenarioMapper } from './scenario-mapper.js';
+import { bindUdp } from '../udp-socket.js';
 
 interface Endpoint {
   address: string;
@@ -93,16 +94,9 @@ async function runLb(config: LbConfig): Promise<void> {
   lines.on('close', () => void stop());
 }
 
+/** A socket bound to exactly address:port, as the balancer binds its own; late errors are ignored. */
 function bind(address: string, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket('udp4');
-    s.once('error', reject);
-    s.bind({ address, port, exclusive: true }, () => {
-      s.removeListener('error', reject);
-      s.on('error', () => {});
-      resolve(s);
-    });
-  });
+  return bindUdp({ address, port }, () => {});
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
