@@ -16,7 +16,16 @@ export type BalancerEvent =
   | { type: 'snat-ports-reserved'; ranges: PortRange[] }
   | { type: 'snat-ports-unchecked'; reason: string }
   | { type: 'flows-adopted'; count: number }
-  | { type: 'flow-created'; pair: FlowPair; datagrams: number }
+  | {
+      type: 'flow-created';
+      pair: FlowPair;
+      datagrams: number;
+      /**
+       * Milliseconds (µs resolution) from the client's first datagram reaching the slow path to the flow's entries
+       * being in the table: the mapper's decisions, the SNAT port and the install, queueing included.
+       */
+      setupMs: number;
+    }
   | { type: 'flow-expired'; pair: FlowPair; kind: FlowPairKind; idleMs: number }
   | { type: 'flow-refused'; client: UdpEndpoint; target?: UdpEndpoint; reason: DropReason; detail: string }
   | { type: 'client-dropped'; client: UdpEndpoint; reason: DropReason; datagrams: number; detail?: string }

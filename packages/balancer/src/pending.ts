@@ -22,15 +22,18 @@ export type PendingState = 'idle' | 'classifying' | 'installing';
 export class PendingClient {
   readonly key: string;
   readonly endpoint: UdpEndpoint;
+  /** When the first datagram arrived (process.hrtime.bigint()). */
+  readonly firstAt: bigint;
   datagrams: Buffer[] = [];
   bytes = 0;
   state: PendingState = 'idle';
   /** Datagrams arrived while the mapper was deciding. */
   dirty = false;
 
-  constructor(key: string, endpoint: UdpEndpoint) {
+  constructor(key: string, endpoint: UdpEndpoint, firstAt = 0n) {
     this.key = key;
     this.endpoint = endpoint;
+    this.firstAt = firstAt;
   }
 }
 
@@ -87,7 +90,7 @@ export class PendingClients {
     if ((client?.bytes ?? 0) + len > this.limits.maxBytesPerClient) return { dropped: 'client-bytes-limit' };
     if (this.#bytes + len > this.limits.maxTotalBytes) return { dropped: 'total-bytes-limit' };
     if (client === undefined) {
-      client = new PendingClient(key, endpoint);
+      client = new PendingClient(key, endpoint, now);
       this.#clients.set(key, client);
       this.#deadlines.add(key, now + this.#timeoutNs);
     }

@@ -205,8 +205,11 @@ export class SlowPath {
         target,
       };
       let sent = 0;
+      let installedAt = 0n;
       try {
         await this.#o.datapath.install(pair, () => {
+          // Called as soon as the entries are written, before the datagrams go out.
+          installedAt = process.hrtime.bigint();
           const datagrams = this.pending.remove(client);
           sent = datagrams.length;
           return datagrams;
@@ -236,7 +239,8 @@ export class SlowPath {
         return;
       }
       this.#o.counters.flowsCreated++;
-      this.#emit({ type: 'flow-created', pair, datagrams: sent });
+      const setupMs = Number((installedAt || process.hrtime.bigint()) - client.firstAt) / 1e6;
+      this.#emit({ type: 'flow-created', pair, datagrams: sent, setupMs });
       return;
     }
     this.#refuse(client, 'install-failed', target, `no usable SNAT port: ${errorText(lastError)}`);

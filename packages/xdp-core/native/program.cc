@@ -19,6 +19,7 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
                        {
                            InstanceMethod<&ProgramWrap::AttachXdp>("attachXdp"),
                            InstanceMethod<&ProgramWrap::TestRun>("testRun"),
+                           InstanceMethod<&ProgramWrap::RunLive>("runLive"),
                            InstanceMethod("pin", &ProgramWrap::Pin),
                            InstanceMethod("close", &ProgramWrap::Close),
                            InstanceAccessor("fd", &ProgramWrap::Fd, nullptr),
@@ -100,6 +101,34 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
     Napi::Object r = Napi::Object::New(env);
     r.Set("retval", Napi::Number::New(env, opts.retval));
     r.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), std::min(opts.data_size_out, outSize)));
+    r.Set("durationNs", Napi::Number::New(env, opts.duration));
+    return r;
+  }
+
+  // runLive(data, ingressIfindex, repeat, batchSize) -> { durationNs }: BPF_F_TEST_XDP_LIVE_FRAMES, so the verdicts
+  // are carried out (XDP_TX leaves by the ingress device, XDP_REDIRECT goes where the program sent it) and nothing
+  // comes back but the time. Blocks the calling thread for the whole run, like testRun.
+  Napi::Value RunLive(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = Need(env);
+    Bytes in = GetBytes(info[0], "data");
+    uint32_t ifindex = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+    int repeat = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 1;
+    uint32_t batch = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+    if (repeat < 1) repeat = 1;
+    struct xdp_md ctx = {};
+    ctx.ingress_ifindex = ifindex;
+    ctx.data_end = (uint32_t)in.size;
+    LIBBPF_OPTS(bpf_test_run_opts, opts);
+    opts.data_in = in.data;
+    opts.data_size_in = (uint32_t)in.size;
+    opts.ctx_in = &ctx;
+    opts.ctx_size_in = sizeof ctx;
+    opts.repeat = repeat;
+    opts.batch_size = batch;
+    opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
+    if (bpf_prog_test_run_opts(fd, &opts) < 0) ThrowErrno(env, errno, "bpf_prog_test_run_opts", name_);
+    Napi::Object r = Napi::Object::New(env);
     r.Set("durationNs", Napi::Number::New(env, opts.duration));
     return r;
   }

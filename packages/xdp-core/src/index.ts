@@ -12,7 +12,7 @@ export {
   type PinnedLink,
   type RemovedPins,
 } from './forwarder.js';
-export { STAT_NAMES, type StatName, type XdpStats } from './stats.js';
+export { STAT_NAMES, sumPerCpu, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';
 export { ensureBpffsDir } from './bpffs.js';
 export {
@@ -27,4 +27,6 @@ export {
   type BpfMapLike,
   type TestRunOptions,
   type TestRunResult,
+  type LiveRunOptions,
+  type LiveRunResult,
 } from './types.js';

@@ -15,6 +15,7 @@ export interface NativeProgram {
     data: Buffer;
     durationNs: number;
   };
+  runLive(data: Uint8Array, ingressIfindex: number, repeat: number, batchSize: number): { durationNs: number };
   pin(path: string): void;
   close(): void;
 }

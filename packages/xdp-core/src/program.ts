@@ -1,7 +1,7 @@
 import { Link } from './link.js';
 import { native, type NativeProgram } from './native.js';
 import { ifIndex } from './system.js';
-import type { TestRunOptions, TestRunResult, XdpMode } from './types.js';
+import type { LiveRunOptions, LiveRunResult, TestRunOptions, TestRunResult, XdpMode } from './types.js';
 
 export interface AttachXdpOptions {
   /** Default 'auto': native where the driver has it, generic otherwise (the kernel's choice). */
@@ -43,6 +43,22 @@ export class Program {
     const repeat = options.repeat ?? 1;
     const out = options.dataSizeOut ?? options.data.length + 256;
     return this.#raw.testRun(options.data, options.ingressIfindex ?? 0, repeat, out);
+  }
+
+  /**
+   * Runs the program on `repeat` copies of a frame in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES): the verdicts
+   * are carried out, so XDP_TX and XDP_REDIRECT really transmit. A traffic generator in a few lines of BPF; the
+   * call blocks until every frame has been run.
+   */
+  runLive(options: LiveRunOptions): LiveRunResult {
+    if (!Number.isInteger(options.ingressIfindex) || options.ingressIfindex <= 0) {
+      throw new RangeError(`runLive needs the ifindex of the device the frames arrive on, got ${options.ingressIfindex}`);
+    }
+    const batch = options.batchSize ?? 0;
+    if (!Number.isInteger(batch) || batch < 0 || batch > 256) {
+      throw new RangeError(`batchSize must be an integer from 1 to 256, got ${options.batchSize}`);
+    }
+    return this.#raw.runLive(options.data, options.ingressIfindex, options.repeat ?? 1, batch);
   }
 
   pin(path: string): void {

@@ -15,6 +15,24 @@ export interface TestRunOptions {
   dataSizeOut?: number;
 }
 
+export interface LiveRunOptions {
+  /** The frame every run starts from. Pages are recycled without being rewritten, so a program that edits the
+   * frame sees either this or its own earlier edit. */
+  data: Uint8Array;
+  /** The device the frames arrive on (in the caller's netns): XDP_TX sends them out of it, XDP_PASS hands them to
+   * its stack. Required. */
+  ingressIfindex: number;
+  /** How many frames to run; default 1. */
+  repeat?: number;
+  /** Frames per batch, flushed together (1–256; kernel default 64). */
+  batchSize?: number;
+}
+
+export interface LiveRunResult {
+  /** Mean nanoseconds per frame as the kernel measured it, transmission included. */
+  durationNs: number;
+}
+
 export interface TestRunResult {
   /** The program's return code (XDP_ABORTED 0, XDP_DROP 1, XDP_PASS 2, XDP_TX 3, XDP_REDIRECT 4). */
   retval: number;

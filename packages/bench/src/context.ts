@@ -1,0 +1,17 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What every scenario gets from the runner. */
+export interface BenchContext {
+  /** Measured repetitions per scenario cell (median reported); at least 3 in a full run. */
+  runs: number;
+  /** Smaller sizes and shorter runs, for trying the bench out; its numbers are not for BENCHMARKS.md. */
+  quick: boolean;
+  /** Progress lines for the person watching; results go in the returned objects. */
+  log: (line: string) => void;
+}
+
+/** The package's dist/ directory: the built scripts, bench.bpf.o and the compiled tools. */
+export const DIST_DIR = dirname(fileURLToPath(import.meta.url));
+
+export const BENCH_BPF_OBJECT = join(DIST_DIR, 'bench.bpf.o');

@@ -1,0 +1,435 @@
+/**
+ * Control-plane benchmarks that run as their own process inside a network namespace (`ip netns exec`):
+ *
+ *   node control-plane-child.js '<ControlPlaneJob JSON>'
+ *
+ * - `newflows-lb`: a LoadBalancer on the balancer namespace; reports how fast flows were created and, per flow,
+ *   the time from its first datagram reaching the slow path to its entries being written (`setupMs` of
+ *   `flow-created`).
+ * - `newflows-sender`: new clients from the client namespace, each sending one first datagram (a captured DTLS
+ *   ClientHello or a small payload), made by the bench's gen program in live-frames mode at a paced rate.
+ * - `scale`: a flow table of many flows under a LoadBalancer: install time, memory, cleaner sweeps.
+ *
+ * Each prints one JSON line `{"ready":true}` when it is set up (not `scale`), then one JSON line with its report.
+ */
+import { endianness } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { LoadBalancer, type BalancerEvent } from '@flowlb/balancer';
+import { encodeKey, encodeValue, forwardEntry, reverseEntry, type FlowPair } from '@flowlb/flow-table';
+import { hashMapper, type FlowMapper, type UdpEndpoint } from '@flowlb/mapper-api';
+import { DtlsSniMapper, mappingsFromObject } from '@flowlb/mapper-dtls-sni';
+import { onesComplementSum, parseIpv4 } from '@flowlb/testkit';
+import { ifIndex, XdpForwarder } from '@flowlb/xdp-core';
+import { BenchPrograms, type ClientSpread } from './bench-object.js';
+import { percentile } from './stats.js';
+
+export interface NewFlowsLbJob {
+  role: 'newflows-lb';
+  datapath: 'xdp' | 'userspace';
+  mapper: 'trivial' | 'dtls-sni';
+  vip: UdpEndpoint;
+  snatAddress: string;
+  backends: UdpEndpoint[];
+  /** SNI → backend index, for the DTLS mapper. */
+  sni: { fqdn: string; backend: number }[];
+  /** XDP: the interfaces to attach to. */
+  interfaces: string[];
+  /** Flows the sender will try to create. */
+  flows: number;
+  /** Give up waiting for more flows after this long without one (after the first), and after maxMs in all. */
+  quietMs: number;
+  maxMs: number;
+}
+
+export interface NewFlowsLbReport {
+  created: number;
+  refused: number;
+  /** Clients dropped without a flow, by reason. */
+  drops: Record<string, number>;
+  /** Datagrams the kernel dropped at the VIP socket (receive buffer full). */
+  socketDrops: number | null;
+  slowPathIn: number;
+  errors: number;
+  /** From the first flow's first datagram to the last flow's install. */
+  spanMs: number;
+  flowsPerSec: number;
+  setupP50Ms: number;
+  setupP99Ms: number;
+  setupMaxMs: number;
+  /** CPU time of this process during the span (user + system). */
+  cpuMs: number;
+}
+
+export interface NewFlowsSenderJob {
+  role: 'newflows-sender';
+  ifname: string;
+  srcMac: string;
+  dstMac: string;
+  vip: UdpEndpoint;
+  clients: ClientSpread;
+  /** First datagrams, hex; client i gets one of them (they rotate every chunk of frames). */
+  payloads: string[];
+  pps: number;
+}
+
+export interface NewFlowsSenderReport {
+  sent: number;
+  ms: number;
+}
+
+export interface ScaleJob {
+  role: 'scale';
+  flows: number;
+  runs: number;
+  /** Entries read per cleaner step; absent: the balancer's default. */
+  vip: UdpEndpoint;
+}
+
+export interface ScaleReport {
+  flows: number;
+  installMs: number[];
+  tableEntries: number;
+  heapUsedMiB: number;
+  rssMiB: number;
+  baseHeapUsedMiB: number;
+  baseRssMiB: number;
+  sweeps: { wallMs: number; cpuMs: number; maxStallMs: number; scanned: number; batches: number; expired: number }[];
+}
+
+export type ControlPlaneJob = NewFlowsLbJob | NewFlowsSenderJob | ScaleJob;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const MiB = 1024 * 1024;
+
+function cpuMsSince(start: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1000;
+}
+
+// --- newflows-lb ------------------------------------------------------------------------------------------------
+
+function mapperFor(job: NewFlowsLbJob): FlowMapper {
+  if (job.mapper === 'trivial') return hashMapper(job.backends);
+  const mappings = mappingsFromObject({
+    sniMappings: job.sni.map((s) => ({
+      fqdn: s.fqdn,
+      ipv4: job.backends[s.backend]!.address,
+      port: job.backends[s.backend]!.port,
+    })),
+    default: 'drop',
+  });
+  return new DtlsSniMapper({ mappings });
+}
+
+async function newFlowsLb(job: NewFlowsLbJob): Promise<NewFlowsLbReport> {
+  const setup = new Float64Array(job.flows);
+  let created = 0;
+  let errors = 0;
+  let firstAt = Number.POSITIVE_INFINITY;
+  let lastAt = 0;
+  let cpuStart: NodeJS.CpuUsage | undefined;
+  const onEvent = (e: BalancerEvent): void => {
+    if (e.type === 'flow-created') {
+      const now = performance.now();
+      if (created === 0) cpuStart = process.cpuUsage();
+      if (created < setup.length) setup[created] = e.setupMs;
+      created++;
+      firstAt = Math.min(firstAt, now - e.setupMs);
+      lastAt = now;
+    } else if (e.type === 'error') {
+      errors++;
+    }
+  };
+  const lb = new LoadBalancer({
+    vip: job.vip,
+    snatAddress: job.snatAddress,
+    // Above the well-known ports and through the ephemeral range, reserved in this namespace: room for every flow.
+    snatPorts: { min: 10000, max: 60999 },
+    reserveSnatPorts: true,
+    mapper: mapperFor(job),
+    datapath: job.datapath,
+    interfaces: job.datapath === 'xdp' ? job.interfaces : [],
+    xdp: { mode: 'native' },
+    connTtlSec: 3600,
+    // The most the kernel grants without a raised net.core.rmem_max.
+    receiveBufferBytes: 4 * MiB,
+    limits: { maxFlows: job.flows + 1000, maxPendingClients: Math.max(10_000, job.flows) },
+    onEvent,
+  });
+  await lb.start();
+  try {
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    const started = performance.now();
+    let lastCount = -1;
+    let lastChange = started;
+    for (;;) {
+      await sleep(50);
+      const s = lb.stats();
+      const settled = s.flows.created + s.flows.refused;
+      const now = performance.now();
+      if (settled !== lastCount) {
+        lastCount = settled;
+        lastChange = now;
+      }
+      if (settled >= job.flows && s.pending.clients === 0) break;
+      if (created > 0 && now - lastChange > job.quietMs) break;
+      if (now - started > job.maxMs) break;
+    }
+    const cpuMs = cpuStart ? cpuMsSince(cpuStart) : 0;
+    const s = lb.stats();
+    const samples = Array.from(setup.subarray(0, Math.min(created, setup.length)));
+    const drops = Object.fromEntries(Object.entries(s.drops).filter(([, n]) => n > 0));
+    const spanMs = created > 0 ? lastAt - firstAt : 0;
+    return {
+      created,
+      refused: s.flows.refused,
+      drops,
+      socketDrops: s.datagrams.socketDrops,
+      slowPathIn: s.datagrams.slowPathIn,
+      errors,
+      spanMs,
+      flowsPerSec: spanMs > 0 ? created / (spanMs / 1000) : 0,
+      setupP50Ms: percentile(samples, 0.5),
+      setupP99Ms: percentile(samples, 0.99),
+      setupMaxMs: percentile(samples, 1),
+      cpuMs,
+    };
+  } finally {
+    await lb.stop();
+  }
+}
+
+// --- newflows-sender --------------------------------------------------------------------------------------------
+
+function u32(values: number[]): Buffer {
+  const b = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => (endianness() === 'LE' ? b.writeUInt32LE(v >>> 0, i * 4) : b.writeUInt32BE(v >>> 0, i * 4)));
+  return b;
+}
+
+/**
+ * gen's frame and gen_cfg value for one payload. configureGenerator lays the value out for a filler payload of the
+ * same length; only the UDP sum depends on the payload's bytes, and it is the value's last field (gen_config in
+ * bench.h), so it is replaced by the sum over this payload.
+ */
+function genTemplate(progs: BenchPrograms, job: NewFlowsSenderJob, payload: Buffer): { frame: Buffer; cfg: Buffer } {
+  const filler = progs.configureGenerator(
+    { srcMac: job.srcMac, dstMac: job.dstMac, dst: job.vip, payload: payload.length },
+    job.clients,
+  );
+  const cfg = Buffer.from(progs.map('gen_cfg').lookup(u32([0]))!);
+  const frame = Buffer.from(filler);
+  payload.copy(frame, UDP_PAYLOAD_OFFSET);
+  const udp = Buffer.from(frame.subarray(UDP_PAYLOAD_OFFSET - 8));
+  udp.writeUInt16BE(0, 0);
+  udp.writeUInt16BE(0, 6);
+  const pseudo = Buffer.alloc(12);
+  parseIpv4(job.vip.address).copy(pseudo, 4);
+  pseudo[9] = 17;
+  pseudo.writeUInt16BE(udp.length, 10);
+  const sum = onesComplementSum(Buffer.concat([pseudo, udp]));
+  if (endianness() === 'LE') cfg.writeUInt32LE(sum >>> 0, cfg.length - 4);
+  else cfg.writeUInt32BE(sum >>> 0, cfg.length - 4);
+  return { frame, cfg };
+}
+
+/** Ethernet, IPv4 without options, UDP. */
+const UDP_PAYLOAD_OFFSET = 42;
+
+/** Frames per live run: small, so that the payloads interleave finely and the pace stays even. */
+const CHUNK = 32;
+
+async function newFlowsSender(job: NewFlowsSenderJob): Promise<NewFlowsSenderReport> {
+  const progs = await BenchPrograms.load();
+  try {
+    const templates = job.payloads.map((hex) => genTemplate(progs, job, Buffer.from(hex, 'hex')));
+    const cfgMap = progs.map('gen_cfg');
+    const gen = progs.program('gen');
+    const ingressIfindex = ifIndex(job.ifname);
+    const zero = u32([0]);
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    const total = job.clients.flows;
+    const t0 = performance.now();
+    // Bounded in time as well: a pace that cannot be kept must not run forever.
+    const deadline = t0 + (total / job.pps) * 3000 + 5000;
+    let sent = 0;
+    let k = 0;
+    while (sent < total && performance.now() < deadline) {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * job.pps));
+      if (due <= sent) {
+        await sleep(1);
+        continue;
+      }
+      while (sent < due) {
+        const n = Math.min(due - sent, CHUNK);
+        const t = templates[k++ % templates.length]!;
+        cfgMap.update(zero, t.cfg);
+        gen.runLive({ data: t.frame, ingressIfindex, repeat: n, batchSize: n });
+        sent += n;
+      }
+    }
+    return { sent, ms: performance.now() - t0 };
+  } finally {
+    progs.close();
+  }
+}
+
+// --- scale --------------------------------------------------------------------------------------------------------
+
+/** SNAT ports per target: as many flows go to one target as its pool holds. */
+const SCALE_SNAT = { min: 10000, max: 60999 };
+const FLOWS_PER_TARGET = 50_000;
+/** Flows encoded and written per updateBatch call. */
+const INSTALL_BATCH = 32_768;
+
+function scalePair(i: number, vip: UdpEndpoint): FlowPair {
+  const t = Math.floor(i / FLOWS_PER_TARGET);
+  return {
+    client: { address: `10.${16 + (i >>> 16)}.${(i >>> 8) & 255}.${i & 255}`, port: 40000 + (i % 7) },
+    vip,
+    snat: { address: vip.address, port: SCALE_SNAT.min + (i % FLOWS_PER_TARGET) },
+    target: { address: `10.200.${t >>> 8}.${t & 255}`, port: 7000 },
+  };
+}
+
+/** Writes every flow's two entries through the map's batch update; returns milliseconds taken. */
+function installBatched(forwarder: XdpForwarder, flows: number, vip: UdpEndpoint): number {
+  const map = forwarder.flows;
+  const t0 = performance.now();
+  const now = process.hrtime.bigint();
+  for (let start = 0; start < flows; start += INSTALL_BATCH) {
+    const end = Math.min(flows, start + INSTALL_BATCH);
+    // Reverse entries first for the whole batch, as installPair orders them per flow.
+    for (const which of [reverseEntry, forwardEntry]) {
+      const keys: Buffer[] = [];
+      const values: Buffer[] = [];
+      for (let i = start; i < end; i++) {
+        const [key, value] = which(scalePair(i, vip), now);
+        keys.push(encodeKey(key));
+        values.push(encodeValue(value));
+      }
+      const written = map.updateBatch(keys, values);
+      if (written !== keys.length) throw new Error(`updateBatch wrote ${written} of ${keys.length} entries`);
+    }
+  }
+  return performance.now() - t0;
+}
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+async function scale(job: ScaleJob): Promise<ScaleReport> {
+  const targets = Array.from({ length: Math.ceil(job.flows / FLOWS_PER_TARGET) }, (_, t) => ({
+    address: `10.200.${t >>> 8}.${t & 255}`,
+    port: 7000,
+  }));
+  const flowsMaxEntries = 2 * job.flows + 1024;
+  gc();
+  const base = process.memoryUsage();
+  const fwd = await XdpForwarder.load({ flowsMaxEntries });
+  const lb = new LoadBalancer({
+    vip: job.vip,
+    snatPorts: SCALE_SNAT,
+    reserveSnatPorts: true,
+    mapper: hashMapper(targets),
+    xdp: { forwarder: fwd },
+    connTtlSec: 3600,
+    // Sweeps are run by hand below, never by the schedule.
+    sweepIntervalMs: 3_600_000,
+    limits: { maxFlows: job.flows + 1000 },
+  });
+  try {
+    // Started on the empty table: flows already in the table at start are adopted one by one, which is a restart's
+    // cost and not what is measured here.
+    await lb.start();
+    const installMs: number[] = [];
+    for (let run = 0; run < job.runs; run++) {
+      const last = run === job.runs - 1;
+      const into = last ? fwd : await XdpForwarder.load({ flowsMaxEntries });
+      try {
+        installMs.push(installBatched(into, job.flows, job.vip));
+      } finally {
+        if (!last) into.close();
+      }
+    }
+    gc();
+    await sleep(100);
+    gc();
+    const mem = process.memoryUsage();
+    const sweeps: ScaleReport['sweeps'] = [];
+    for (let run = 0; run < job.runs; run++) {
+      let maxGap = 0;
+      let last = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        maxGap = Math.max(maxGap, now - last);
+        last = now;
+      }, 1);
+      await sleep(20);
+      maxGap = 0;
+      last = performance.now();
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const stats = await lb.sweep();
+      const wallMs = performance.now() - t0;
+      const cpuMs = cpuMsSince(cpu0);
+      // The gap still open when the sweep ends counts too.
+      maxGap = Math.max(maxGap, performance.now() - last);
+      clearInterval(ticker);
+      sweeps.push({
+        wallMs,
+        cpuMs,
+        maxStallMs: Math.max(0, maxGap - 1),
+        scanned: stats.scanned,
+        batches: stats.batches,
+        expired: stats.expired,
+      });
+      await sleep(50);
+    }
+    return {
+      flows: job.flows,
+      installMs,
+      tableEntries: 2 * job.flows,
+      heapUsedMiB: mem.heapUsed / MiB,
+      rssMiB: mem.rss / MiB,
+      baseHeapUsedMiB: base.heapUsed / MiB,
+      baseRssMiB: base.rss / MiB,
+      sweeps,
+    };
+  } finally {
+    await lb.stop();
+    fwd.close();
+  }
+}
+
+// --- main ---------------------------------------------------------------------------------------------------------
+
+async function main(job: ControlPlaneJob): Promise<unknown> {
+  switch (job.role) {
+    case 'newflows-lb':
+      return newFlowsLb(job);
+    case 'newflows-sender':
+      return newFlowsSender(job);
+    case 'scale':
+      return scale(job);
+    default:
+      throw new Error(`unknown role ${(job as { role?: unknown }).role}`);
+  }
+}
+
+const arg = process.argv[2];
+if (!arg) {
+  process.stderr.write('usage: control-plane-child.js <job JSON>\n');
+  process.exit(64);
+}
+main(JSON.parse(arg) as ControlPlaneJob).then(
+  (report) => {
+    process.stdout.write(`${JSON.stringify({ report })}\n`);
+    process.exit(0);
+  },
+  (err: unknown) => {
+    process.stderr.write(`control-plane-child: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,245 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Link } from '@flowlb/xdp-core';
+import { BenchPrograms } from '../bench-object.js';
+import type {
+  NewFlowsLbJob,
+  NewFlowsLbReport,
+  NewFlowsSenderJob,
+  NewFlowsSenderReport,
+} from '../control-plane-child.js';
+import { DIST_DIR, type BenchContext } from '../context.js';
+import type { NewFlowsResult, NewFlowsRow } from '../results.js';
+import { measured, median } from '../stats.js';
+import { waitForOutput } from '../systems/system.js';
+import { attachBench } from '../systems/xdp-helpers.js';
+import { clientAddrsFor, createBenchTopology, type BenchTopology } from '../topology.js';
+import { clientSpread, GENERATOR_CPU, SYSTEM_CPU } from '../traffic.js';
+
+const TARGET_FLOWS_PER_SEC = 50_000;
+const TARGET_P99_MS = 1;
+/** New clients offered per second: the target rate, so a row that keeps up shows the target met. */
+const OFFERED_PPS = TARGET_FLOWS_PER_SEC;
+
+/** The repository's root, found from dist/ (packages/bench/dist). */
+const REPO_ROOT = resolve(DIST_DIR, '..', '..', '..');
+const CAPTURES_DIR = join(REPO_ROOT, '..', 'shared', 'testdata', 'dtls');
+
+/**
+ * Captures whose first datagram is a whole ClientHello, and the SNI it carries. ossl_mtu (a ClientHello in two
+ * fragments) is left out: each generated client sends exactly one datagram.
+ */
+const CAPTURES = [
+  { file: 'ossl_foo.hex', sni: 'foo.example' },
+  { file: 'gnutls_bar.hex', sni: 'bar.example' },
+  { file: 'ossl_cookie.hex', sni: 'cookie.example' },
+];
+
+/** A first datagram for the trivial mapper, which looks at no payload. */
+const TRIVIAL_PAYLOAD = Buffer.from('first datagram of a new flow').toString('hex');
+
+function firstDatagrams(): string[] {
+  return CAPTURES.map((c) => {
+    const first = readFileSync(join(CAPTURES_DIR, c.file), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean);
+    if (!first) throw new Error(`${c.file}: no datagram`);
+    return first;
+  });
+}
+
+interface RowSpec {
+  mapper: 'trivial' | 'dtls-sni';
+  datapath: 'xdp' | 'userspace';
+  flows: number;
+}
+
+interface RunResult {
+  lb: NewFlowsLbReport;
+  sender: NewFlowsSenderReport;
+}
+
+function lastReport<T>(stdout: string): T {
+  const line = stdout.trim().split('\n').reverse().find((l) => l.includes('"report"'));
+  if (!line) throw new Error('no report');
+  return (JSON.parse(line) as { report: T }).report;
+}
+
+async function runOnce(t: BenchTopology, spec: RowSpec, hellos: string[]): Promise<RunResult> {
+  const lbJob: NewFlowsLbJob = {
+    role: 'newflows-lb',
+    datapath: spec.datapath,
+    mapper: spec.mapper,
+    vip: t.vip,
+    snatAddress: t.net.lb.back.addr,
+    backends: t.backends,
+    sni: CAPTURES.map((c, i) => ({ fqdn: c.sni, backend: i % t.backends.length })),
+    interfaces: [t.net.lb.front.ifname, t.net.lb.back.ifname],
+    flows: spec.flows,
+    quietMs: 1500,
+    maxMs: 20_000 + (spec.flows / 1000) * 1000,
+  };
+  const lb = t.topo.spawn(t.lbNs, 'taskset', [
+    '-c',
+    String(SYSTEM_CPU),
+    process.execPath,
+    join(DIST_DIR, 'control-plane-child.js'),
+    JSON.stringify(lbJob),
+  ]);
+  try {
+    await waitForOutput(() => lb.output(), lb.exited, (out) => out.includes('"ready"'), 'balancer child');
+    const senderJob: NewFlowsSenderJob = {
+      role: 'newflows-sender',
+      ifname: t.net.client.ifname,
+      srcMac: t.clientMac,
+      dstMac: t.lbFrontMac,
+      vip: t.vip,
+      clients: clientSpread(t, spec.flows),
+      payloads: spec.mapper === 'dtls-sni' ? hellos : [TRIVIAL_PAYLOAD],
+      pps: OFFERED_PPS,
+    };
+    const sender = t.topo.spawn(t.clientNs, 'taskset', [
+      '-c',
+      String(GENERATOR_CPU),
+      process.execPath,
+      join(DIST_DIR, 'control-plane-child.js'),
+      JSON.stringify(senderJob),
+    ]);
+    try {
+      const senderTimeoutMs = 20_000 + (spec.flows / OFFERED_PPS) * 3000;
+      await waitForOutput(() => sender.output(), sender.exited, (out) => out.includes('"report"'), 'sender child', senderTimeoutMs);
+    } finally {
+      await sender.stop(2000);
+    }
+    await waitForOutput(() => lb.output(), lb.exited, (out) => out.includes('"report"'), 'balancer child', lbJob.maxMs + 10_000);
+    return { lb: lastReport<NewFlowsLbReport>(lb.output().stdout), sender: lastReport<NewFlowsSenderReport>(sender.output().stdout) };
+  } finally {
+    await lb.stop(5000);
+  }
+}
+
+/**
+ * New flows through the balancer's slow path: clients in another namespace each send one first datagram over a
+ * veth, at the target rate, to a LoadBalancer in its own process pinned to a CPU; it classifies, takes a SNAT port
+ * and installs each flow. Per flow, the time from its first datagram reaching the balancer to its flow being
+ * installed comes from the balancer's `flow-created` event.
+ */
+export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
+  const runs = Math.max(1, ctx.runs);
+  const xdpFlows = ctx.quick ? 20_000 : 100_000;
+  // One socket per flow, under the process's 20,000-descriptor limit on this machine kind.
+  const userspaceFlows = ctx.quick ? 3_000 : 10_000;
+  const specs: RowSpec[] = [
+    { mapper: 'trivial', datapath: 'xdp', flows: xdpFlows },
+    { mapper: 'dtls-sni', datapath: 'xdp', flows: xdpFlows },
+    { mapper: 'trivial', datapath: 'userspace', flows: userspaceFlows },
+    { mapper: 'dtls-sni', datapath: 'userspace', flows: userspaceFlows },
+  ];
+  const rows: NewFlowsRow[] = [];
+  const notes: string[] = [
+    `Clients in a client namespace send one first datagram each over a veth to the balancer's namespace, ` +
+      `${OFFERED_PPS.toLocaleString('en')} new clients/s, made by the bench's gen program (live frames, pinned to CPU ${GENERATOR_CPU}); ` +
+      `the balancer is a LoadBalancer in its own process pinned to CPU ${SYSTEM_CPU}. No lb.receive(): every datagram ` +
+      'comes up through the XDP program (a miss, XDP_PASS) and the kernel to the VIP socket. The veth receive work runs on the ' +
+      "sender's CPU, not the balancer's.",
+    'DTLS rows: the first datagram of the captured ClientHellos ossl_foo, gnutls_bar and ossl_cookie from ../shared/testdata/dtls, ' +
+      'rotating every 32 clients, routed by a DtlsSniMapper by SNI; ossl_mtu (two fragments) is not used, as each client sends one datagram.',
+    'flowsPerSec = flows created / time from the first flow\'s first datagram to the last install; it cannot exceed the offered rate. ' +
+      'install p50/p99 = flow-created setupMs: from the first datagram reaching the balancer\'s slow path to the flow\'s entries being ' +
+      'written to the kernel map (XDP), or to the flow socket being bound, connected and the entries in the memory table (userspace). ' +
+      'Time spent in the VIP socket\'s queue before Node reads the datagram is not in it.',
+    `The userspace datapath holds one socket per flow, so its rows use ${userspaceFlows.toLocaleString('en')} flows (file descriptor limit).`,
+  ];
+  let hellos: string[] = [];
+  try {
+    hellos = firstDatagrams();
+  } catch (error) {
+    notes.push(`DTLS captures not readable in ${CAPTURES_DIR}: ${(error as Error).message}`);
+  }
+  const maxFlows = Math.max(xdpFlows, userspaceFlows);
+  const t = await createBenchTopology({ backends: 4, clientAddrs: clientAddrsFor(maxFlows) });
+  let progs: BenchPrograms | undefined;
+  let passLink: Link | undefined;
+  try {
+    for (const spec of specs) {
+      const label = `${spec.mapper}/${spec.datapath}`;
+      if (spec.mapper === 'dtls-sni' && hellos.length === 0) {
+        rows.push(failedRow(spec, 'no DTLS captures'));
+        continue;
+      }
+      if (spec.datapath === 'userspace' && !passLink) {
+        // Live frames out of the client's veth arrive only where the peer device has an XDP program.
+        progs = await BenchPrograms.load();
+        passLink = attachBench(progs, 'pass', t.lbNs, t.net.lb.front.ifname);
+      }
+      const results: RunResult[] = [];
+      let error: string | undefined;
+      for (let run = 0; run < runs; run++) {
+        ctx.log(`new flows: ${label}, ${spec.flows.toLocaleString('en')} flows, run ${run + 1}/${runs}`);
+        try {
+          const r = await runOnce(t, spec, hellos);
+          results.push(r);
+          ctx.log(
+            `new flows: ${label}: ${Math.round(r.lb.flowsPerSec)} flows/s, p50 ${r.lb.setupP50Ms.toFixed(3)} ms, ` +
+              `p99 ${r.lb.setupP99Ms.toFixed(3)} ms, created ${r.lb.created}/${r.sender.sent}, refused ${r.lb.refused}, ` +
+              `socket drops ${r.lb.socketDrops}, cpu ${Math.round(r.lb.cpuMs)} ms over ${Math.round(r.lb.spanMs)} ms`,
+          );
+        } catch (e) {
+          error = e instanceof Error ? e.message : String(e);
+          ctx.log(`new flows: ${label}: run failed: ${error}`);
+        }
+      }
+      if (results.length === 0) {
+        rows.push(failedRow(spec, error ?? 'no run completed'));
+        continue;
+      }
+      rows.push({
+        mapper: spec.mapper,
+        datapath: spec.datapath,
+        flows: spec.flows,
+        flowsPerSec: measured(results.map((r) => Math.round(r.lb.flowsPerSec))),
+        installP50Ms: measured(results.map((r) => r.lb.setupP50Ms)),
+        installP99Ms: measured(results.map((r) => r.lb.setupP99Ms)),
+        refused: Math.round(median(results.map((r) => r.lb.refused))),
+        ...(error ? { error: `${runs - results.length} of ${runs} runs failed: ${error}` } : {}),
+      });
+      const lost = results.map((r) => r.sender.sent - r.lb.created - r.lb.refused);
+      const busy = results.map((r) => (r.lb.spanMs > 0 ? r.lb.cpuMs / r.lb.spanMs : 0));
+      const drops = results.map((r) => r.lb.socketDrops ?? 0);
+      notes.push(
+        `${label}: clients sent per run ${results.map((r) => r.sender.sent).join(', ')}; without a flow at the end ` +
+          `${lost.join(', ')} (VIP socket drops ${drops.join(', ')}); balancer CPU busy ${busy.map((b) => `${Math.round(b * 100)} %`).join(', ')} ` +
+          `of the span; p99 runs ${results.map((r) => r.lb.setupP99Ms.toFixed(3)).join(', ')} ms, max ${results.map((r) => r.lb.setupMaxMs.toFixed(1)).join(', ')} ms.`,
+      );
+    }
+  } finally {
+    passLink?.close();
+    progs?.close();
+    await t.destroy();
+  }
+  const dtls = rows.find((r) => r.mapper === 'dtls-sni' && r.datapath === 'xdp' && !r.error);
+  if (dtls) {
+    const rateOk = dtls.flowsPerSec.median >= TARGET_FLOWS_PER_SEC * 0.98;
+    const p99Ok = dtls.installP99Ms.median < TARGET_P99_MS;
+    notes.push(
+      `Target (≥ ${TARGET_FLOWS_PER_SEC.toLocaleString('en')} new DTLS flows/s, p99 under ${TARGET_P99_MS} ms), XDP: ` +
+        `${dtls.flowsPerSec.median.toLocaleString('en')} flows/s (${rateOk ? 'met' : 'not met'}), ` +
+        `p99 ${dtls.installP99Ms.median.toFixed(3)} ms (${p99Ok ? 'met' : 'not met'}).`,
+    );
+  }
+  return { rows, notes };
+}
+
+function failedRow(spec: RowSpec, error: string): NewFlowsRow {
+  return {
+    mapper: spec.mapper,
+    datapath: spec.datapath,
+    flows: spec.flows,
+    flowsPerSec: measured([]),
+    installP50Ms: measured([]),
+    installP99Ms: measured([]),
+    refused: 0,
+    error,
+  };
+}
