@@ -1,4 +1,4 @@
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** What every scenario gets from the runner. */
@@ -11,7 +11,12 @@ export interface BenchContext {
   log: (line: string) => void;
 }
 
-/** The package's dist/ directory: the built scripts, bench.bpf.o and the compiled tools. */
-export const DIST_DIR = dirname(fileURLToPath(import.meta.url));
+const here = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The package's dist/ directory: the built scripts, bench.bpf.o and the compiled tools. Tests run this module from
+ * src/, beside it.
+ */
+export const DIST_DIR = basename(here) === 'dist' ? here : join(here, '..', 'dist');
 
 export const BENCH_BPF_OBJECT = join(DIST_DIR, 'bench.bpf.o');

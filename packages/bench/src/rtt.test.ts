@@ -3,19 +3,11 @@ import { createSocket } from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Topology, describePrivileged, spawnLocal, type Spawned } from '@flowlb/testkit';
 import { RTT_EXIT_LOST, RttError, UDP_RTT, measureRtt, startUdpEcho } from './rtt.js';
 
 const PACKAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-// DIST_DIR is the directory of the running module; run from the sources that is src/, while make puts
-// the tool in dist/.
-vi.mock('./context.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('./context.js')>();
-  const path = await import('node:path');
-  return { ...original, DIST_DIR: path.join(original.DIST_DIR, '..', 'dist') };
-});
 
 beforeAll(() => {
   if (!existsSync(UDP_RTT)) execFileSync('make', ['-s', '-C', 'tools'], { cwd: PACKAGE_DIR, stdio: 'pipe' });

@@ -53,7 +53,7 @@ async function warmUp(t: BenchTopology, sys: SystemUnderTest, running: RunningSy
   return `${sys.name} with ${flows.toLocaleString('en')} flows: some clients still took the slow path after ${MAX_SETTLE_PASSES + 1} warm-up passes`;
 }
 
-async function measureSystem(
+export async function measureSystem(
   ctx: BenchContext,
   sys: SystemUnderTest,
   cells: { flows: number; payload: number }[],
