@@ -148,7 +148,7 @@ export interface BenchRun {
   finishedAt: string;
   machine: Machine;
   /** How it was run: repetitions per scenario, whether a quick run. */
-  settings: { runs: number; quick: boolean; only?: string[] };
+  settings: { runs: number; quick: boolean; only?: string[]; systems?: string[] };
   kernelCost?: KernelCostResult;
   forwarding?: ForwardingResult;
   latency?: LatencyResult;

@@ -1,7 +1,8 @@
 /**
  * `pnpm bench`: every scenario in one run, on this machine, written to bench/results/ and BENCHMARKS.md.
  *
- *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,new-flows,scale] [--no-write]
+ *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,new-flows,scale]
+ *                    [--systems bare-xdp,flowlb-xdp,nftables,nginx,flowlb-userspace] [--no-write]
  *
  * Needs root: network namespaces, XDP, BPF.
  */
@@ -14,9 +15,9 @@ import { DIST_DIR, type BenchContext } from './context.js';
 import { installComparisons } from './install.js';
 import { writeReport } from './report/write.js';
 import type { BenchRun, Machine } from './results.js';
-import { runForwarding } from './scenarios/forwarding.js';
+import { SYSTEMS, runForwarding } from './scenarios/forwarding.js';
 import { runKernelCost } from './scenarios/kernel-cost.js';
-import { runLatency } from './scenarios/latency.js';
+import { LATENCY_SYSTEMS, runLatency } from './scenarios/latency.js';
 import { runNewFlows } from './scenarios/new-flows.js';
 import { runScale } from './scenarios/scale.js';
 import { checkTargets } from './targets.js';
@@ -46,7 +47,7 @@ function machine(): Machine {
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: pnpm bench [--quick] [--runs N] [--only ${SCENARIOS.join(',')}] [--no-write]\n`);
+  process.stderr.write(`${message}\nusage: pnpm bench [--quick] [--runs N] [--only ${SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((x) => x.name).join(',')}] [--no-write]\n`);
   process.exit(64);
 }
 
@@ -58,6 +59,7 @@ async function main(): Promise<number> {
         quick: { type: 'boolean', default: false },
         runs: { type: 'string' },
         only: { type: 'string' },
+        systems: { type: 'string' },
         'no-write': { type: 'boolean', default: false },
       },
       // pnpm passes a lone `--` through when called as `pnpm bench -- --quick`.
@@ -71,6 +73,11 @@ async function main(): Promise<number> {
   const only = args.only?.split(',').map((s) => s.trim()) as Scenario[] | undefined;
   const unknown = only?.filter((s) => !SCENARIOS.includes(s));
   if (unknown?.length) usage(`unknown scenario ${unknown.join(', ')}`);
+
+  const systems = args.systems?.split(',').map((s) => s.trim());
+  const unknownSystems = systems?.filter((s) => !SYSTEMS.some((x) => x.name === s));
+  if (unknownSystems?.length) usage(`unknown system ${unknownSystems.join(', ')}; the systems are ${SYSTEMS.map((x) => x.name).join(', ')}`);
+  const pick = <T extends { name: string }>(all: readonly T[]): readonly T[] => (systems ? all.filter((x) => systems.includes(x.name)) : all);
 
   const check = canRunPrivileged();
   if (!check.ok) {
@@ -88,7 +95,7 @@ async function main(): Promise<number> {
     startedAt: new Date().toISOString(),
     finishedAt: '',
     machine: m,
-    settings: { runs, quick: ctx.quick, ...(only ? { only } : {}) },
+    settings: { runs, quick: ctx.quick, ...(only ? { only } : {}), ...(systems ? { systems } : {}) },
     targets: [],
     errors: [],
   };
@@ -116,8 +123,8 @@ async function main(): Promise<number> {
     }
   }
   run.kernelCost = await step('kernel-cost', () => runKernelCost(ctx));
-  run.forwarding = await step('forwarding', () => runForwarding(ctx));
-  run.latency = await step('latency', () => runLatency(ctx));
+  run.forwarding = await step('forwarding', () => runForwarding(ctx, pick(SYSTEMS)));
+  run.latency = await step('latency', () => runLatency(ctx, pick(LATENCY_SYSTEMS)));
   run.newFlows = await step('new-flows', () => runNewFlows(ctx));
   run.scale = await step('scale', () => runScale(ctx));
   if (run.scale && run.forwarding) {

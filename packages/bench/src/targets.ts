@@ -78,6 +78,7 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
           target: '≥ 50,000 new DTLS flows per second',
           measured: `${Math.round(dtls.flowsPerSec.median).toLocaleString('en')} flows/s (XDP datapath)`,
           met: dtls.flowsPerSec.median >= 50_000,
+          ...(dtls.flowsPerSec.median >= 50_000 ? {} : { note: 'Why, and what would close it: the notes under New flows.' }),
         }
       : { target: '≥ 50,000 new DTLS flows per second', measured: 'not measured', met: null },
   );
@@ -87,6 +88,7 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
           target: 'p99 first packet to installed under 1 ms (DTLS)',
           measured: `${dtls.installP99Ms.median.toFixed(3)} ms (p50 ${dtls.installP50Ms.median.toFixed(3)} ms)`,
           met: dtls.installP99Ms.median < 1,
+          ...(dtls.installP99Ms.median < 1 ? {} : { note: 'Why, and what would close it: the notes under New flows.' }),
         }
       : { target: 'p99 first packet to installed under 1 ms (DTLS)', measured: 'not measured', met: null },
   );
@@ -97,6 +99,7 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
           target: 'a cleaner sweep of 1,000,000 flows under 1 s of CPU',
           measured: `${Math.round(million.sweepCpuMs.median).toLocaleString('en')} ms CPU (${Math.round(million.sweepWallMs.median).toLocaleString('en')} ms wall)`,
           met: million.sweepCpuMs.median < 1000,
+          ...(million.sweepCpuMs.median < 1000 ? {} : { note: 'Why, and what would close it: the notes under Scale.' }),
         }
       : { target: 'a cleaner sweep of 1,000,000 flows under 1 s of CPU', measured: 'not measured', met: null },
   );
@@ -106,6 +109,7 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
           target: 'the sweep never stalls the event loop for more than 10 ms',
           measured: `longest stall ${million.sweepMaxStallMs.median.toFixed(1)} ms`,
           met: million.sweepMaxStallMs.median <= 10,
+          ...(million.sweepMaxStallMs.median <= 10 ? {} : { note: 'Why, and what would close it: the notes under Scale.' }),
         }
       : { target: 'the sweep never stalls the event loop for more than 10 ms', measured: 'not measured', met: null },
   );

@@ -117,3 +117,12 @@ export async function pinDeviceNapi(topo: Topology, ns: string, ifname: string, 
 export async function unthreadDeviceNapi(topo: Topology, ns: string, ifname: string): Promise<void> {
   await topo.exec(ns, 'sh', ['-c', `echo 0 > /sys/class/net/${ifname}/threaded`]);
 }
+
+/**
+ * The most file descriptors a process may have here (the hard RLIMIT_NOFILE; raising it needs CAP_SYS_RESOURCE).
+ * A system with a socket per flow holds no more flows than this.
+ */
+export function descriptorLimit(): number {
+  const out = execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim();
+  return out === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(out);
+}

@@ -159,7 +159,9 @@ export async function runKernelCost(ctx: BenchContext): Promise<KernelCostResult
     await topo.addNeighbor(ns, LAN.ifname, LAN_PEER.addr, LAN_PEER.mac);
     await topo.addNeighbor(ns, SRV.ifname, SRV_PEER.addr, SRV_PEER.mac);
     await topo.sysctl(ns, { 'net.ipv4.ip_forward': 1 });
-    fwd = await XdpForwarder.load({ flowsMaxEntries: FILLER_FLOWS * 2 });
+    // FLOWLB_BENCH_OBJECT measures another build of the program (a variant being weighed) on the same rows.
+    const objectPath = process.env.FLOWLB_BENCH_OBJECT;
+    fwd = await XdpForwarder.load({ flowsMaxEntries: FILLER_FLOWS * 2, ...(objectPath ? { objectPath } : {}) });
     bench = await BenchPrograms.load();
     const filler = fillerEntries(FILLER_FLOWS);
     fwd.flows.updateBatch(filler.keys, filler.values);

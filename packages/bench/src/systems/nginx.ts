@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchTopology } from '../topology.js';
+import { descriptorLimit, type BenchTopology } from '../topology.js';
 import { passToStack } from './kernel-path.js';
 import { waitForOutput, type RunningSystem, type StartOptions, type SystemUnderTest } from './system.js';
 
@@ -12,7 +12,8 @@ export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
  * sessions kept per client for as long as flowlb keeps a flow, the backend chosen by a hash of the client.
  */
 export function nginxConfig(t: BenchTopology, opts: StartOptions, dir: string): string {
-  const connections = Math.max(4096, opts.maxFlows * 2 + 1024);
+  // Each session holds its upstream socket, and the listening side needs a few more.
+  const connections = Math.min(Math.max(4096, opts.maxFlows + 1024), descriptorLimit() - 64);
   const servers = t.backends.map((b) => `      server ${b.address}:${b.port};`).join('\n');
   return `
 load_module ${NGINX_STREAM_MODULE};
@@ -20,7 +21,7 @@ daemon off;
 master_process on;
 worker_processes 1;
 worker_cpu_affinity ${(1 << opts.cpu).toString(2)};
-worker_rlimit_nofile ${connections + 1024};
+worker_rlimit_nofile ${descriptorLimit()};
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} error;
 events {
@@ -44,6 +45,7 @@ export const nginx: SystemUnderTest = {
   name: 'nginx',
   warmupPps: 20_000,
   runsIn: 'process',
+  socketPerFlow: true,
   async start(t: BenchTopology, opts: StartOptions): Promise<RunningSystem> {
     if (!existsSync(NGINX_STREAM_MODULE)) throw new Error(`nginx's stream module is missing (${NGINX_STREAM_MODULE})`);
     const dir = mkdtempSync(join(tmpdir(), 'nginx-bench-'));

@@ -1,10 +1,11 @@
+import type { ClientSpread } from '../bench-object.js';
 import type { SystemName } from '../results.js';
 import type { BenchTopology } from '../topology.js';
 
 export interface StartOptions {
   /** Most flows the system will be asked to hold. */
   maxFlows: number;
-  /** CPU the system's own processes are pinned to (the generator has the other one). */
+  /** CPU the system's own processes are pinned to, if it has any. */
   cpu: number;
 }
 
@@ -16,6 +17,8 @@ export interface RunningSystem {
    * moves this is a pass over flows not yet established.
    */
   slowPathDatagrams?(): number;
+  /** Installs the flows of these clients directly, for tables too large to fill through the slow path. */
+  prefill?(clients: ClientSpread): void;
   stop(): Promise<void>;
 }
 
@@ -30,6 +33,8 @@ export interface SystemUnderTest {
    * receive path stays with the generator; sharing one CPU with a flooded receive path would starve the process.
    */
   runsIn: 'kernel' | 'process';
+  /** Holds a socket, so a file descriptor, per flow: the process's descriptor limit bounds its flows. */
+  socketPerFlow?: boolean;
   /** Sets it up on the balancer namespace: attaches, configures, starts its processes. */
   start(t: BenchTopology, opts: StartOptions): Promise<RunningSystem>;
 }
