@@ -73,36 +73,51 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
     return NewLink(env, link, "xdp:" + name_ + "@" + std::to_string(ifindex));
   }
 
+  // The arguments testRun and runLive share: the frame, the device it arrives on and how many runs, with the context
+  // the kernel wants to describe it (no metadata, data_end at the frame's end).
+  struct RunInput {
+    Bytes in;
+    uint32_t ifindex;
+    int repeat;
+    struct xdp_md ctx;
+  };
+
+  static RunInput ReadRunInput(const Napi::CallbackInfo& info) {
+    RunInput r{GetBytes(info[0], "data"), info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0,
+               info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 1, {}};
+    if (r.repeat < 1) r.repeat = 1;
+    r.ctx.ingress_ifindex = r.ifindex;
+    r.ctx.data_end = (uint32_t)r.in.size;
+    return r;
+  }
+
+  void Run(Napi::Env env, int fd, RunInput& r, struct bpf_test_run_opts& opts) {
+    opts.data_in = r.in.data;
+    opts.data_size_in = (uint32_t)r.in.size;
+    opts.repeat = r.repeat;
+    if (r.ifindex || (opts.flags & BPF_F_TEST_XDP_LIVE_FRAMES)) {
+      opts.ctx_in = &r.ctx;
+      opts.ctx_size_in = sizeof r.ctx;
+    }
+    if (bpf_prog_test_run_opts(fd, &opts) < 0) ThrowErrno(env, errno, "bpf_prog_test_run_opts", name_);
+  }
+
   // testRun(data, ingressIfindex, repeat, dataSizeOut) -> { retval, data, durationNs }
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = Need(env);
-    Bytes in = GetBytes(info[0], "data");
-    uint32_t ifindex = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
-    int repeat = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 1;
-    uint32_t outSize = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : (uint32_t)in.size + 256;
-    if (repeat < 1) repeat = 1;
+    RunInput r = ReadRunInput(info);
+    uint32_t outSize = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : (uint32_t)r.in.size + 256;
     std::vector<uint8_t> out(outSize);
-    struct xdp_md ctx = {};
-    ctx.ingress_ifindex = ifindex;
-    // The kernel wants the context to describe the frame it is given: no metadata, data_end at its end.
-    ctx.data_end = (uint32_t)in.size;
     LIBBPF_OPTS(bpf_test_run_opts, opts);
-    opts.data_in = in.data;
-    opts.data_size_in = (uint32_t)in.size;
     opts.data_out = out.data();
     opts.data_size_out = outSize;
-    opts.repeat = repeat;
-    if (ifindex) {
-      opts.ctx_in = &ctx;
-      opts.ctx_size_in = sizeof ctx;
-    }
-    if (bpf_prog_test_run_opts(fd, &opts) < 0) ThrowErrno(env, errno, "bpf_prog_test_run_opts", name_);
-    Napi::Object r = Napi::Object::New(env);
-    r.Set("retval", Napi::Number::New(env, opts.retval));
-    r.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), std::min(opts.data_size_out, outSize)));
-    r.Set("durationNs", Napi::Number::New(env, opts.duration));
-    return r;
+    Run(env, fd, r, opts);
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("retval", Napi::Number::New(env, opts.retval));
+    res.Set("data", Napi::Buffer<uint8_t>::Copy(env, out.data(), std::min(opts.data_size_out, outSize)));
+    res.Set("durationNs", Napi::Number::New(env, opts.duration));
+    return res;
   }
 
   // runLive(data, ingressIfindex, repeat, batchSize) -> { durationNs }: BPF_F_TEST_XDP_LIVE_FRAMES, so the verdicts
@@ -111,26 +126,14 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
   Napi::Value RunLive(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = Need(env);
-    Bytes in = GetBytes(info[0], "data");
-    uint32_t ifindex = info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
-    int repeat = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 1;
-    uint32_t batch = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
-    if (repeat < 1) repeat = 1;
-    struct xdp_md ctx = {};
-    ctx.ingress_ifindex = ifindex;
-    ctx.data_end = (uint32_t)in.size;
+    RunInput r = ReadRunInput(info);
     LIBBPF_OPTS(bpf_test_run_opts, opts);
-    opts.data_in = in.data;
-    opts.data_size_in = (uint32_t)in.size;
-    opts.ctx_in = &ctx;
-    opts.ctx_size_in = sizeof ctx;
-    opts.repeat = repeat;
-    opts.batch_size = batch;
+    opts.batch_size = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
-    if (bpf_prog_test_run_opts(fd, &opts) < 0) ThrowErrno(env, errno, "bpf_prog_test_run_opts", name_);
-    Napi::Object r = Napi::Object::New(env);
-    r.Set("durationNs", Napi::Number::New(env, opts.duration));
-    return r;
+    Run(env, fd, r, opts);
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("durationNs", Napi::Number::New(env, opts.duration));
+    return res;
   }
 
   std::string name_;
