@@ -1,8 +1,8 @@
 import { isPartnerOf, isReverse, pairFromEntry, partnerKey } from '@flowlb/flow-table';
 import type { FlowKey, FlowPair, FlowPairKind, FlowTable } from '@flowlb/flow-table';
 
-/** What the cleaner needs of a table. */
-export type SweepableTable = Pick<FlowTable, 'get' | 'delete' | 'scan'>;
+/** What the cleaner needs of a table. With `scanIdle` a sweep skips active entries without decoding them. */
+export type SweepableTable = Pick<FlowTable, 'get' | 'delete' | 'scan'> & Partial<Pick<FlowTable, 'scanIdle'>>;
 
 export interface ExpiredFlow {
   pair: FlowPair;

@@ -1,6 +1,6 @@
 import { forwardEntry, isReverse, pairFromEntry, partnerKey, reverseEntry, sameRewrite } from './pair.js';
 import { flowKeyId, sameKey } from './key-id.js';
-import type { FlowPairRecord, FlowTable, RemovedPair, ScanBatch, ScanCursor } from './table.js';
+import type { FlowPairRecord, FlowTable, IdleScanBatch, RemovedPair, ScanBatch, ScanCursor } from './table.js';
 import type { FlowEntry, FlowKey, FlowPair, FlowValue, UpdateFlag } from './types.js';
 
 /**
@@ -26,6 +26,17 @@ export abstract class BaseFlowTable implements FlowTable {
   abstract entries(): IterableIterator<FlowEntry>;
   abstract count(): number;
   abstract scan(batchSize: number, cursor?: ScanCursor): ScanBatch;
+
+  /** Filters `scan`; tables that can test last_used before decoding an entry override it. */
+  scanIdle(batchSize: number, idleBefore: bigint, cursor?: ScanCursor): IdleScanBatch {
+    if (typeof idleBefore !== 'bigint') throw new TypeError(`scanIdle: idleBefore ${String(idleBefore)} is not a bigint`);
+    const batch = this.scan(batchSize, cursor);
+    return {
+      entries: batch.entries.filter(([, value]) => value.lastUsed < idleBefore),
+      scanned: batch.entries.length,
+      cursor: batch.cursor,
+    };
+  }
 
   installPair(pair: FlowPair, now: bigint): void {
     const [fwdKey, fwdValue] = forwardEntry(pair, now);

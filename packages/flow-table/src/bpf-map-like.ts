@@ -12,6 +12,15 @@ export interface BpfBatchResult {
   cursor: Buffer | undefined;
 }
 
+/** A batch read with every key and every value packed back to back, in the same order. */
+export interface BpfPackedBatchResult {
+  /** Entries read: `keys` holds `count * keySize` bytes, `values` `count * valueSize`. */
+  count: number;
+  keys: Buffer;
+  values: Buffer;
+  cursor: Buffer | undefined;
+}
+
 export interface BpfMapLike {
   readonly keySize: number;
   readonly valueSize: number;
@@ -24,6 +33,8 @@ export interface BpfMapLike {
   entries(): IterableIterator<[Buffer, Buffer]>;
   /** Batch operations; absent or throwing ENOTSUP/EINVAL where the kernel or map type lacks them. */
   lookupBatch?(count: number, cursor?: Buffer): BpfBatchResult;
+  /** `lookupBatch` without a Buffer per entry; its cursors are interchangeable with lookupBatch's. */
+  lookupBatchPacked?(count: number, cursor?: Buffer): BpfPackedBatchResult;
   updateBatch?(keys: readonly Uint8Array[], values: readonly Uint8Array[], flag?: UpdateFlag): number;
   deleteBatch?(keys: readonly Uint8Array[]): number;
 }

@@ -57,6 +57,52 @@ describe('BpfMapFlowTable', () => {
     expect(map.calls).toEqual(['lookupBatch', 'lookupBatch', 'lookupBatch']);
   });
 
+  it('reads packed batches when the map offers them, and decodes only the idle entries for scanIdle', () => {
+    const map = new FakeBpfMap({ packed: true });
+    const t = filled(map, 25);
+    expect(new Set(scanIds(t, 10)).size).toBe(25);
+    expect(map.calls).toEqual(['lookupBatchPacked', 'lookupBatchPacked', 'lookupBatchPacked']);
+    // filled() stamps entry i with last_used i.
+    const idle: bigint[] = [];
+    let scanned = 0;
+    let cursor: ScanCursor | undefined;
+    do {
+      const batch = t.scanIdle(10, 5n, cursor);
+      idle.push(...batch.entries.map(([, v]) => v.lastUsed));
+      scanned += batch.scanned;
+      cursor = batch.cursor;
+    } while (cursor);
+    expect(scanned).toBe(25);
+    expect(idle.sort()).toEqual([0n, 1n, 2n, 3n, 4n]);
+  });
+
+  it('uses packed batches from a map that has no other batch lookup', () => {
+    const map = new FakeBpfMap({ packed: true });
+    delete map.lookupBatch;
+    const t = filled(map, 25);
+    expect(new Set(scanIds(t, 10)).size).toBe(25);
+    expect(t.usesBatchLookup).toBe(true);
+    expect(map.calls).toEqual(['lookupBatchPacked', 'lookupBatchPacked', 'lookupBatchPacked']);
+  });
+
+  it('falls back from packed batches to iteration when the kernel refuses batch lookups', () => {
+    const map = new FakeBpfMap({ packed: true, batch: 'EINVAL' });
+    const t = filled(map, 12);
+    const batch = t.scanIdle(100, 3n);
+    expect(batch.scanned).toBe(12);
+    expect(batch.entries.map(([, v]) => v.lastUsed).sort()).toEqual([0n, 1n, 2n]);
+    expect(t.usesBatchLookup).toBe(false);
+    expect(map.calls.filter((c) => c.startsWith('lookupBatch'))).toEqual(['lookupBatchPacked']);
+  });
+
+  it('refuses a packed batch shorter than its count says', () => {
+    const map = new FakeBpfMap({ packed: true });
+    const t = filled(map, 3);
+    const packed = map.lookupBatchPacked!;
+    map.lookupBatchPacked = (count, cursor) => ({ ...packed(count, cursor), count: 4 });
+    expect(() => t.scanIdle(10, 1n)).toThrow(/batch of 4 entries came with 48 bytes of keys/);
+  });
+
   it('iterates when the map has no batch lookup', () => {
     const map = new FakeBpfMap({ batch: 'absent' });
     const t = filled(map, 25);

@@ -1,8 +1,8 @@
 import { assertBatchSize, BaseFlowTable } from './base-table.js';
-import type { BpfMapLike } from './bpf-map-like.js';
-import { decodeKey, decodeValue, encodeKey, encodeValue } from './codec.js';
+import type { BpfMapLike, BpfPackedBatchResult } from './bpf-map-like.js';
+import { decodeKey, decodeValue, encodeKey, encodeValue, LastUsedBound } from './codec.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE } from './layout.js';
-import type { ScanBatch, ScanCursor } from './table.js';
+import type { IdleScanBatch, ScanBatch, ScanCursor } from './table.js';
 import type { FlowEntry, FlowKey, FlowValue, UpdateFlag } from './types.js';
 
 /** Error codes (and errno numbers) by which a kernel or map type says it has no batch operations. */
@@ -54,7 +54,8 @@ export class BpfMapFlowTable extends BaseFlowTable {
       );
     }
     this.map = map;
-    this.#batchLookup = typeof map.lookupBatch === 'function' ? undefined : false;
+    this.#batchLookup =
+      typeof map.lookupBatch === 'function' || typeof map.lookupBatchPacked === 'function' ? undefined : false;
   }
 
   get maxEntries(): number {
@@ -90,30 +91,68 @@ export class BpfMapFlowTable extends BaseFlowTable {
   }
 
   scan(batchSize: number, cursor?: ScanCursor): ScanBatch {
+    const { entries, cursor: next } = this.#scan(batchSize, cursor, undefined);
+    return { entries, cursor: next };
+  }
+
+  /** Tests last_used on the bytes the map returned and decodes only the entries that pass. */
+  override scanIdle(batchSize: number, idleBefore: bigint, cursor?: ScanCursor): IdleScanBatch {
+    return this.#scan(batchSize, cursor, new LastUsedBound(idleBefore));
+  }
+
+  #scan(batchSize: number, cursor: ScanCursor | undefined, bound: LastUsedBound | undefined): IdleScanBatch {
     assertBatchSize(batchSize);
     if (cursor === undefined) {
-      return this.#batchLookup === false ? this.#iteratorScan(batchSize, undefined) : this.#batchScan(batchSize);
+      return this.#batchLookup === false
+        ? this.#iteratorScan(batchSize, undefined, bound)
+        : this.#batchScan(batchSize, undefined, bound);
     }
-    if (cursor instanceof BatchScanState && cursor.owner === this) return this.#batchScan(batchSize, cursor.position);
-    if (cursor instanceof IteratorScanState && cursor.owner === this) return this.#iteratorScan(batchSize, cursor);
+    if (cursor instanceof BatchScanState && cursor.owner === this) return this.#batchScan(batchSize, cursor.position, bound);
+    if (cursor instanceof IteratorScanState && cursor.owner === this) return this.#iteratorScan(batchSize, cursor, bound);
     throw new TypeError('scan: the cursor was not returned by this table');
   }
 
-  #batchScan(batchSize: number, position?: Buffer): ScanBatch {
+  #batchScan(batchSize: number, position: Buffer | undefined, bound: LastUsedBound | undefined): IdleScanBatch {
     let result;
     try {
-      // Checked in the constructor: #batchLookup is false when the method is missing.
-      result = this.map.lookupBatch!(batchSize, position);
+      result = this.#lookupBatch(batchSize, position);
     } catch (error) {
       if (!isBatchUnsupported(error)) throw error;
       // Restarting from the top may return entries twice, which scan callers accept.
       this.#batchLookup = false;
-      return this.#iteratorScan(batchSize, undefined);
+      return this.#iteratorScan(batchSize, undefined, bound);
     }
     this.#batchLookup = true;
+    const { count, keys, values } = result;
+    if (keys.length < count * FLOW_KEY_SIZE || values.length < count * FLOW_VALUE_SIZE) {
+      throw new RangeError(
+        `scan: a batch of ${count} entries came with ${keys.length} bytes of keys and ${values.length} bytes of values`,
+      );
+    }
+    const entries: FlowEntry[] = [];
+    for (let i = 0; i < count; i++) {
+      const at = i * FLOW_VALUE_SIZE;
+      if (bound !== undefined && !bound.isBefore(values, at)) continue;
+      entries.push([decodeKey(keys, i * FLOW_KEY_SIZE), decodeValue(values, at)]);
+    }
     return {
-      entries: result.entries.map(([key, value]) => [decodeKey(key), decodeValue(value)]),
+      entries,
+      scanned: count,
       cursor: result.cursor === undefined ? undefined : (new BatchScanState(this, result.cursor) as unknown as ScanCursor),
+    };
+  }
+
+  /** One batch read, packed, from whichever batch lookup the map offers. */
+  #lookupBatch(batchSize: number, position: Buffer | undefined): BpfPackedBatchResult {
+    const map = this.map;
+    if (typeof map.lookupBatchPacked === 'function') return map.lookupBatchPacked(batchSize, position);
+    // Checked in the constructor: #batchLookup is false, and this is not reached, when neither method is there.
+    const { entries, cursor } = map.lookupBatch!(batchSize, position);
+    return {
+      count: entries.length,
+      keys: Buffer.concat(entries.map(([key]) => key)),
+      values: Buffer.concat(entries.map(([, value]) => value)),
+      cursor,
     };
   }
 
@@ -122,23 +161,31 @@ export class BpfMapFlowTable extends BaseFlowTable {
    * the kernel starts again from the first key. Callers of scan delete the entries they were given, so the
    * iterator is kept one entry ahead of what it hands out.
    */
-  #iteratorScan(batchSize: number, state: IteratorScanState | undefined): ScanBatch {
+  #iteratorScan(batchSize: number, state: IteratorScanState | undefined, bound: LastUsedBound | undefined): IdleScanBatch {
     const s = state ?? new IteratorScanState(this, this.map.entries(), undefined);
     const entries: FlowEntry[] = [];
+    let scanned = 0;
+    const take = (key: Buffer, value: Buffer) => {
+      scanned++;
+      // A value of the wrong size is decoded anyway, for decodeValue's error.
+      if (bound === undefined || value.length < FLOW_VALUE_SIZE || bound.isBefore(value, 0)) {
+        entries.push([decodeKey(key), decodeValue(value)]);
+      }
+    };
     if (s.lookahead) {
       // Read again: the value may have changed, or the entry gone, since it was read ahead.
       const value = this.map.lookup(s.lookahead);
-      if (value) entries.push([decodeKey(s.lookahead), decodeValue(value)]);
+      if (value) take(s.lookahead, value);
       s.lookahead = undefined;
     }
     for (;;) {
       const next = s.iterator.next();
-      if (next.done) return { entries, cursor: undefined };
-      if (entries.length === batchSize) {
+      if (next.done) return { entries, scanned, cursor: undefined };
+      if (scanned === batchSize) {
         s.lookahead = Buffer.from(next.value[0]);
-        return { entries, cursor: s as unknown as ScanCursor };
+        return { entries, scanned, cursor: s as unknown as ScanCursor };
       }
-      entries.push([decodeKey(next.value[0]), decodeValue(next.value[1])]);
+      take(next.value[0], next.value[1]);
     }
   }
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeKey, decodeValue, encodeKey, encodeValue } from './codec.js';
+import { decodeKey, decodeValue, encodeKey, encodeValue, LastUsedBound } from './codec.js';
 import { FLOW_KEY_SIZE, FLOW_VALUE_SIZE, HOST_LITTLE_ENDIAN } from './layout.js';
 import { flowKey, flowValue } from './testing/arbitraries.js';
 import type { FlowKey, FlowValue } from './types.js';
@@ -106,5 +106,53 @@ describe('value codec', () => {
     expect(() => encodeValue({ ...value, lastUsed: 1n << 64n })).toThrow(/lastUsed/);
     expect(() => encodeValue({ ...value, lastUsed: 5 as unknown as bigint })).toThrow(/lastUsed/);
     expect(() => encodeValue({ ...value, dstPort: -5 })).toThrow(/dstPort/);
+  });
+});
+
+describe('LastUsedBound', () => {
+  const U64_MAX = (1n << 64n) - 1n;
+  const u64 = fc.oneof(
+    fc.bigInt({ min: 0n, max: U64_MAX }),
+    // Words that agree in one half, where the other half decides.
+    fc.tuple(fc.nat(0xffffffff), fc.nat(0xffffffff)).map(([hi, lo]) => (BigInt(hi) << 32n) | BigInt(lo)),
+    fc.constantFrom(0n, 1n, 0xffffffffn, 1n << 32n, (1n << 32n) + 1n, U64_MAX - 1n, U64_MAX),
+  );
+  const bound = fc.oneof(u64, fc.bigInt({ min: -(1n << 70n), max: 1n << 70n }));
+
+  it('agrees with decoding, for any last_used and any bound', () => {
+    fc.assert(
+      fc.property(flowValue, u64, bound, fc.nat(40), (v, lastUsed, b, offset) => {
+        const out = Buffer.alloc(offset + FLOW_VALUE_SIZE + 5, 0xa5);
+        encodeValue({ ...v, lastUsed }, out, offset);
+        expect(new LastUsedBound(b).isBefore(out, offset)).toBe(decodeValue(out, offset).lastUsed < b);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('reads last_used in host byte order, as the XDP program writes it', () => {
+    const bytes = Buffer.alloc(FLOW_VALUE_SIZE);
+    const stamp = 0x0000000100000002n;
+    if (HOST_LITTLE_ENDIAN) bytes.writeBigUInt64LE(stamp, 16);
+    else bytes.writeBigUInt64BE(stamp, 16);
+    expect(new LastUsedBound(stamp).isBefore(bytes, 0)).toBe(false);
+    expect(new LastUsedBound(stamp + 1n).isBefore(bytes, 0)).toBe(true);
+    // Read in the other byte order the stamp would be 0x0200000001000000, far beyond these bounds.
+    expect(new LastUsedBound(0x0000000200000000n).isBefore(bytes, 0)).toBe(true);
+    expect(new LastUsedBound(0x0000000100000000n).isBefore(bytes, 0)).toBe(false);
+  });
+
+  it('admits nothing below 0 and everything above the largest u64', () => {
+    const zero = encodeValue({ ...value, lastUsed: 0n });
+    const max = encodeValue({ ...value, lastUsed: U64_MAX });
+    for (const b of [-5n, 0n]) expect(new LastUsedBound(b).isBefore(zero, 0)).toBe(false);
+    expect(new LastUsedBound(1n).isBefore(zero, 0)).toBe(true);
+    expect(new LastUsedBound(U64_MAX).isBefore(max, 0)).toBe(false);
+    expect(new LastUsedBound(U64_MAX + 1n).isBefore(max, 0)).toBe(true);
+    expect(new LastUsedBound(1n << 80n).isBefore(max, 0)).toBe(true);
+  });
+
+  it('takes only a bigint', () => {
+    expect(() => new LastUsedBound(5 as unknown as bigint)).toThrow(/not a bigint/);
   });
 });

@@ -8,7 +8,7 @@ export {
   FLOWS_MAX_DEFAULT,
 } from './layout.js';
 export { parseIPv4, formatIPv4 } from './ipv4.js';
-export { encodeKey, decodeKey, encodeValue, decodeValue } from './codec.js';
+export { encodeKey, decodeKey, encodeValue, decodeValue, LastUsedBound } from './codec.js';
 export { flowKeyId, sameKey, describeKey } from './key-id.js';
 export {
   forwardEntry,
@@ -22,6 +22,7 @@ export type {
   FlowTable,
   ScanCursor,
   ScanBatch,
+  IdleScanBatch,
   FlowPairKind,
   FlowPairRecord,
   RemovedPair,
@@ -32,4 +33,4 @@ export type { FlowTableErrorCode } from './errors.js';
 export { MemoryFlowTable } from './memory-table.js';
 export type { MemoryFlowTableOptions } from './memory-table.js';
 export { BpfMapFlowTable, isBatchUnsupported } from './bpf-map-table.js';
-export type { BpfMapLike, BpfBatchResult } from './bpf-map-like.js';
+export type { BpfMapLike, BpfBatchResult, BpfPackedBatchResult } from './bpf-map-like.js';

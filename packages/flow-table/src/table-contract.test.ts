@@ -14,6 +14,10 @@ const implementations: Array<[string, (maxEntries?: number) => FlowTable]> = [
   ['MemoryFlowTable', (maxEntries) => new MemoryFlowTable({ maxEntries: maxEntries ?? 4096 })],
   ['BpfMapFlowTable (batch)', (maxEntries) => new BpfMapFlowTable(new FakeBpfMap({ maxEntries: maxEntries ?? 4096 }))],
   [
+    'BpfMapFlowTable (packed batch)',
+    (maxEntries) => new BpfMapFlowTable(new FakeBpfMap({ maxEntries: maxEntries ?? 4096, packed: true })),
+  ],
+  [
     'BpfMapFlowTable (iteration)',
     (maxEntries) => new BpfMapFlowTable(new FakeBpfMap({ maxEntries: maxEntries ?? 4096, batch: 'absent' })),
   ],
@@ -144,6 +148,52 @@ describe.each(implementations)('%s', (_, make) => {
         }),
         { numRuns: 40 },
       );
+    });
+
+    it('scanIdle returns what scan would, filtered to lastUsed < idleBefore, and counts what it read', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 12 }),
+          fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { maxLength: 40 }),
+          fc.bigInt({ min: -1n, max: 1n << 64n }),
+          (size, stamps, idleBefore) => {
+            const t = make();
+            stamps.forEach((lastUsed, i) => t.set({ ...key, srcPort: i }, { ...value, lastUsed }));
+            const idle: FlowEntry[] = [];
+            let scanned = 0;
+            let cursor: ScanCursor | undefined;
+            do {
+              const batch = t.scanIdle(size, idleBefore, cursor);
+              expect(batch.scanned).toBeLessThanOrEqual(size);
+              expect(batch.entries.length).toBeLessThanOrEqual(batch.scanned);
+              scanned += batch.scanned;
+              idle.push(...batch.entries);
+              cursor = batch.cursor;
+            } while (cursor);
+            expect(scanned).toBe(stamps.length);
+            const expected = stamps.flatMap((lastUsed, i) => (lastUsed < idleBefore ? [i] : []));
+            expect(idle.map(([k]) => k.srcPort).sort((a, b) => a - b)).toEqual(expected);
+            for (const [k, v] of idle) expect(v).toEqual({ ...value, lastUsed: stamps[k.srcPort] });
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+
+    it('continues a scan with scanIdle and a scanIdle with scan', () => {
+      const t = make();
+      for (let i = 0; i < 30; i++) t.set({ ...key, srcPort: i }, { ...value, lastUsed: BigInt(i) });
+      const ids: number[] = [];
+      let cursor: ScanCursor | undefined;
+      let n = 0;
+      do {
+        // Every entry is idle before 100, so both methods hand out everything they read.
+        const batch = n++ % 2 === 0 ? t.scan(4, cursor) : t.scanIdle(4, 100n, cursor);
+        ids.push(...batch.entries.map(([k]) => k.srcPort));
+        cursor = batch.cursor;
+      } while (cursor);
+      expect(new Set(ids).size).toBe(30);
+      expect(() => t.scanIdle(0, 1n)).toThrow(/batchSize 0/);
     });
 
     it('rejects a bad batch size and a cursor from another table', () => {

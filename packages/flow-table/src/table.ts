@@ -17,6 +17,11 @@ export interface ScanBatch {
   cursor: ScanCursor | undefined;
 }
 
+export interface IdleScanBatch extends ScanBatch {
+  /** Entries read in this call, idle or not; `entries` holds the idle ones only. */
+  scanned: number;
+}
+
 /** `forward-only` and `reverse-only`: half of a flow whose partner entry is missing or belongs to another flow. */
 export type FlowPairKind = 'pair' | 'forward-only' | 'reverse-only';
 
@@ -53,6 +58,12 @@ export interface FlowTable {
    * entries added or removed meanwhile may or may not be. Callers must tolerate an entry seen twice.
    */
   scan(batchSize: number, cursor?: ScanCursor): ScanBatch;
+  /**
+   * `scan`, returning only the entries with `lastUsed < idleBefore` (and how many it read in all). Same batches,
+   * same guarantees, and cursors of either method continue the other. A table may compare last_used before
+   * decoding, which makes this much cheaper than `scan` when few entries are idle.
+   */
+  scanIdle(batchSize: number, idleBefore: bigint, cursor?: ScanCursor): IdleScanBatch;
   /**
    * Writes both entries of a flow with last_used `now`: the reverse entry first, so the backend's reply to the
    * first packet already finds it, then the forward entry. Neither key may be present (a flow must never take

@@ -124,6 +124,45 @@ describePrivileged('native binding on a real kernel', () => {
     expect(() => m.updateBatch([key(1)], [])).toThrow(RangeError);
   });
 
+  it('batch-reads packed: one keys and one values Buffer per call, entries in step, cursors shared with lookupBatch', () => {
+    const m = fwd.flows;
+    const keys = Array.from({ length: 1000 }, (_, i) => key(i + 10));
+    expect(m.updateBatch(keys, keys.map((_, i) => value(i + 10)))).toBe(1000);
+    try {
+      const seen = new Map<number, bigint>();
+      let cursor: Buffer | undefined;
+      let calls = 0;
+      do {
+        // Alternate the two methods: a cursor from either continues the other.
+        if (calls % 2 === 1) {
+          const r = m.lookupBatch(97, cursor);
+          for (const [k, v] of r.entries) seen.set(k.readUInt32BE(0), v.readBigUInt64LE(16));
+          cursor = r.cursor;
+        } else {
+          const r = m.lookupBatchPacked(97, cursor);
+          expect(r.keys).toBeInstanceOf(Buffer);
+          expect(r.keys.length).toBe(r.count * 16);
+          expect(r.values.length).toBe(r.count * 24);
+          for (let i = 0; i < r.count; i++) {
+            const k = r.keys.readUInt32BE(i * 16);
+            expect(r.values.readUInt32BE(i * 24), `entry ${i}`).toBe(k);
+            seen.set(k, r.values.readBigUInt64LE(i * 24 + 16));
+          }
+          cursor = r.cursor;
+        }
+        calls++;
+      } while (cursor && calls < 100);
+      expect(seen.size).toBe(1000);
+      for (const [k, lastUsed] of seen) expect(lastUsed).toBe(BigInt(k) * 1000n);
+      expect(calls).toBeGreaterThan(5);
+    } finally {
+      expect(m.deleteBatch(keys)).toBe(1000);
+    }
+    const empty = m.lookupBatchPacked(16);
+    expect(empty).toMatchObject({ count: 0, cursor: undefined });
+    expect(empty.keys.length + empty.values.length).toBe(0);
+  });
+
   it('a full map refuses new entries with E2BIG', async () => {
     const small = await XdpForwarder.load({ flowsMaxEntries: 4 });
     try {

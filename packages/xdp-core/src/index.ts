@@ -24,6 +24,7 @@ export {
   type UpdateFlag,
   type XdpMode,
   type BatchResult,
+  type PackedBatchResult,
   type BpfMapLike,
   type TestRunOptions,
   type TestRunResult,

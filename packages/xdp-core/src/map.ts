@@ -1,5 +1,5 @@
 import { native, type NativeMap, type NativeMapInfo } from './native.js';
-import type { BatchResult, BpfMapLike, UpdateFlag } from './types.js';
+import type { BatchResult, BpfMapLike, PackedBatchResult, UpdateFlag } from './types.js';
 
 const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
 
@@ -103,6 +103,15 @@ export class BpfMap implements BpfMapLike {
       entries.push([r.keys.subarray(i * ks, (i + 1) * ks), r.values.subarray(i * vs, (i + 1) * vs)]);
     }
     return { entries, cursor: r.cursor };
+  }
+
+  /**
+   * `lookupBatch` as the kernel returns it: all keys in one Buffer and all values in another, entry `i` at
+   * `i * keySize` and `i * valueSize`, with no Buffer per entry. Cursors work with either method.
+   */
+  lookupBatchPacked(count: number, cursor?: Buffer): PackedBatchResult {
+    const r = this.#raw.lookupBatch(count, cursor);
+    return { count: r.count, keys: r.keys, values: r.values, cursor: r.cursor };
   }
 
   /** Writes many entries in one system call; returns how many were written. */

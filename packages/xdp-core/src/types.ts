@@ -1,5 +1,10 @@
 /** The map contract and flags are @flowlb/flow-table's, so that its tables take xdp-core's maps as they are. */
-export type { UpdateFlag, BpfMapLike, BpfBatchResult as BatchResult } from '@flowlb/flow-table';
+export type {
+  UpdateFlag,
+  BpfMapLike,
+  BpfBatchResult as BatchResult,
+  BpfPackedBatchResult as PackedBatchResult,
+} from '@flowlb/flow-table';
 
 /** How an XDP program is attached: in the driver (`native`), in the generic skb path, or let the kernel pick. */
 export type XdpMode = 'native' | 'generic' | 'auto';

@@ -1,4 +1,4 @@
-import type { BpfBatchResult, BpfMapLike } from '../bpf-map-like.js';
+import type { BpfBatchResult, BpfMapLike, BpfPackedBatchResult } from '../bpf-map-like.js';
 import type { UpdateFlag } from '../types.js';
 
 export interface FakeBpfMapOptions {
@@ -9,6 +9,8 @@ export interface FakeBpfMapOptions {
   batch?: 'supported' | 'absent' | string;
   /** lookupBatch succeeds this many times before throwing `batch`'s code (to fail in the middle of a scan). */
   batchFailsAfter?: number;
+  /** Also offer lookupBatchPacked (recorded as `lookupBatchPacked`), as xdp-core's maps do. */
+  packed?: boolean;
 }
 
 function errnoError(code: string, message: string): Error {
@@ -28,6 +30,7 @@ export class FakeBpfMap implements BpfMapLike {
   /** Every call by name, in order. */
   readonly calls: string[] = [];
   lookupBatch?: (count: number, cursor?: Buffer) => BpfBatchResult;
+  lookupBatchPacked?: (count: number, cursor?: Buffer) => BpfPackedBatchResult;
   #sorted: string[] | undefined;
 
   constructor(options: FakeBpfMapOptions = {}) {
@@ -37,14 +40,29 @@ export class FakeBpfMap implements BpfMapLike {
     const batch = options.batch ?? 'supported';
     if (batch !== 'absent') {
       let successes = 0;
-      this.lookupBatch = (count, cursor) => {
-        this.calls.push('lookupBatch');
+      const attempt = (name: string) => {
+        this.calls.push(name);
         if (batch !== 'supported' && successes >= (options.batchFailsAfter ?? 0)) {
           throw errnoError(batch, 'lookup batch');
         }
         successes++;
+      };
+      this.lookupBatch = (count, cursor) => {
+        attempt('lookupBatch');
         return this.#lookupBatch(count, cursor);
       };
+      if (options.packed) {
+        this.lookupBatchPacked = (count, cursor) => {
+          attempt('lookupBatchPacked');
+          const { entries, cursor: next } = this.#lookupBatch(count, cursor);
+          return {
+            count: entries.length,
+            keys: Buffer.concat(entries.map(([k]) => k)),
+            values: Buffer.concat(entries.map(([, v]) => v)),
+            cursor: next,
+          };
+        };
+      }
     }
   }
 
