@@ -76,11 +76,19 @@ struct {
 	__type(value, struct gen_config);
 } gen_cfg SEC(".maps");
 
+/* Where this CPU's generator is in its walk over the clients; stepped, not divided, to stay cheap per frame. */
+struct gen_state {
+	__u32 idx;
+	__u32 addr_off;
+	__u32 port_off;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct gen_state);
 } gen_seq SEC(".maps");
 
 static __always_inline __u16 fold_complement(__u32 sum)
@@ -99,28 +107,40 @@ SEC("xdp")
 int gen(struct xdp_md *ctx)
 {
 	struct gen_config *cfg;
+	struct gen_state *st;
 	struct iphdr *iph;
 	struct udphdr *udph;
-	__u32 zero = 0, idx, saddr;
+	__u32 zero = 0, saddr;
 	__u16 sport, check;
-	__u64 *seq;
 	void *data;
 
 	cfg = bpf_map_lookup_elem(&gen_cfg, &zero);
-	seq = bpf_map_lookup_elem(&gen_seq, &zero);
-	if (!cfg || !seq || !cfg->flows || !cfg->ports_per_addr)
+	st = bpf_map_lookup_elem(&gen_seq, &zero);
+	if (!cfg || !st || !cfg->flows || !cfg->ports_per_addr)
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	if (data + GEN_HDR_LEN > (void *)(long)ctx->data_end)
 		return XDP_DROP;
-	__builtin_memcpy(data, cfg->hdr, GEN_HDR_LEN);
+	/* Eight bytes at a time: both sides start 8-aligned, and a byte-wise copy costs more than the rest of the run. */
+	*(__u64 *)(data + 0) = *(__u64 *)(cfg->hdr + 0);
+	*(__u64 *)(data + 8) = *(__u64 *)(cfg->hdr + 8);
+	*(__u64 *)(data + 16) = *(__u64 *)(cfg->hdr + 16);
+	*(__u64 *)(data + 24) = *(__u64 *)(cfg->hdr + 24);
+	*(__u64 *)(data + 32) = *(__u64 *)(cfg->hdr + 32);
+	*(__u16 *)(data + 40) = *(__u16 *)(cfg->hdr + 40);
 	iph = data + sizeof(struct ethhdr);
 	udph = (void *)(iph + 1);
 
-	idx = (__u32)(*seq % cfg->flows);
-	*seq += 1;
-	saddr = cfg->first_addr + idx / cfg->ports_per_addr;
-	sport = (__u16)(cfg->first_port + idx % cfg->ports_per_addr);
+	saddr = cfg->first_addr + st->addr_off;
+	sport = (__u16)(cfg->first_port + st->port_off);
+	if (++st->idx >= cfg->flows) {
+		st->idx = 0;
+		st->addr_off = 0;
+		st->port_off = 0;
+	} else if (++st->port_off >= cfg->ports_per_addr) {
+		st->port_off = 0;
+		st->addr_off++;
+	}
 
 	iph->saddr = bpf_htonl(saddr);
 	iph->check = bpf_htons(fold_complement(cfg->ip_sum + (saddr >> 16) + (saddr & 0xffff)));

@@ -17,7 +17,8 @@ export interface GeneratorFrame {
   srcMac: string;
   dstMac: string;
   dst: { address: string; port: number };
-  payload: number;
+  /** The UDP payload, or its length for filler bytes. */
+  payload: number | Uint8Array;
 }
 
 /** The generator's template frame and the checksum sums it completes per client (see gen_config in bench.h). */
@@ -26,7 +27,7 @@ export function generatorTemplate(frame: GeneratorFrame): { frame: Buffer; heade
     eth: { src: frame.srcMac, dst: frame.dstMac },
     ip: { src: '0.0.0.0', dst: frame.dst.address, ttl: 64 },
     udp: { srcPort: 0, dstPort: frame.dst.port },
-    payload: Buffer.alloc(frame.payload, 0x5a),
+    payload: typeof frame.payload === 'number' ? Buffer.alloc(frame.payload, 0x5a) : frame.payload,
   });
   const ip = built.subarray(14, 34);
   ip.writeUInt16BE(0, 10);
@@ -44,7 +45,8 @@ export function generatorTemplate(frame: GeneratorFrame): { frame: Buffer; heade
   };
 }
 
-function u32(values: number[]): Buffer {
+/** u32s in host byte order, as the bench maps' keys and values hold them. */
+export function u32(values: number[]): Buffer {
   const b = Buffer.alloc(values.length * 4);
   values.forEach((v, i) => (endianness() === 'LE' ? b.writeUInt32LE(v >>> 0, i * 4) : b.writeUInt32BE(v >>> 0, i * 4)));
   return b;

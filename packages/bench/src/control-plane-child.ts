@@ -12,15 +12,13 @@
  *
  * Each prints one JSON line `{"ready":true}` when it is set up (not `scale`), then one JSON line with its report.
  */
-import { endianness } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { LoadBalancer, type BalancerEvent } from '@flowlb/balancer';
 import { encodeKey, encodeValue, forwardEntry, reverseEntry, type FlowPair } from '@flowlb/flow-table';
 import { hashMapper, type FlowMapper, type UdpEndpoint } from '@flowlb/mapper-api';
 import { DtlsSniMapper, mappingsFromObject } from '@flowlb/mapper-dtls-sni';
-import { onesComplementSum, parseIpv4 } from '@flowlb/testkit';
 import { ifIndex, XdpForwarder } from '@flowlb/xdp-core';
-import { BenchPrograms, type ClientSpread } from './bench-object.js';
+import { BenchPrograms, u32, type ClientSpread } from './bench-object.js';
 import { percentile } from './stats.js';
 
 export interface NewFlowsLbJob {
@@ -201,40 +199,12 @@ async function newFlowsLb(job: NewFlowsLbJob): Promise<NewFlowsLbReport> {
 
 // --- newflows-sender --------------------------------------------------------------------------------------------
 
-function u32(values: number[]): Buffer {
-  const b = Buffer.alloc(values.length * 4);
-  values.forEach((v, i) => (endianness() === 'LE' ? b.writeUInt32LE(v >>> 0, i * 4) : b.writeUInt32BE(v >>> 0, i * 4)));
-  return b;
-}
-
-/**
- * gen's frame and gen_cfg value for one payload. configureGenerator lays the value out for a filler payload of the
- * same length; only the UDP sum depends on the payload's bytes, and it is the value's last field (gen_config in
- * bench.h), so it is replaced by the sum over this payload.
- */
+/** gen's frame and gen_cfg value for one payload, to switch between payloads from one live run to the next. */
 function genTemplate(progs: BenchPrograms, job: NewFlowsSenderJob, payload: Buffer): { frame: Buffer; cfg: Buffer } {
-  const filler = progs.configureGenerator(
-    { srcMac: job.srcMac, dstMac: job.dstMac, dst: job.vip, payload: payload.length },
-    job.clients,
-  );
+  const frame = progs.configureGenerator({ srcMac: job.srcMac, dstMac: job.dstMac, dst: job.vip, payload }, job.clients);
   const cfg = Buffer.from(progs.map('gen_cfg').lookup(u32([0]))!);
-  const frame = Buffer.from(filler);
-  payload.copy(frame, UDP_PAYLOAD_OFFSET);
-  const udp = Buffer.from(frame.subarray(UDP_PAYLOAD_OFFSET - 8));
-  udp.writeUInt16BE(0, 0);
-  udp.writeUInt16BE(0, 6);
-  const pseudo = Buffer.alloc(12);
-  parseIpv4(job.vip.address).copy(pseudo, 4);
-  pseudo[9] = 17;
-  pseudo.writeUInt16BE(udp.length, 10);
-  const sum = onesComplementSum(Buffer.concat([pseudo, udp]));
-  if (endianness() === 'LE') cfg.writeUInt32LE(sum >>> 0, cfg.length - 4);
-  else cfg.writeUInt32BE(sum >>> 0, cfg.length - 4);
   return { frame, cfg };
 }
-
-/** Ethernet, IPv4 without options, UDP. */
-const UDP_PAYLOAD_OFFSET = 42;
 
 /** Frames per live run: small, so that the payloads interleave finely and the pace stays even. */
 const CHUNK = 32;

@@ -28,7 +28,8 @@ export interface GeneratorReport {
 
 /** Frames per live call when blasting: large enough that the syscall is noise, small enough to stop on time. */
 const BLAST_CHUNK = 1 << 18;
-const BATCH = 64;
+/** The kernel's largest batch: fewer flushes per frame. */
+const BATCH = 256;
 
 async function main(job: GeneratorJob): Promise<GeneratorReport> {
   const progs = await BenchPrograms.load();
