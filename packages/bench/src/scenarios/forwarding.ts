@@ -94,7 +94,8 @@ export async function measureSystem(
   try {
     t = await createBenchTopology({ backends: BACKENDS, clientAddrs: clientAddrsFor(maxFlows) });
     sink = await BenchPrograms.load();
-    const sinkLink = attachBench(sink, 'sink', t.backendNs, t.net.backends[0]?.ifname ?? 'eth0');
+    const backendIf = t.net.backends[0]?.ifname ?? 'eth0';
+    const sinkLink = attachBench(sink, 'sink', t.backendNs, backendIf);
     try {
       // The system's own CPU runs its forwarding: the receive path for systems in the kernel, the process for proxies.
       // A process beside an in-kernel datapath (flowlb's control plane) only installs and expires flows; it runs
@@ -104,6 +105,11 @@ export async function measureSystem(
         const threads = await pinDeviceNapi(t.topo, t.lbNs, t.net.lb.front.ifname, SYSTEM_CPU);
         if (threads === 0) notes.push(`${sys.name}: the balancer's receive processing could not be moved to CPU ${SYSTEM_CPU}`);
       }
+      // The backend's receive path (the sink) stays on the system's CPU. Left alone, it runs wherever it was first
+      // scheduled and stays there while busy: on the generator's CPU in some runs and not in others, which moved
+      // every rate by a factor of two from one run to the next.
+      const backendThreads = await pinDeviceNapi(t.topo, t.backendNs, backendIf, SYSTEM_CPU);
+      if (backendThreads === 0) notes.push(`${sys.name}: the backend's receive processing could not be pinned to CPU ${SYSTEM_CPU}`);
       let warmed = 0;
       for (const cell of cells.filter((c) => tooMany(c.flows))) {
         out.push(

@@ -137,6 +137,7 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
     { mapper: 'dtls-sni', datapath: 'userspace', flows: userspaceFlows },
   ];
   const rows: NewFlowsRow[] = [];
+  const dtlsCpuPerFlowUs: number[] = [];
   const notes: string[] = [
     `Clients in a client namespace send one first datagram each over a veth to the balancer's namespace, ` +
       `${OFFERED_PPS.toLocaleString('en')} new clients/s, made by the bench's gen program (live frames, pinned to CPU ${GENERATOR_CPU}); ` +
@@ -204,6 +205,9 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
         refused: Math.round(median(results.map((r) => r.lb.refused))),
         ...(error ? { error: `${runs - results.length} of ${runs} runs failed: ${error}` } : {}),
       });
+      if (spec.mapper === 'dtls-sni' && spec.datapath === 'xdp') {
+        for (const r of results) if (r.lb.created > 0) dtlsCpuPerFlowUs.push((r.lb.cpuMs * 1000) / r.lb.created);
+      }
       const lost = results.map((r) => r.sender.sent - r.lb.created - r.lb.refused);
       const busy = results.map((r) => (r.lb.spanMs > 0 ? r.lb.cpuMs / r.lb.spanMs : 0));
       const drops = results.map((r) => r.lb.socketDrops ?? 0);
@@ -222,7 +226,10 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
   if (dtls) {
     const rateOk = dtls.flowsPerSec.median >= TARGET_FLOWS_PER_SEC * 0.98;
     const p99Ok = dtls.installP99Ms.median < TARGET_P99_MS;
-    if (!rateOk || !p99Ok) notes.push(SHORTFALL);
+    if (!rateOk || !p99Ok) {
+      const perFlow = dtlsCpuPerFlowUs.length > 0 ? median(dtlsCpuPerFlowUs) : Number.NaN;
+      notes.push(shortfall(perFlow));
+    }
     notes.push(
       `Target (≥ ${TARGET_FLOWS_PER_SEC.toLocaleString('en')} new DTLS flows/s, p99 under ${TARGET_P99_MS} ms), XDP: ` +
         `${dtls.flowsPerSec.median.toLocaleString('en')} flows/s (${rateOk ? 'met' : 'not met'}), ` +
@@ -232,10 +239,11 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
   return { rows, notes };
 }
 
-/** What profiling the balancer process (node --cpu-prof, perf) on this machine kind showed. */
-const SHORTFALL =
-  'Why short of the target: the balancer\'s one thread is saturated at a few thousand new flows/s, about 240 µs of CPU per ' +
-  'flow, and the VIP socket then overflows (the socket drops above); the p99 is queueing behind that, while the p50 stays ' +
+/** Why the slow path falls short, with the measured CPU per flow; the rest is what profiling it (node --cpu-prof, perf) showed. */
+const shortfall = (cpuPerFlowUs: number): string =>
+  'Why short of the target: the balancer\'s one thread is saturated at a few thousand new flows/s, ' +
+  `${Number.isFinite(cpuPerFlowUs) ? `${Math.round(cpuPerFlowUs)} µs` : 'hundreds of µs'} of CPU per DTLS flow in this run, and the VIP socket then overflows ` +
+  '(the socket drops above); the p99 is queueing behind that, while the p50 stays ' +
   'near 0.1 ms. Per flow the XDP datapath creates, binds, sends from and closes a short-lived dgram socket on SNAT:P ' +
   '(dgram send/close and socket set-up are the largest items of the profile), makes two map-update syscalls and a map ' +
   'lookup (forwardInstalled checks the table for every datagram of a client that is not pending), and allocates enough ' +

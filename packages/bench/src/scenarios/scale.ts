@@ -109,17 +109,14 @@ export async function runScale(ctx: BenchContext): Promise<ScaleResult> {
   return { rows, notes };
 }
 
-/** What profiling a sweep (node --cpu-prof, perf, timings around the parts) on this machine kind showed. */
+/** Where a sweep's time goes, as profiling it (node --cpu-prof, perf) on this machine kind showed. */
 const SWEEP_SHORTFALL =
-  'Why short of the target: a sweep decodes every entry into objects (dotted-quad strings for four addresses, a BigInt ' +
-  'last_used): about 3.5 µs per entry at 200,000 entries and more at 2,000,000 (GC), against about 0.5 µs to read it. ' +
-  'Reading alone (BPF_MAP_LOOKUP_BATCH, 4,096 per call) costs about 0.65-0.78 s of system time for 2,000,000 entries on ' +
-  'this VM (__htab_map_lookup_and_delete_batch and paravirtual irq enable in perf) plus about 0.25 s of user time for ' +
-  'the per-entry Buffer views xdp-core hands out. Each 4,096-entry step decoding everything holds the event loop about ' +
-  '55-65 ms. What would close it: compare last_used on the raw value bytes and decode only entries that are idle (the ' +
-  'cleaner needs nothing else of an active one), and take smaller steps (about 1,024 entries, ~1 ms each); that leaves ' +
-  'the read itself, about 1 s of CPU per 1,000,000 flows here, which a packed (keys, values) batch result from xdp-core ' +
-  'without per-entry views, or a BPF iterator that returns only idle entries, would cut further.';
+  'Where the time goes: a sweep compares last_used on the raw bytes of each BPF_MAP_LOOKUP_BATCH result and decodes ' +
+  'only idle entries, so nearly all of it is the kernel copying the table out (about 0.55-0.7 s of system time for ' +
+  '2,000,000 entries here, __htab_map_lookup_and_delete_batch in perf); the JavaScript side is tens of milliseconds. ' +
+  'A stall is one 4,096-entry read, about 1.5 ms, longer only when the process is preempted in it. What would cut it ' +
+  'further: a BPF iterator (or a program run from the cleaner) that returns only the idle entries, so the active ones ' +
+  'never cross into userspace.';
 
 function round1(x: number): number {
   return Math.round(x * 10) / 10;
