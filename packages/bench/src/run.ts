@@ -3,10 +3,12 @@
  *
  *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,new-flows,scale]
  *                    [--systems bare-xdp,flowlb-xdp,nftables,nginx,flowlb-userspace] [--no-write]
+ *   node dist/run.js --report-from bench/results/<run>.json     BENCHMARKS.md again from a run's results
  *
  * Needs root: network namespaces, XDP, BPF.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -47,7 +49,7 @@ function machine(): Machine {
 }
 
 function usage(message: string): never {
-  process.stderr.write(`${message}\nusage: pnpm bench [--quick] [--runs N] [--only ${SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((x) => x.name).join(',')}] [--no-write]\n`);
+  process.stderr.write(`${message}\nusage: pnpm bench [--quick] [--runs N] [--only ${SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((x) => x.name).join(',')}] [--no-write] | --report-from FILE\n`);
   process.exit(64);
 }
 
@@ -60,6 +62,7 @@ async function main(): Promise<number> {
         runs: { type: 'string' },
         only: { type: 'string' },
         systems: { type: 'string' },
+        'report-from': { type: 'string' },
         'no-write': { type: 'boolean', default: false },
       },
       // pnpm passes a lone `--` through when called as `pnpm bench -- --quick`.
@@ -78,6 +81,16 @@ async function main(): Promise<number> {
   const unknownSystems = systems?.filter((s) => !SYSTEMS.some((x) => x.name === s));
   if (unknownSystems?.length) usage(`unknown system ${unknownSystems.join(', ')}; the systems are ${SYSTEMS.map((x) => x.name).join(', ')}`);
   const pick = <T extends { name: string }>(all: readonly T[]): readonly T[] => (systems ? all.filter((x) => systems.includes(x.name)) : all);
+
+  const from = args['report-from'];
+  if (from) {
+    // Renders BENCHMARKS.md again from a run's JSON, with the current report code and target checks.
+    const run = JSON.parse(readFileSync(from, 'utf8')) as BenchRun;
+    run.targets = checkTargets(run);
+    const written = await writeReport(run, REPO_ROOT);
+    process.stdout.write(`wrote ${relative(process.cwd(), written.markdown)} from ${from}\n`);
+    return 0;
+  }
 
   const check = canRunPrivileged();
   if (!check.ok) {

@@ -41,21 +41,44 @@ the program again on the buffer it has just rewritten. The TTL limits a batch to
 own counters are checked for every row. The floor is a program that parses Ethernet, IPv4 and UDP with flowlb's own
 parsing helpers and returns \`XDP_TX\`.
 
-**Forwarding rate.** A traffic generator written in BPF runs in live-frames mode
-(\`BPF_F_TEST_XDP_LIVE_FRAMES\`) in the client namespace, pinned to CPU 0. Each frame carries the next of N client
-source address/port pairs, with correct IPv4 and UDP checksums. The balancer's receive processing runs on CPU 1
-(threaded NAPI on the balancer's client-side veth, pinned). The backend counts UDP datagrams with an XDP program and
-drops them. The systems:
+**Forwarding rate.** A traffic generator written in BPF (\`gen\` in \`packages/bench/bpf/bench.bpf.c\`) runs in
+live-frames mode (\`BPF_F_TEST_XDP_LIVE_FRAMES\`, batches of 256) in the client namespace, pinned to CPU 0. Each
+frame carries the next of N client source address/port pairs, with correct IPv4 and UDP checksums; the generator
+writes every header byte of every frame, because the kernel hands it back pages that a balancer has rewritten. The
+backend counts the UDP datagrams that reach it with an XDP program (\`sink\`) and drops them; the rate is that count
+over the steady middle of each run. CPU 1 belongs to the system under test:
 
-- **bare XDP forwarder**: parses the frame and redirects it to the backend-side device, without rewriting it;
-- **flowlb (XDP)**: flowlb's XDP program;
-- **nftables DNAT+SNAT**: the kernel's NAT with connection tracking;
-- **nginx stream (UDP)**: nginx's stream module as a UDP proxy, one worker on CPU 1;
-- **flowlb (userspace)**: flowlb's userspace datapath, pinned to CPU 1.
+- systems that forward inside the kernel (the bare forwarder, flowlb XDP, nftables) run in the receive path of the
+  balancer's client-side veth, which is polled by a kernel thread pinned to CPU 1 (threaded NAPI);
+- proxies in userspace (nginx, flowlb's userspace datapath) run as a process pinned to CPU 1, while the kernel's
+  receive path stays on CPU 0 with the generator: a flooded receive path on the proxy's own CPU would starve it;
+- the backend's receive path (the sink) is pinned to CPU 1 as well, for every system;
+- flowlb's control plane, which in XDP mode only installs and expires flows, runs on CPU 0.
 
-Flows are warmed up before the measured runs (one datagram per flow, sent slowly), so every system is measured on
-established flows. Payloads are 64 B and 1472 B (MTU-sized), each with 1 flow, 1,000 flows and 100,000 flows. Each
-run lasts a few seconds; the tables show the median of the runs.
+The systems:
+
+- **bare XDP forwarder**: parses the frame with flowlb's parsing helpers and redirects it to the backend-side device,
+  rewriting nothing: the limit for an XDP forwarder here;
+- **flowlb (XDP)**: \`flowlb run\` with the XDP datapath on both of the balancer's devices, a hash mapper over 25
+  backends, SNAT ports 10000–60999;
+- **nftables DNAT+SNAT**: \`dnat ip to jhash ip saddr . udp sport mod 25 map { … }\` and \`snat\` to the backend-side
+  address, with connection tracking;
+- **nginx stream (UDP)**: nginx 1.22's stream module as a UDP proxy, one worker, \`hash $remote_addr$remote_port
+  consistent\` over the 25 backends, sessions kept for an hour;
+- **flowlb (userspace)**: \`flowlb run\` with the userspace datapath (a socket per flow).
+
+Frames redirected into a veth are received only by its XDP path, so the kernel and userspace systems get an
+\`XDP_PASS\` program on the balancer's client-side veth. Before the measured runs every client sends once, slowly,
+until the system has a flow for each (for flowlb XDP: until a whole pass takes no slow path), so every system is
+measured on established flows. The million-flow table is written into flowlb's pinned flow map directly, as its
+slow path would have written it; filling it at the slow path's rate would take minutes. Payloads are 64 B and
+1472 B (MTU-sized), each with 1, 1,000 and 100,000 flows. A proxy that holds a socket per flow cannot hold 100,000
+flows in a process limited to 20,000 file descriptors (raising the limit needs \`CAP_SYS_RESOURCE\`, which this
+machine kind does not give); those cells say so.
+
+On this virtual machine the generator's frames weigh on every XDP system: taking them off the veth ring and returning
+them to the generator's page pool across CPUs, under a spin lock, is most of the balancer CPU's time (see the
+targets). Rates move by tens of percent from run to run; the tables give the min–max of the runs beside each median.
 
 **Latency.** A UDP ping-pong written in C, with one datagram in flight, from the client namespace to an echo server in
 the backend namespace. *Direct* is plain routing through the balancer namespace; the added latency of a system is its
