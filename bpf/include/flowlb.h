@@ -24,7 +24,7 @@ struct flow_val {
 	__u16 dst_port;
 	__u16 src_port;
 	__u32 flags;     /* FLOWLB_F_* */
-	__u64 last_used; /* bpf_ktime_get_ns(), CLOCK_MONOTONIC, host byte order */
+	__u64 last_used; /* CLOCK_MONOTONIC ns, host byte order; the program writes the coarse clock */
 };
 
 /* The entry rewrites a backend's reply back to the client; counted apart from forward hits. */

@@ -56,15 +56,20 @@ static __always_inline struct flow_val *flow_lookup(__be32 daddr, __be32 saddr, 
 
 /*
  * Written through the looked-up pointer, never with a map update: if the cleaner deleted the entry meanwhile, the
- * write lands in memory that is no longer in the table instead of re-inserting the flow. Unsigned difference, so a
- * last_used in the future (or a zero from a tool) also counts as stale and is set to now.
+ * write lands in memory that is no longer in the table instead of re-inserting the flow.
+ *
+ * The coarse clock is CLOCK_MONOTONIC as of the last tick: a read costs a few loads where the fine clock reads the
+ * clock source, which on a VM is about a fifth of a hit. The cleaner works in seconds, so a tick (4 ms at HZ=250)
+ * does not matter to it. The control plane stamps new entries with the fine clock, up to a tick ahead of this one,
+ * so an entry within the interval in either direction is fresh; anything further off, a zero from a tool or a stamp
+ * in the future, counts as stale and is set to now.
  */
 static __always_inline void flow_touch(struct flow_val *val)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 last = *(volatile __u64 *)&val->last_used;
 
-	if (now - last >= FLOWLB_TOUCH_INTERVAL_NS)
+	if (now - last >= FLOWLB_TOUCH_INTERVAL_NS && last - now >= FLOWLB_TOUCH_INTERVAL_NS)
 		*(volatile __u64 *)&val->last_used = now;
 }
 

@@ -257,7 +257,7 @@ describe('Cleaner.sweep', () => {
     expect(pending.size).toBe(1);
   });
 
-  it('uses process.hrtime.bigint(), the clock of bpf_ktime_get_ns, by default', async () => {
+  it('uses process.hrtime.bigint(), CLOCK_MONOTONIC as last_used, by default', async () => {
     const table = new MemoryFlowTable();
     const now = process.hrtime.bigint();
     table.installPair(pair(1), now);

@@ -11,8 +11,8 @@ export interface CleanerOptions {
    */
   batchSize?: number;
   /**
-   * Nanoseconds of the clock that stamps `last_used`. Default `process.hrtime.bigint()`, which is CLOCK_MONOTONIC
-   * like `bpf_ktime_get_ns()`.
+   * Nanoseconds of the clock that stamps `last_used`. Default `process.hrtime.bigint()`, CLOCK_MONOTONIC; the XDP
+   * program stamps its coarse variant, at most a tick behind, so a flow may expire a tick late.
    */
   clock?: () => bigint;
   /** Called once per removed flow, so its owner can free the SNAT port. */

@@ -23,7 +23,10 @@ export interface FlowValue {
   srcPort: number;
   /** `FLOW_F_*` bits; `FLOW_F_REVERSE` marks the entry that carries replies back to the client. */
   flags: number;
-  /** Nanoseconds of CLOCK_MONOTONIC (`bpf_ktime_get_ns()`, `process.hrtime.bigint()`) of the last hit. */
+  /**
+   * Nanoseconds of CLOCK_MONOTONIC of the last hit: `process.hrtime.bigint()` from the control plane, the coarse clock
+   * (`bpf_ktime_get_coarse_ns()`, up to a tick behind) from the XDP program.
+   */
   lastUsed: bigint;
 }
 

@@ -68,10 +68,17 @@ describe('runChecks', () => {
       id: 'kernel',
       title: 'kernel',
       verdict: 'fail',
-      detail: '5.4.0-150-generic is older than 5.9, which XDP links (bpf_link) need',
+      detail: '5.4.0-150-generic is older than 5.11, which XDP links and the coarse clock helper need',
       fix: 'upgrade the kernel, or run with mode: userspace',
     });
     expect(r.checks[1]?.verdict).toBe('warn');
+  });
+
+  it('the kernel line draws at 5.11, where bpf_ktime_get_coarse_ns came in', async () => {
+    const verdict = async (rel: string) => (await runChecks(probe({ kernelRelease: () => rel }), config())).checks[0]?.verdict;
+    expect(await verdict('5.10.209-1-amd64')).toBe('fail');
+    expect(await verdict('5.11.0')).toBe('ok');
+    expect(await verdict('6.1.0-18-amd64')).toBe('ok');
   });
 
   it('an unprivileged user is told what is missing', async () => {

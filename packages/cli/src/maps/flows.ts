@@ -16,11 +16,11 @@ export interface FlowRow {
 
 function idle(now: bigint, lastUsed: bigint | undefined): number | null {
   if (lastUsed === undefined) return null;
-  // last_used is written lazily by the program (every ~100 ms), so it can be a little ahead of a reader's clock.
+  // A stamp ahead of now (written by a tool, or by another process an instant ago) counts as just used.
   return lastUsed >= now ? 0 : Number(now - lastUsed) / 1e6;
 }
 
-/** Every flow in a `flows` map, most recently used first. `now` is CLOCK_MONOTONIC in ns, as bpf_ktime_get_ns. */
+/** Every flow in a `flows` map, most recently used first. `now` is CLOCK_MONOTONIC in ns, the clock of last_used. */
 export function readFlows(map: BpfMapLike, now: bigint = process.hrtime.bigint()): FlowRow[] {
   const table = new BpfMapFlowTable(map);
   const rows: FlowRow[] = [];
