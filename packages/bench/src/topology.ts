@@ -106,11 +106,20 @@ function napiThreads(ifname: string): Set<number> {
  * pinned to `cpu`. Without this a veth polls on the CPU that sent into it, and the generator and the system under
  * test would share one. Returns how many threads were pinned.
  */
-export async function pinDeviceNapi(topo: Topology, ns: string, ifname: string, cpu: number): Promise<number> {
+export async function pinDeviceNapi(
+  topo: Topology,
+  ns: string,
+  ifname: string,
+  cpu: number,
+  options: { realtime?: boolean } = {},
+): Promise<number> {
   const before = napiThreads(ifname);
   await topo.exec(ns, 'sh', ['-c', `echo 1 > /sys/class/net/${ifname}/threaded`]);
   const threads = [...napiThreads(ifname)].filter((pid) => !before.has(pid));
-  for (const pid of threads) execFileSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+  for (const pid of threads) {
+    execFileSync('taskset', ['-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+    if (options.realtime) execFileSync('chrt', ['--fifo', '-p', '10', String(pid)], { stdio: 'ignore' });
+  }
   return threads.length;
 }
 

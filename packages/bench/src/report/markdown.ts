@@ -52,7 +52,9 @@ over the steady middle of each run. CPU 1 belongs to the system under test:
   balancer's client-side veth, which is polled by a kernel thread pinned to CPU 1 (threaded NAPI);
 - proxies in userspace (nginx, flowlb's userspace datapath) run as a process pinned to CPU 1, while the kernel's
   receive path stays on CPU 0 with the generator: a flooded receive path on the proxy's own CPU would starve it;
-- the backend's receive path (the sink) is pinned to CPU 1 as well, for every system;
+- the backend's receive path (the sink) is pinned to CPU 1 as well, for every system, in a kernel thread at a
+  real-time priority: it empties the backend's 256-frame veth ring as soon as frames arrive (as an ordinary thread
+  it waited behind the balancer's, and the ring overflowed);
 - flowlb's control plane, which in XDP mode only installs and expires flows, runs on CPU 0.
 
 The systems:

@@ -107,8 +107,10 @@ export async function measureSystem(
       }
       // The backend's receive path (the sink) stays on the system's CPU. Left alone, it runs wherever it was first
       // scheduled and stays there while busy: on the generator's CPU in some runs and not in others, which moved
-      // every rate by a factor of two from one run to the next.
-      const backendThreads = await pinDeviceNapi(t.topo, t.backendNs, backendIf, SYSTEM_CPU);
+      // every rate by a factor of two from one run to the next. At a real-time priority it runs as soon as frames
+      // reach it; as an ordinary thread it waited its turn behind the balancer's, and the backend's 256-frame veth
+      // ring overflowed meanwhile, dropping a third or more of what a system had forwarded.
+      const backendThreads = await pinDeviceNapi(t.topo, t.backendNs, backendIf, SYSTEM_CPU, { realtime: true });
       if (backendThreads === 0) notes.push(`${sys.name}: the backend's receive processing could not be pinned to CPU ${SYSTEM_CPU}`);
       let warmed = 0;
       for (const cell of cells.filter((c) => tooMany(c.flows))) {
