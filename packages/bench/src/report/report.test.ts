@@ -7,6 +7,7 @@ import type { BenchRun, ForwardingCell, Measured, SystemName } from '../results.
 import { SYSTEM_LABELS } from '../results.js';
 import { renderForwardingChart } from './chart.js';
 import { formatPps, formatRatio } from './format.js';
+import { ratioBeside } from '../targets.js';
 import { renderMarkdown } from './markdown.js';
 import { writeReport } from './write.js';
 
@@ -355,6 +356,14 @@ describe('number formatting', () => {
     expect(formatRatio(9 / 10)).toBe('0.90×');
     expect(formatRatio(9e6 / 2.2e6)).toBe('4.1×');
     expect(formatRatio(9e6 / 95_300)).toBe('94×');
+  });
+
+  it('shows a ratio beside its target with the digits that keep a miss from reading as met', () => {
+    expect(ratioBeside(19.93, 20)).toBe('19.93×');
+    expect(ratioBeside(0.8996, 0.9)).toBe('0.8996×');
+    expect(ratioBeside(2.96, 3)).toBe('2.96×');
+    expect(ratioBeside(31.4, 20)).toBe('31×');
+    expect(ratioBeside(20.2, 20)).toBe('20×');
   });
 });
 
