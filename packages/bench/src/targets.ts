@@ -3,6 +3,9 @@ import { caseLabel, formatRatio, formatUs } from './report/format.js';
 
 const ok = (c: ForwardingCell | undefined): c is ForwardingCell => !!c && !c.error && c.pps.median > 0;
 
+/** The balancer CPU's time per delivered packet. */
+const nsPerDelivered = (c: ForwardingCell): number => 1e9 / c.pps.median;
+
 /** flowlb XDP's rate over another system's, cell by cell over the grid they share. */
 function ratios(cells: ForwardingCell[], other: SystemName): { ratio: number; label: string }[] {
   const out: { ratio: number; label: string }[] = [];
@@ -55,11 +58,11 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
   const f = flowlbCell(100_000) ?? flowlbCell(1000);
   const b = f ? bareCell(f.flows) : undefined;
   const perPacketGap =
-    ok(f) && ok(b) ? ` Per packet that is ${(1e9 / f.pps.median - 1e9 / b.pps.median).toFixed(0)} ns more than the bare forwarder on the balancer's CPU.` : '';
+    ok(f) && ok(b) ? ` Per packet that is ${(nsPerDelivered(f) - nsPerDelivered(b)).toFixed(0)} ns more than the bare forwarder on the balancer's CPU.` : '';
   const nsPerPacket = (system: SystemName) => {
     const c = run.forwarding?.cells.find((x) => x.system === system && x.flows === 1 && x.payload === 64);
     if (!ok(c)) return 'an unmeasured time';
-    const ns = 1e9 / c.pps.median;
+    const ns = nsPerDelivered(c);
     return ns < 1000 ? `${ns.toFixed(0)} ns` : formatUs(ns / 1000);
   };
   const hitCost = hits.length && floor ? Math.max(...hits.map((h) => h.nsPerPacket.median)) : undefined;
