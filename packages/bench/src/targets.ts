@@ -73,7 +73,7 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
       'bare-xdp',
       0.9,
       'flowlb XDP forwards at ≥ 90 % of the bare XDP forwarder',
-      `The bare forwarder parses and redirects. flowlb also looks the flow up (a hash of the 16-byte tuple), reads the coarse clock to keep the flow's last_used, routes the rewritten packet with bpf_fib_lookup, and rewrites addresses, ports, MACs, TTL and both checksums.${perPacketGap} ${PROFILE} Within 90 % of a forwarder that looks nothing up is out of reach for any balancer that keeps per-flow state in a BPF map. ${CLOSERS}`,
+      `The bare forwarder parses and redirects. flowlb also looks the flow up (a hash of the 16-byte tuple), reads the coarse clock to keep the flow's last_used, routes the rewritten packet with bpf_fib_lookup, and rewrites addresses, ports, MACs, TTL and both checksums.${perPacketGap} ${PROFILE} Where the CPU is the limit, as here, 90 % of a forwarder that looks nothing up is out of reach for a balancer that keeps per-flow state in a BPF map; where the link is, both would run at its rate. ${CLOSERS}`,
     ),
   );
   out.push(
