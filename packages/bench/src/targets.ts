@@ -1,5 +1,5 @@
 import type { BenchRun, ForwardingCell, SystemName, TargetCheck } from './results.js';
-import { caseLabel, formatRatio, formatUs } from './report/format.js';
+import { caseLabel, formatRatio, formatUs, ratioBeside } from './report/format.js';
 
 const ok = (c: ForwardingCell | undefined): c is ForwardingCell => !!c && !c.error && c.pps.median > 0;
 
@@ -14,15 +14,6 @@ function ratios(cells: ForwardingCell[], other: SystemName): { ratio: number; la
     if (ok(o)) out.push({ ratio: f.pps.median / o.pps.median, label: caseLabel(f.payload, f.flows) });
   }
   return out;
-}
-
-/** A ratio with enough digits that it does not round across the target it is checked against ("19.93×", not "20×"). */
-export function ratioBeside(r: number, want: number): string {
-  const reads = (s: string) => Number.parseFloat(s) < want === r < want;
-  const shown = formatRatio(r);
-  if (reads(shown)) return shown;
-  for (let digits = 2; digits < 6; digits++) if (reads(r.toFixed(digits))) return `${r.toFixed(digits)}×`;
-  return `${r}×`;
 }
 
 function ratioTarget(run: BenchRun, other: SystemName, want: number, target: string, shortfall: string): TargetCheck {

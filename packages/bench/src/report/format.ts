@@ -125,6 +125,15 @@ export function formatRatio(r: number): string {
   return `${r.toPrecision(2)}×`;
 }
 
+/** A ratio with enough digits that it does not round across the target it is checked against ("19.93×", not "20×"). */
+export function ratioBeside(r: number, want: number): string {
+  const reads = (s: string) => Number.parseFloat(s) < want === r < want;
+  const shown = formatRatio(r);
+  if (reads(shown)) return shown;
+  for (let digits = 2; digits < 6; digits++) if (reads(r.toFixed(digits))) return `${r.toFixed(digits)}×`;
+  return `${r}×`;
+}
+
 /** "64 B · 1 flow", "1472 B · 100,000 flows". */
 export function caseLabel(payload: number, flows: number): string {
   return `${payload} B · ${formatCount(flows)} ${flows === 1 ? 'flow' : 'flows'}`;

@@ -6,8 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BenchRun, ForwardingCell, Measured, SystemName } from '../results.js';
 import { SYSTEM_LABELS } from '../results.js';
 import { renderForwardingChart } from './chart.js';
-import { formatPps, formatRatio } from './format.js';
-import { ratioBeside } from '../targets.js';
+import { formatPps, formatRatio, ratioBeside } from './format.js';
 import { renderMarkdown } from './markdown.js';
 import { writeReport } from './write.js';
 
