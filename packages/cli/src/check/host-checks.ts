@@ -5,6 +5,7 @@ import type { CheckResult } from './types.js';
 
 /** XDP links (bpf_link) came in 5.9; the program's clock, bpf_ktime_get_coarse_ns, in 5.11. */
 const MIN_KERNEL: readonly [number, number] = [5, 11];
+const MIN = MIN_KERNEL.join('.');
 const NEEDS = 'XDP links and the coarse clock helper need';
 const CAP_NET_ADMIN = 12n;
 const CAP_SYS_ADMIN = 21n;
@@ -14,15 +15,15 @@ export function checkKernel(probe: SystemProbe): CheckResult {
   const rel = probe.kernelRelease();
   const m = /^(\d+)\.(\d+)/.exec(rel);
   const base = { id: 'kernel', title: 'kernel' };
-  if (!m) return { ...base, verdict: 'warn', detail: `cannot read the version from "${rel}"`, fix: 'flowlb needs Linux 5.11 or newer' };
+  if (!m) return { ...base, verdict: 'warn', detail: `cannot read the version from "${rel}"`, fix: `flowlb needs Linux ${MIN} or newer` };
   const [major, minor] = [Number(m[1]), Number(m[2])];
   if (major > MIN_KERNEL[0] || (major === MIN_KERNEL[0] && minor >= MIN_KERNEL[1])) {
-    return { ...base, verdict: 'ok', detail: `${rel} (${NEEDS} 5.11 or newer)` };
+    return { ...base, verdict: 'ok', detail: `${rel} (${NEEDS} ${MIN} or newer)` };
   }
   return {
     ...base,
     verdict: 'fail',
-    detail: `${rel} is older than 5.11, which ${NEEDS}`,
+    detail: `${rel} is older than ${MIN}, which ${NEEDS}`,
     fix: 'upgrade the kernel, or run with mode: userspace',
   };
 }
