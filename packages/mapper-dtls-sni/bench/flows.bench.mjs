@@ -13,8 +13,8 @@ import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { dtlsCapture } from '@flowlb/testkit';
 
-const shared = process.env.FLOWLB_DTLS_CAPTURES ?? fileURLToPath(new URL('../../../../shared/testdata/dtls/', import.meta.url));
 const CAPTURES = ['ossl_foo', 'gnutls_bar', 'ossl_mtu', 'ossl_cookie'];
 
 const VIP = { address: '127.79.0.1', port: 4433 };
@@ -110,9 +110,7 @@ async function replayMain({ vip, captures, flows, window, sources, portBase, rep
 // Bench
 
 function readCapture(name) {
-  const path = `${shared}${shared.endsWith('/') ? '' : '/'}${name}.hex`;
-  if (!existsSync(path)) return undefined;
-  return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  return dtlsCapture(name).map((d) => Buffer.from(d).toString('hex'));
 }
 
 function self(args) {
@@ -162,11 +160,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n, w = 10) => Math.round(n).toLocaleString('en-US').padStart(w);
 
 async function replayBench({ LoadBalancer, DtlsSniMapper, mappingsFromObject }) {
-  const captures = CAPTURES.map((name) => [name, readCapture(name)]).filter(([, c]) => c !== undefined);
-  if (captures.length === 0) {
-    console.log(`replay skipped: no captures in ${shared}`);
-    return;
-  }
+  const captures = CAPTURES.map((name) => [name, readCapture(name)]);
   const table = mappingsFromObject({
     sniMappings: [
       { fqdn: 'foo.example', ipv4: ECHO[0].address, port: ECHO[0].port },

@@ -1,39 +1,20 @@
 // ClientHellos per second on one core, for each real capture, against the built package (run `pnpm build` first).
 // Each case parses the datagrams a mapper holds at the moment it can decide: the first datagram for a whole hello,
 // the first two for a hello split in two.
-import { readFileSync, existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { dtlsCapture } from '@flowlb/testkit';
 import { DtlsSniMapper, mappingsFromObject, parseClientHello } from '../dist/index.js';
 
-const shared = process.env.FLOWLB_DTLS_CAPTURES ?? fileURLToPath(new URL('../../../../shared/testdata/dtls/', import.meta.url));
-const extra = fileURLToPath(new URL('../testdata/', import.meta.url));
-
-function capture(dir, name) {
-  const path = `${dir}${dir.endsWith('/') ? '' : '/'}${name}.hex`;
-  if (!existsSync(path)) return undefined;
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((l) => new Uint8Array(Buffer.from(l, 'hex')));
-}
-
 const cases = [];
-function add(label, dir, name, pick) {
-  const packets = capture(dir, name);
-  if (packets === undefined) {
-    console.log(`skipped ${label}: ${name}.hex not found in ${dir}`);
-    return;
-  }
-  cases.push({ label, packets: pick(packets) });
+function add(label, name, pick) {
+  cases.push({ label, packets: pick(dtlsCapture(name)) });
 }
-add('ossl_foo     (OpenSSL, 1 datagram)', shared, 'ossl_foo', (p) => p.slice(0, 1));
-add('gnutls_bar   (GnuTLS, 1 datagram)', shared, 'gnutls_bar', (p) => p.slice(0, 1));
-add('ossl_mtu     (2 fragments, 2 datagrams)', shared, 'ossl_mtu', (p) => p.slice(0, 2));
-add('ossl_cookie  (first hello)', shared, 'ossl_cookie', (p) => p.slice(0, 1));
-add('ossl_cookie  (retry with cookie alone)', shared, 'ossl_cookie', (p) => p.slice(1, 2));
-add('ossl_cookie  (both hellos)', shared, 'ossl_cookie', (p) => p.slice(0, 2));
-add('gnutls_mtu   (extra: 2 fragments)', extra, 'gnutls_mtu', (p) => p.slice(0, 2));
+add('ossl_foo     (OpenSSL, 1 datagram)', 'ossl_foo', (p) => p.slice(0, 1));
+add('gnutls_bar   (GnuTLS, 1 datagram)', 'gnutls_bar', (p) => p.slice(0, 1));
+add('ossl_mtu     (2 fragments, 2 datagrams)', 'ossl_mtu', (p) => p.slice(0, 2));
+add('ossl_cookie  (first hello)', 'ossl_cookie', (p) => p.slice(0, 1));
+add('ossl_cookie  (retry with cookie alone)', 'ossl_cookie', (p) => p.slice(1, 2));
+add('ossl_cookie  (both hellos)', 'ossl_cookie', (p) => p.slice(0, 2));
+add('gnutls_mtu   (2 fragments, GnuTLS)', 'gnutls_mtu', (p) => p.slice(0, 2));
 
 const table = mappingsFromObject({
   sniMappings: [

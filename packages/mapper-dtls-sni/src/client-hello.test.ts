@@ -2,19 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseClientHelloBody, type ClientHello } from './client-hello.js';
 import { parseAlpn, parseServerName, parseSupportedVersions } from './extensions.js';
 import type { InvalidResult } from './result.js';
-import {
-  alpnExtension,
-  ascii,
-  clientHelloBody,
-  concat,
-  extension,
-  helloBodyOf,
-  sharedCapture,
-  sniExtension,
-  supportedVersionsExtension,
-  u16,
-  u8,
-} from './test-support.js';
+import { dtlsCapture } from '@flowlb/testkit';
+import { alpnExtension, ascii, clientHelloBody, concat, extension, helloBodyOf, sniExtension, supportedVersionsExtension, u16, u8 } from './test-support.js';
 
 function hello(body: Uint8Array): ClientHello {
   const r = parseClientHelloBody(body);
@@ -29,7 +18,7 @@ function reasonOf(body: Uint8Array): string {
 
 describe('parseClientHelloBody on real hellos', () => {
   it('reads every field of the OpenSSL hello', () => {
-    const h = hello(helloBodyOf(sharedCapture('ossl_foo')[0]!));
+    const h = hello(helloBodyOf(dtlsCapture('ossl_foo')[0]!));
     expect(h.clientVersion).toBe(0xfefd);
     expect(h.random.length).toBe(32);
     expect(h.sessionId.length).toBe(0);
@@ -45,14 +34,14 @@ describe('parseClientHelloBody on real hellos', () => {
   });
 
   it('finds the name in the GnuTLS hello, where server_name is not the first extension', () => {
-    const h = hello(helloBodyOf(sharedCapture('gnutls_bar')[0]!));
+    const h = hello(helloBodyOf(dtlsCapture('gnutls_bar')[0]!));
     expect(h.extensions[0]!.type).not.toBe(0);
     expect(h.extensions.map((e) => e.type)).toContain(0);
     expect(h.sni).toBe('bar.example');
   });
 
   it('reads the cookie of the retried hello', () => {
-    const h = hello(helloBodyOf(sharedCapture('ossl_cookie')[1]!));
+    const h = hello(helloBodyOf(dtlsCapture('ossl_cookie')[1]!));
     expect(h.cookie.length).toBe(20);
     expect(Buffer.from(h.cookie).toString('hex')).toBe('d7196e925ffbf4257dc23ba661e47f6cb92241d4');
     expect(h.sni).toBe('cookie.example');
@@ -92,7 +81,7 @@ describe('parseClientHelloBody on crafted hellos', () => {
   });
 
   it('refuses a real hello cut at every length, except right after compression_methods', () => {
-    const body = helloBodyOf(sharedCapture('gnutls_bar')[0]!);
+    const body = helloBodyOf(dtlsCapture('gnutls_bar')[0]!);
     const full = hello(body);
     const extensionsAt = body.length - 2 - full.extensions.reduce((n, e) => n + 4 + e.data.length, 0);
     for (let cut = 0; cut < body.length; cut++) {

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseClientHello } from './parser.js';
 import type { InvalidReason, ParseResult } from './result.js';
-import { concat, fragmentDatagrams, handshakeFragment, helloBodyOf, packageCapture, record, sharedCapture } from './test-support.js';
+import { dtlsCapture } from '@flowlb/testkit';
+import { concat, fragmentDatagrams, handshakeFragment, helloBodyOf, record } from './test-support.js';
 
 const REASONS: ReadonlySet<InvalidReason> = new Set<InvalidReason>([
   'empty-datagram',
@@ -45,12 +46,12 @@ function checkShape(result: ParseResult): void {
 }
 
 const CAPTURES: Uint8Array[][] = [
-  sharedCapture('ossl_foo'),
-  sharedCapture('gnutls_bar'),
-  sharedCapture('ossl_mtu'),
-  sharedCapture('ossl_cookie'),
-  packageCapture('gnutls_mtu'),
-  packageCapture('ossl_alpn'),
+  dtlsCapture('ossl_foo'),
+  dtlsCapture('gnutls_bar'),
+  dtlsCapture('ossl_mtu'),
+  dtlsCapture('ossl_cookie'),
+  dtlsCapture('gnutls_mtu'),
+  dtlsCapture('ossl_alpn'),
 ];
 
 type Mutation =
@@ -155,9 +156,9 @@ describe('parseClientHello never throws', () => {
 
 describe('fragmentation never changes the answer', () => {
   const hellos = [
-    { body: helloBodyOf(sharedCapture('ossl_foo')[0]!), sni: 'foo.example' },
-    { body: helloBodyOf(sharedCapture('gnutls_bar')[0]!), sni: 'bar.example' },
-    { body: helloBodyOf(sharedCapture('ossl_cookie')[1]!), sni: 'cookie.example' },
+    { body: helloBodyOf(dtlsCapture('ossl_foo')[0]!), sni: 'foo.example' },
+    { body: helloBodyOf(dtlsCapture('gnutls_bar')[0]!), sni: 'bar.example' },
+    { body: helloBodyOf(dtlsCapture('ossl_cookie')[1]!), sni: 'cookie.example' },
   ];
 
   it('any cover of a real hello by fragments, in any order and grouping, gives the same name', () => {

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { HandshakeType, parseHandshakeFragments } from './handshake.js';
 import { parseRecords } from './record.js';
-import { concat, handshakeFragment, sharedCapture } from './test-support.js';
+import { dtlsCapture } from '@flowlb/testkit';
+import { concat, handshakeFragment } from './test-support.js';
 
 describe('parseHandshakeFragments', () => {
   it('reads the header of the first fragment of the MTU-256 capture', () => {
-    const layer = parseRecords(sharedCapture('ossl_mtu')[0]!);
+    const layer = parseRecords(dtlsCapture('ossl_mtu')[0]!);
     if (!layer.ok) throw new Error('capture should parse');
     const result = parseHandshakeFragments(layer.records[0]!.fragment);
     expect(result.ok).toBe(true);
@@ -16,7 +17,7 @@ describe('parseHandshakeFragments', () => {
   });
 
   it('reads the second fragment, which starts where the first ended', () => {
-    const layer = parseRecords(sharedCapture('ossl_mtu')[1]!);
+    const layer = parseRecords(dtlsCapture('ossl_mtu')[1]!);
     if (!layer.ok) throw new Error('capture should parse');
     const result = parseHandshakeFragments(layer.records[0]!.fragment);
     expect(result.ok && result.fragments[0]).toMatchObject({ length: 0xde, fragmentOffset: 0xcb });

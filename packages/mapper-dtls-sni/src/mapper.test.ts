@@ -5,7 +5,8 @@ import type { UdpEndpoint } from '@flowlb/mapper-api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DtlsSniMapper } from './mapper.js';
 import { mappingsFromObject, mappingsFromYaml, MappingsError } from './mappings.js';
-import { clientHelloBody, fragmentDatagrams, helloDatagram, packageCapture, sharedCapture, sniExtension } from './test-support.js';
+import { dtlsCapture } from '@flowlb/testkit';
+import { clientHelloBody, fragmentDatagrams, helloDatagram, sniExtension } from './test-support.js';
 
 const client: UdpEndpoint = { address: '192.0.2.10', port: 40000 };
 
@@ -43,19 +44,19 @@ function tempFile(text: string): string {
 describe('DtlsSniMapper.findFlow', () => {
   it('forwards the real captures to their targets', () => {
     const m = mapperWith(MAPPINGS);
-    expect(m.findFlow(client, sharedCapture('ossl_foo').slice(0, 1))).toEqual({
+    expect(m.findFlow(client, dtlsCapture('ossl_foo').slice(0, 1))).toEqual({
       action: 'forward',
       flow: { dstAddr: { address: '10.0.0.1', port: 4433 } },
     });
-    expect(m.findFlow(client, sharedCapture('gnutls_bar'))).toMatchObject({ flow: { dstAddr: { address: '10.0.0.2' } } });
-    const mtu = m.findFlow(client, sharedCapture('ossl_mtu').slice(0, 2));
+    expect(m.findFlow(client, dtlsCapture('gnutls_bar'))).toMatchObject({ flow: { dstAddr: { address: '10.0.0.2' } } });
+    const mtu = m.findFlow(client, dtlsCapture('ossl_mtu').slice(0, 2));
     expect(mtu).toMatchObject({ action: 'forward', flow: { dstAddr: { port: 5684 } } });
-    expect(m.findFlow(client, [sharedCapture('ossl_cookie')[1]!])).toMatchObject({ flow: { dstAddr: { address: '10.0.0.4' } } });
+    expect(m.findFlow(client, [dtlsCapture('ossl_cookie')[1]!])).toMatchObject({ flow: { dstAddr: { address: '10.0.0.4' } } });
   });
 
   it('waits for the rest of a fragmented hello', () => {
     const m = mapperWith(MAPPINGS);
-    expect(m.findFlow(client, sharedCapture('ossl_mtu').slice(0, 1))).toEqual({ action: 'wait' });
+    expect(m.findFlow(client, dtlsCapture('ossl_mtu').slice(0, 1))).toEqual({ action: 'wait' });
   });
 
   it('drops datagrams that are not DTLS, with the reason', () => {
@@ -66,19 +67,19 @@ describe('DtlsSniMapper.findFlow', () => {
 
   it('drops hellos with no name or an unknown name when there is no default', () => {
     const m = mapperWith(MAPPINGS);
-    expect(m.findFlow(client, packageCapture('ossl_nosni'))).toEqual({ action: 'drop', reason: 'no-name' });
-    expect(m.findFlow(client, packageCapture('ossl_alpn'))).toEqual({ action: 'drop', reason: 'unknown-name' });
+    expect(m.findFlow(client, dtlsCapture('ossl_nosni'))).toEqual({ action: 'drop', reason: 'no-name' });
+    expect(m.findFlow(client, dtlsCapture('ossl_alpn'))).toEqual({ action: 'drop', reason: 'unknown-name' });
   });
 
   it('routes those to the default when there is one', () => {
     const m = mapperWith(`${MAPPINGS}default: { ipv4: 10.9.9.9, port: 4433 }\n`);
-    expect(m.findFlow(client, packageCapture('ossl_nosni'))).toMatchObject({ flow: { dstAddr: { address: '10.9.9.9' } } });
-    expect(m.findFlow(client, packageCapture('ossl_alpn'))).toMatchObject({ flow: { dstAddr: { address: '10.9.9.9' } } });
+    expect(m.findFlow(client, dtlsCapture('ossl_nosni'))).toMatchObject({ flow: { dstAddr: { address: '10.9.9.9' } } });
+    expect(m.findFlow(client, dtlsCapture('ossl_alpn'))).toMatchObject({ flow: { dstAddr: { address: '10.9.9.9' } } });
   });
 
   it('matches the name case-insensitively', () => {
     const m = mapperWith(`sniMappings:\n  - fqdn: mixed.case.example\n    ipv4: 10.0.0.7\n    port: 1\n`);
-    expect(m.findFlow(client, packageCapture('gnutls_mtu').slice(0, 2))).toMatchObject({
+    expect(m.findFlow(client, dtlsCapture('gnutls_mtu').slice(0, 2))).toMatchObject({
       flow: { dstAddr: { address: '10.0.0.7' } },
     });
   });
@@ -123,21 +124,21 @@ describe('DtlsSniMapper.findFlow', () => {
 
   it('applies maxMessageSize', () => {
     const m = mapperWith(MAPPINGS, { maxMessageSize: 100 });
-    expect(m.findFlow(client, sharedCapture('ossl_foo'))).toEqual({ action: 'drop', reason: 'message-too-large' });
+    expect(m.findFlow(client, dtlsCapture('ossl_foo'))).toEqual({ action: 'drop', reason: 'message-too-large' });
   });
 });
 
 describe('DtlsSniMapper.stats', () => {
   it('counts every call once, by outcome and reason', () => {
     const m = mapperWith(`${MAPPINGS}`);
-    m.findFlow(client, sharedCapture('ossl_foo'));
-    m.findFlow(client, sharedCapture('ossl_mtu').slice(0, 1));
-    m.findFlow(client, sharedCapture('ossl_mtu').slice(0, 2));
+    m.findFlow(client, dtlsCapture('ossl_foo'));
+    m.findFlow(client, dtlsCapture('ossl_mtu').slice(0, 1));
+    m.findFlow(client, dtlsCapture('ossl_mtu').slice(0, 2));
     m.findFlow(client, [new Uint8Array([1, 2, 3])]);
     m.findFlow(client, [new Uint8Array([4, 5, 6])]);
-    m.findFlow(client, [sharedCapture('ossl_cookie')[2]!]);
-    m.findFlow(client, packageCapture('ossl_nosni'));
-    m.findFlow(client, packageCapture('ossl_alpn'));
+    m.findFlow(client, [dtlsCapture('ossl_cookie')[2]!]);
+    m.findFlow(client, dtlsCapture('ossl_nosni'));
+    m.findFlow(client, dtlsCapture('ossl_alpn'));
     expect(m.stats()).toEqual({
       calls: 8,
       hellos: 4,
@@ -157,9 +158,9 @@ describe('DtlsSniMapper.stats', () => {
 
   it('counts routes to the default, and classify() counts nothing', () => {
     const m = mapperWith(`${MAPPINGS}default: { ipv4: 10.9.9.9, port: 1 }\n`);
-    m.findFlow(client, packageCapture('ossl_nosni'));
-    m.findFlow(client, packageCapture('ossl_alpn'));
-    const c = m.classify(client, packageCapture('ossl_alpn'));
+    m.findFlow(client, dtlsCapture('ossl_nosni'));
+    m.findFlow(client, dtlsCapture('ossl_alpn'));
+    const c = m.classify(client, dtlsCapture('ossl_alpn'));
     expect(c.resolution).toMatchObject({ kind: 'target', match: 'default' });
     expect(c.parse).toMatchObject({ kind: 'hello', sni: 'alpn.example', alpn: ['h2', 'coap'] });
     expect(m.stats()).toMatchObject({ calls: 2, hellos: 2, noName: 1, unknownName: 1, routed: 2, routedDefault: 2, dropped: 0 });
@@ -179,7 +180,7 @@ describe('DtlsSniMapper.stats', () => {
   it('explains drops in classify()', () => {
     const m = mapperWith(MAPPINGS);
     expect(m.classify(client, [new Uint8Array([1])])).toMatchObject({ dropReason: 'not-dtls', parse: { kind: 'invalid' } });
-    expect(m.classify(client, packageCapture('ossl_nosni'))).toMatchObject({
+    expect(m.classify(client, dtlsCapture('ossl_nosni'))).toMatchObject({
       dropReason: 'no-name',
       resolution: { kind: 'none', why: 'no-name' },
     });
@@ -187,7 +188,7 @@ describe('DtlsSniMapper.stats', () => {
 });
 
 describe('changing the mappings while running', () => {
-  const foo = sharedCapture('ossl_foo');
+  const foo = dtlsCapture('ossl_foo');
   const destination = (m: DtlsSniMapper) => {
     const d = m.findFlow(client, foo);
     return d.action === 'forward' ? d.flow.dstAddr.address : d.action;

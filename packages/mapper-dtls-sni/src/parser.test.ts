@@ -1,20 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_MESSAGE_SIZE, parseClientHello } from './parser.js';
 import type { HelloResult, ParseResult } from './result.js';
-import {
-  alpnExtension,
-  clientHelloBody,
-  concat,
-  fragmentDatagrams,
-  handshakeFragment,
-  helloBodyOf,
-  helloDatagram,
-  packageCapture,
-  record,
-  sharedCapture,
-  sniExtension,
-  supportedVersionsExtension,
-} from './test-support.js';
+import { dtlsCapture } from '@flowlb/testkit';
+import { alpnExtension, clientHelloBody, concat, fragmentDatagrams, handshakeFragment, helloBodyOf, helloDatagram, record, sniExtension, supportedVersionsExtension } from './test-support.js';
 
 function expectHello(result: ParseResult): HelloResult {
   if (result.kind !== 'hello') {
@@ -27,7 +15,7 @@ const reason = (r: ParseResult): string => (r.kind === 'invalid' ? r.reason : r.
 
 describe('real captures', () => {
   it('OpenSSL plain: the name from the first datagram, and again with the retransmission', () => {
-    const packets = sharedCapture('ossl_foo');
+    const packets = dtlsCapture('ossl_foo');
     expect(packets).toHaveLength(2);
     const first = expectHello(parseClientHello(packets.slice(0, 1)));
     expect(first).toMatchObject({ sni: 'foo.example', messageSeq: 0, recordVersion: 0xfeff, clientVersion: 0xfefd });
@@ -36,13 +24,13 @@ describe('real captures', () => {
   });
 
   it('GnuTLS: another extension order', () => {
-    const packets = sharedCapture('gnutls_bar');
+    const packets = dtlsCapture('gnutls_bar');
     expect(expectHello(parseClientHello(packets.slice(0, 1))).sni).toBe('bar.example');
     expect(expectHello(parseClientHello(packets)).sni).toBe('bar.example');
   });
 
   it('OpenSSL at MTU 256: waits after the first fragment and completes with the second', () => {
-    const packets = sharedCapture('ossl_mtu');
+    const packets = dtlsCapture('ossl_mtu');
     expect(packets.map((p) => p.length)).toEqual([228, 44, 228, 44]);
     expect(parseClientHello(packets.slice(0, 1))).toEqual({ kind: 'need-more' });
     expect(parseClientHello(packets.slice(1, 2))).toEqual({ kind: 'need-more' });
@@ -52,7 +40,7 @@ describe('real captures', () => {
   });
 
   it('cookie exchange: the first hello, the retry with the cookie, and the whole client side', () => {
-    const packets = sharedCapture('ossl_cookie');
+    const packets = dtlsCapture('ossl_cookie');
     const first = expectHello(parseClientHello(packets.slice(0, 1)));
     expect(first).toMatchObject({ sni: 'cookie.example', messageSeq: 0 });
     expect(first.cookie.length).toBe(0);
@@ -64,34 +52,34 @@ describe('real captures', () => {
   });
 
   it('cookie exchange: a flow that begins with the retry (message_seq 1) is classified', () => {
-    const retry = sharedCapture('ossl_cookie')[1]!;
+    const retry = dtlsCapture('ossl_cookie')[1]!;
     const hello = expectHello(parseClientHello([retry]));
     expect(hello).toMatchObject({ sni: 'cookie.example', messageSeq: 1 });
     expect(hello.cookie.length).toBe(20);
   });
 
   it('a flow whose first datagram is the second flight has no ClientHello', () => {
-    const packets = sharedCapture('ossl_cookie');
+    const packets = dtlsCapture('ossl_cookie');
     expect(reason(parseClientHello(packets.slice(2)))).toBe('no-client-hello');
     expect(reason(parseClientHello(packets.slice(3)))).toBe('no-handshake');
   });
 
   it('extra captures: ALPN, GnuTLS fragmentation, no SNI, DTLS 1.0', () => {
-    expect(expectHello(parseClientHello(packageCapture('ossl_alpn')))).toMatchObject({
+    expect(expectHello(parseClientHello(dtlsCapture('ossl_alpn')))).toMatchObject({
       sni: 'alpn.example',
       alpn: ['h2', 'coap'],
     });
-    expect(expectHello(parseClientHello(packageCapture('gnutls_alpn')))).toMatchObject({
+    expect(expectHello(parseClientHello(dtlsCapture('gnutls_alpn')))).toMatchObject({
       sni: 'gnu.alpn.example',
       alpn: ['coap', 'h2'],
     });
-    const mtu = packageCapture('gnutls_mtu');
+    const mtu = dtlsCapture('gnutls_mtu');
     expect(parseClientHello(mtu.slice(0, 1)).kind).toBe('need-more');
     expect(expectHello(parseClientHello(mtu.slice(0, 2))).sni).toBe('Mixed.Case.Example');
-    const noSni = expectHello(parseClientHello(packageCapture('ossl_nosni')));
+    const noSni = expectHello(parseClientHello(dtlsCapture('ossl_nosni')));
     expect(noSni.sni).toBeUndefined();
     expect(noSni.extensions.length).toBeGreaterThan(0);
-    expect(expectHello(parseClientHello(packageCapture('ossl_dtls1')))).toMatchObject({
+    expect(expectHello(parseClientHello(dtlsCapture('ossl_dtls1')))).toMatchObject({
       sni: 'old.example',
       clientVersion: 0xfeff,
     });
@@ -99,7 +87,7 @@ describe('real captures', () => {
 });
 
 describe('reassembly across records and datagrams', () => {
-  const body = helloBodyOf(sharedCapture('ossl_foo')[0]!);
+  const body = helloBodyOf(dtlsCapture('ossl_foo')[0]!);
 
   it('completes from a split at every offset, in both orders', () => {
     for (let cut = 1; cut < body.length; cut++) {
@@ -245,7 +233,7 @@ describe('reassembly across records and datagrams', () => {
 });
 
 describe('datagrams that are not a usable ClientHello', () => {
-  const real = sharedCapture('ossl_foo')[0]!;
+  const real = dtlsCapture('ossl_foo')[0]!;
 
   it('refuses a real hello datagram truncated at every byte offset', () => {
     for (let cut = 0; cut < real.length; cut++) {
@@ -308,7 +296,7 @@ describe('datagrams that are not a usable ClientHello', () => {
 
   it('skips a later datagram that is not DTLS, but not a first one', () => {
     const junk = new Uint8Array(Buffer.from('junk'));
-    const [a, b] = sharedCapture('ossl_mtu');
+    const [a, b] = dtlsCapture('ossl_mtu');
     expect(expectHello(parseClientHello([a!, junk, b!])).sni).toBe('long-name.backend-two.example.org');
     expect(expectHello(parseClientHello([a!, new Uint8Array(0), b!])).sni).toBe('long-name.backend-two.example.org');
     expect(reason(parseClientHello([junk, a!, b!]))).toBe('not-dtls');

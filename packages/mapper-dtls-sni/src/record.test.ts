@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ContentType, MAX_RECORD_LENGTH, parseRecords } from './record.js';
-import { concat, record, sharedCapture } from './test-support.js';
+import { dtlsCapture } from '@flowlb/testkit';
+import { concat, record } from './test-support.js';
 
 describe('parseRecords', () => {
   it('reads the header fields of a real ClientHello record', () => {
-    const [first] = sharedCapture('ossl_foo');
+    const [first] = dtlsCapture('ossl_foo');
     const result = parseRecords(first!);
     expect(result.ok).toBe(true);
     if (!result.ok) return;
@@ -20,7 +21,7 @@ describe('parseRecords', () => {
   });
 
   it('reads the record sequence number of a retransmission', () => {
-    const [, second] = sharedCapture('ossl_foo');
+    const [, second] = dtlsCapture('ossl_foo');
     const result = parseRecords(second!);
     expect(result.ok && result.records[0]!.sequence).toBe(1);
   });
@@ -36,7 +37,7 @@ describe('parseRecords', () => {
   });
 
   it('splits several records in one datagram (the client second flight of the cookie capture)', () => {
-    const flight = sharedCapture('ossl_cookie')[2]!;
+    const flight = dtlsCapture('ossl_cookie')[2]!;
     const result = parseRecords(flight);
     expect(result.ok).toBe(true);
     if (!result.ok) return;

@@ -1,27 +1,5 @@
-// Builders for crafted DTLS inputs and readers for captured ones, shared by the tests (not part of the package).
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-
-/** The shared captures: the repository and `shared/` are siblings. */
-export const SHARED_CAPTURES = fileURLToPath(new URL('../../../../shared/testdata/dtls/', import.meta.url));
-/** Extra captures kept with this package. */
-export const PACKAGE_CAPTURES = fileURLToPath(new URL('../testdata/', import.meta.url));
-
-export function readHexLines(path: string): Uint8Array[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0)
-    .map((l) => new Uint8Array(Buffer.from(l, 'hex')));
-}
-
-export function sharedCapture(name: string): Uint8Array[] {
-  return readHexLines(`${SHARED_CAPTURES}${name}.hex`);
-}
-
-export function packageCapture(name: string): Uint8Array[] {
-  return readHexLines(`${PACKAGE_CAPTURES}${name}.hex`);
-}
+// Builders for crafted DTLS inputs, shared by the tests (not part of the package). Real captures come from
+// `dtlsCapture` in @flowlb/testkit.
 
 type Bytes = Uint8Array | readonly number[];
 

@@ -139,4 +139,5 @@ export {
   type DtlsServerConnection,
   type DtlsServerOptions,
 } from './dtls.js';
+export { DTLS_CAPTURES_DIR, dtlsCapture, dtlsCaptureNames, readHexDatagrams } from './captures.js';
 export { bundleForChild, ControlledChild, type BundleOptions, type ChildBundle } from './child-control.js';

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { dtlsCapture } from '@flowlb/testkit';
 import type { Link } from '@flowlb/xdp-core';
 import { BenchPrograms } from '../bench-object.js';
 import type {
@@ -21,18 +21,14 @@ const TARGET_P99_MS = 1;
 /** New clients offered per second: the target rate, so a row that keeps up shows the target met. */
 const OFFERED_PPS = TARGET_FLOWS_PER_SEC;
 
-/** The repository's root, found from dist/ (packages/bench/dist). */
-const REPO_ROOT = resolve(DIST_DIR, '..', '..', '..');
-const CAPTURES_DIR = join(REPO_ROOT, '..', 'shared', 'testdata', 'dtls');
-
 /**
  * Captures whose first datagram is a whole ClientHello, and the SNI it carries. ossl_mtu (a ClientHello in two
  * fragments) is left out: each generated client sends exactly one datagram.
  */
 const CAPTURES = [
-  { file: 'ossl_foo.hex', sni: 'foo.example' },
-  { file: 'gnutls_bar.hex', sni: 'bar.example' },
-  { file: 'ossl_cookie.hex', sni: 'cookie.example' },
+  { name: 'ossl_foo', sni: 'foo.example' },
+  { name: 'gnutls_bar', sni: 'bar.example' },
+  { name: 'ossl_cookie', sni: 'cookie.example' },
 ];
 
 /** A first datagram for the trivial mapper, which looks at no payload. */
@@ -40,12 +36,9 @@ const TRIVIAL_PAYLOAD = Buffer.from('first datagram of a new flow').toString('he
 
 function firstDatagrams(): string[] {
   return CAPTURES.map((c) => {
-    const first = readFileSync(join(CAPTURES_DIR, c.file), 'utf8')
-      .split('\n')
-      .map((l) => l.trim())
-      .find(Boolean);
-    if (!first) throw new Error(`${c.file}: no datagram`);
-    return first;
+    const first = dtlsCapture(c.name)[0];
+    if (!first) throw new Error(`${c.name}: no datagram`);
+    return Buffer.from(first).toString('hex');
   });
 }
 
@@ -107,12 +100,11 @@ async function runOnce(t: BenchTopology, spec: RowSpec, hellos: string[]): Promi
       JSON.stringify(senderJob),
     ]);
     try {
-      const senderTimeoutMs = 20_000 + (spec.flows / OFFERED_PPS) * 3000;
-      await waitForOutput(() => sender.output(), sender.exited, (out) => out.includes('"report"'), 'sender child', senderTimeoutMs);
+      await waitForOutput(() => sender.output(), sender.exited, (out) => out.includes('"report"'), 'sender child');
     } finally {
       await sender.stop(2000);
     }
-    await waitForOutput(() => lb.output(), lb.exited, (out) => out.includes('"report"'), 'balancer child', lbJob.maxMs + 10_000);
+    await waitForOutput(() => lb.output(), lb.exited, (out) => out.includes('"report"'), 'balancer child', lbJob.maxMs + 30_000);
     return { lb: lastReport<NewFlowsLbReport>(lb.output().stdout), sender: lastReport<NewFlowsSenderReport>(sender.output().stdout) };
   } finally {
     await lb.stop(5000);
@@ -144,7 +136,7 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
       `the balancer is a LoadBalancer in its own process pinned to CPU ${SYSTEM_CPU}. No lb.receive(): every datagram ` +
       'comes up through the XDP program (a miss, XDP_PASS) and the kernel to the VIP socket. The veth receive work runs on the ' +
       "sender's CPU, not the balancer's.",
-    'DTLS rows: the first datagram of the captured ClientHellos ossl_foo, gnutls_bar and ossl_cookie from ../shared/testdata/dtls, ' +
+    'DTLS rows: the first datagram of the captured ClientHellos ossl_foo, gnutls_bar and ossl_cookie (packages/testkit/captures/dtls), ' +
       'rotating every 32 clients, routed by a DtlsSniMapper by SNI; ossl_mtu (two fragments) is not used, as each client sends one datagram.',
     'flowsPerSec = flows created / time from the first flow\'s first datagram to the last install; it cannot exceed the offered rate. ' +
       'install p50/p99 = flow-created setupMs: from the first datagram reaching the balancer\'s slow path to the flow\'s entries being ' +
@@ -156,7 +148,7 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
   try {
     hellos = firstDatagrams();
   } catch (error) {
-    notes.push(`DTLS captures not readable in ${CAPTURES_DIR}: ${(error as Error).message}`);
+    notes.push(`DTLS captures not readable: ${(error as Error).message}`);
   }
   const maxFlows = Math.max(xdpFlows, userspaceFlows);
   const t = await createBenchTopology({ backends: 4, clientAddrs: clientAddrsFor(maxFlows) });

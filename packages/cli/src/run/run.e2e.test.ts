@@ -2,19 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { describePrivileged, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
+import { describePrivileged, dtlsCapture, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
 import { cliBin } from '../test-support/cli.js';
 import { LbProcess } from '../test-support/lb-process.js';
 
 const PORT = 4433;
 const BACKEND_PORT = 7000;
-const CAPTURES = fileURLToPath(new URL('../../../../../shared/testdata/dtls/', import.meta.url));
-
+/** The first datagram a real client sent: its whole ClientHello. */
 function clientHello(name: string): Uint8Array {
-  const first = readFileSync(join(CAPTURES, `${name}.hex`), 'utf8').split('\n')[0]!.trim();
-  return new Uint8Array(Buffer.from(first, 'hex'));
+  return dtlsCapture(name)[0]!;
 }
 
 /** Routes each client address to the backend a JSON file names; reload() re-reads the file. */
