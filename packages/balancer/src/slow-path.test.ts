@@ -11,7 +11,8 @@ import { Counters } from './stats.js';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A datapath whose install writes the table at once and then takes `afterWriteMs` more to resolve. */
-function slowSendingDatapath(afterWriteMs: number): Datapath {
+/** Takes `afterWriteMs` after writing the entries; `written` holds when each write finished. */
+function slowSendingDatapath(afterWriteMs: number, written: bigint[]): Datapath {
   const table = new MemoryFlowTable({ maxEntries: 64 });
   return {
     kind: 'userspace',
@@ -20,6 +21,7 @@ function slowSendingDatapath(afterWriteMs: number): Datapath {
     async install(pair: FlowPair, take: () => Buffer[]) {
       table.installPair(pair, process.hrtime.bigint());
       take();
+      written.push(process.hrtime.bigint());
       await sleep(afterWriteMs);
     },
     forwardInstalled: () => false,
@@ -28,6 +30,8 @@ function slowSendingDatapath(afterWriteMs: number): Datapath {
     stop: async () => undefined,
   };
 }
+
+const AFTER_WRITE_MS = 300;
 
 describe('SlowPath flow-created setupMs', () => {
   it('runs from the first datagram to the entries being written, across wait answers, and not beyond', async () => {
@@ -38,31 +42,40 @@ describe('SlowPath flow-created setupMs', () => {
         packets.length < 2 ? { action: 'wait' } : { action: 'forward', flow: { dstAddr: target } },
     };
     const events: BalancerEvent[] = [];
+    let createdAt = 0n;
+    const written: bigint[] = [];
     const slow = new SlowPath({
       vip: { address: '127.0.0.1', port: 5000 },
       snatAddress: '127.0.0.1',
       mapper,
-      datapath: slowSendingDatapath(300),
+      datapath: slowSendingDatapath(AFTER_WRITE_MS, written),
       pools: new SnatPortPools({ min: 10000, max: 10010 }),
       counters: new Counters(),
-      emit: (e) => events.push(e),
+      emit: (e) => {
+        if (e.type === 'flow-created') createdAt = process.hrtime.bigint();
+        events.push(e);
+      },
       limits: { ...DEFAULT_LIMITS },
       dropHoldMs: 0,
     });
     const client = { address: '127.0.0.2', port: 4000 };
+    const t0 = process.hrtime.bigint();
     try {
       slow.handleDatagram(Buffer.from('first'), client);
       await sleep(60);
       slow.handleDatagram(Buffer.from('second'), client);
-      for (let i = 0; i < 100 && !events.some((e) => e.type === 'flow-created'); i++) await sleep(10);
+      for (let i = 0; i < 1000 && createdAt === 0n; i++) await sleep(10);
     } finally {
       slow.shutdown();
     }
     const created = events.find((e) => e.type === 'flow-created');
     expect(created).toMatchObject({ type: 'flow-created', datagrams: 2 });
     const { setupMs } = created as Extract<BalancerEvent, { type: 'flow-created' }>;
-    // The wait for the second datagram counts; the 300 ms the install takes after writing the entries does not.
+    const ms = (ns: bigint): number => Number(ns) / 1e6;
+    // The wait for the second datagram counts; the time the install takes after writing the entries does not.
     expect(setupMs).toBeGreaterThanOrEqual(55);
-    expect(setupMs).toBeLessThan(250);
+    expect(written).toHaveLength(1);
+    expect(setupMs).toBeLessThanOrEqual(ms(written[0]! - t0));
+    expect(ms(createdAt - t0) - setupMs).toBeGreaterThanOrEqual(AFTER_WRITE_MS - 5);
   });
 });

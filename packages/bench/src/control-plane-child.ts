@@ -206,6 +206,8 @@ function genTemplate(progs: BenchPrograms, job: NewFlowsSenderJob, payload: Buff
   return { frame, cfg };
 }
 
+const PROGRESS_EVERY_MS = 1000;
+
 /** Frames per live run: small, so that the payloads interleave finely and the pace stays even. */
 const CHUNK = 32;
 
@@ -224,7 +226,13 @@ async function newFlowsSender(job: NewFlowsSenderJob): Promise<NewFlowsSenderRep
     const deadline = t0 + (total / job.pps) * 3000 + 5000;
     let sent = 0;
     let k = 0;
+    let nextProgress = t0 + PROGRESS_EVERY_MS;
     while (sent < total && performance.now() < deadline) {
+      if (performance.now() >= nextProgress) {
+        // The parent's deadline follows this output, so a slow machine's longer run is not taken for a hang.
+        process.stdout.write(`${JSON.stringify({ progress: { sent } })}\n`);
+        nextProgress += PROGRESS_EVERY_MS;
+      }
       const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * job.pps));
       if (due <= sent) {
         await sleep(1);

@@ -39,26 +39,39 @@ export interface SystemUnderTest {
   start(t: BenchTopology, opts: StartOptions): Promise<RunningSystem>;
 }
 
-/** Waits for `line` to appear in a process's stdout, or fails with what it printed. */
+/**
+ * Waits until `match` accepts a process's stdout, or fails with what it printed. The deadline follows the process:
+ * it is `quietMs` after the last time its output grew, so a child that reports progress may take as long as it
+ * needs on a slow machine, while one that hangs silently is given up on. It also fails at once if the process exits
+ * without printing the line.
+ */
 export async function waitForOutput(
   output: () => { stdout: string; stderr: string },
   exited: Promise<unknown>,
   match: (stdout: string) => boolean,
   what: string,
-  timeoutMs = 20_000,
+  quietMs = 30_000,
 ): Promise<void> {
   let done = false;
   const died = exited.then(() => {
     // A short job may print its line and exit between two polls.
-    if (!done && !match(output().stdout)) throw new Error(`${what} exited before it was ready:\n${output().stderr || output().stdout}`);
+    if (!done && !match(output().stdout)) throw new Error(`${what} exited before printing what was awaited:\n${output().stderr || output().stdout}`);
   });
-  const deadline = Date.now() + timeoutMs;
+  let seen = -1;
+  let deadline = 0;
   try {
     await Promise.race([
       died,
       (async () => {
         while (!match(output().stdout)) {
-          if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms:\n${output().stderr || output().stdout}`);
+          const { stdout, stderr } = output();
+          const size = stdout.length + stderr.length;
+          if (size !== seen) {
+            seen = size;
+            deadline = Date.now() + quietMs;
+          } else if (Date.now() > deadline) {
+            throw new Error(`${what}: nothing awaited, and no output at all, for ${quietMs} ms; so far:\n${stderr || stdout}`);
+          }
           await new Promise((r) => setTimeout(r, 50));
         }
       })(),
