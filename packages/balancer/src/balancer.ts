@@ -2,8 +2,8 @@ import type dgram from 'node:dgram';
 import { Cleaner, type SweepStats } from '@flowlb/cleaner';
 import { parseIPv4, type FlowTable } from '@flowlb/flow-table';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
-import { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';
 import type { Datapath, DatapathChoice } from './datapath.js';
+import { chooseDatapath } from './datapath-choice.js';
 import { ensureSnatPortsReserved, type SnatPortCheck } from './ephemeral-range.js';
 import type { BalancerEvent, DatapathKind } from './events.js';
 import { resolveOptions, type LoadBalancerOptions, type ResolvedOptions } from './options.js';
@@ -45,7 +45,7 @@ export class LoadBalancer {
   /** Checks the options (throwing a TypeError or RangeError that names the bad one); starts nothing. */
   constructor(options: LoadBalancerOptions) {
     this.options = resolveOptions(options);
-    this.pools = new SnatPortPools(this.options.snatPorts);
+    this.pools = new SnatPortPools(this.options.snatPorts, { vip: this.options.vip });
   }
 
   get state(): BalancerState {
@@ -259,6 +259,7 @@ export class LoadBalancer {
         portsInUse: this.pools.inUse,
         pools: this.pools.poolCount,
         quarantined: slow?.quarantined ?? 0,
+        quarantinedTotal: c.snatPortsQuarantined,
         range: { ...this.options.snatPorts },
       },
     };
@@ -283,10 +284,6 @@ export class LoadBalancer {
 
   async #chooseDatapath(): Promise<{ datapath: Datapath; choice: DatapathChoice }> {
     const o = this.options;
-    const userspace = (reason: string) => ({
-      datapath: new UserspaceDatapath({ maxFlows: o.limits.maxFlows }),
-      choice: { kind: 'userspace' as const, reason },
-    });
     const xdp = (forwarder: XdpForwarderLike, owned: boolean, reason: string) => ({
       datapath: new XdpDatapath({
         forwarder,
@@ -295,44 +292,29 @@ export class LoadBalancer {
         mode: o.xdp.mode,
         sysctls: o.xdp.sysctls,
         maxLateSenders: o.limits.maxLateSenders,
+        detachOnStop: o.xdp.detachOnStop,
       }),
       choice: { kind: 'xdp' as const, reason },
     });
-    const load = async () => {
-      const mod = await importXdpCore();
-      const forwarder = await mod.XdpForwarder.load({
-        flowsMaxEntries: o.xdp.flowsMaxEntries,
-        pinDir: o.xdp.pinDir,
-        netns: o.xdp.netns,
-      });
-      return { forwarder, libbpf: mod.libbpfVersion() };
-    };
-
-    if (o.datapath === 'userspace') return userspace("datapath 'userspace' was asked for");
     if (o.xdp.forwarder) return xdp(o.xdp.forwarder, false, 'an XDP forwarder was passed in (xdp.forwarder)');
-    if (o.datapath === 'xdp') {
-      if (o.interfaces.length === 0) {
-        throw new Error("LoadBalancer: datapath 'xdp' needs interfaces to attach to (or xdp.forwarder already attached)");
-      }
-      const { forwarder } = await load();
-      return xdp(forwarder, true, "datapath 'xdp' was asked for");
-    }
-
-    if (o.interfaces.length === 0) return userspace('auto: no interfaces were given to attach XDP to');
-    if (process.platform !== 'linux') return userspace(`auto: XDP needs Linux, this is ${process.platform}`);
-    const caps = xdpCapabilityCheck(effectiveCapabilities());
-    if (!caps.ok) return userspace(`auto: ${caps.reason}`);
-    let loaded: Awaited<ReturnType<typeof load>>;
-    try {
-      loaded = await load();
-    } catch (error) {
-      return userspace(`auto: the XDP program cannot be loaded here: ${(error as Error).message}`);
-    }
-    return xdp(
-      loaded.forwarder,
-      true,
-      `auto: ${caps.reason}, @flowlb/xdp-core loads (libbpf ${loaded.libbpf}), interfaces ${o.interfaces.join(', ')}`,
-    );
+    const decision = await chooseDatapath({
+      mode: o.datapath,
+      interfaces: o.interfaces,
+      load: async () => {
+        const mod = await importXdpCore();
+        const forwarder = await mod.XdpForwarder.load({
+          flowsMaxEntries: o.xdp.flowsMaxEntries,
+          pinDir: o.xdp.pinDir,
+          netns: o.xdp.netns,
+        });
+        return { forwarder, detail: `@flowlb/xdp-core loads (libbpf ${mod.libbpfVersion()})` };
+      },
+    });
+    if (decision.kind === 'xdp') return xdp(decision.forwarder, true, decision.reason);
+    return {
+      datapath: new UserspaceDatapath({ maxFlows: o.limits.maxFlows }),
+      choice: { kind: 'userspace', reason: decision.reason },
+    };
   }
 
   #emit(event: BalancerEvent): void {

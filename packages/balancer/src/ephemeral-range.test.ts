@@ -9,7 +9,8 @@ import {
   formatRanges,
   intersectRange,
   normalizeRanges,
-  parsePortRange,
+  parseDashedPortRange,
+  parseIpLocalPortRange,
   parseReservedPorts,
   planSnatReservation,
   SnatPortRangeError,
@@ -21,10 +22,24 @@ const covers = (ranges: readonly PortRange[], port: number): boolean => ranges.s
 
 describe('parsing the sysctls', () => {
   it('reads ip_local_port_range as the kernel prints it', () => {
-    expect(parsePortRange('32768\t60999\n')).toEqual({ min: 32768, max: 60999 });
-    expect(parsePortRange(' 1024 65535')).toEqual({ min: 1024, max: 65535 });
-    expect(() => parsePortRange('32768')).toThrow(/expected "<min> <max>"/);
-    expect(() => parsePortRange('60999 32768')).toThrow(/greater than max/);
+    expect(parseIpLocalPortRange('32768\t60999\n')).toEqual({ min: 32768, max: 60999 });
+    expect(parseIpLocalPortRange(' 1024 65535')).toEqual({ min: 1024, max: 65535 });
+    expect(() => parseIpLocalPortRange('32768')).toThrow(/expected "<min> <max>"/);
+    expect(() => parseIpLocalPortRange('32768-60999')).toThrow(/expected "<min> <max>"/);
+    expect(() => parseIpLocalPortRange('60999 32768')).toThrow(/greater than max/);
+  });
+
+  it('reads the dashed form of config files and of the reserved list', () => {
+    expect(parseDashedPortRange('10000-29999')).toEqual({ min: 10000, max: 29999 });
+    expect(parseDashedPortRange(' 10000 - 29999 ')).toEqual({ min: 10000, max: 29999 });
+    expect(parseDashedPortRange('8080')).toEqual({ min: 8080, max: 8080 });
+    // Backwards is the caller's to report, with the key it came from.
+    expect(parseDashedPortRange('20-10')).toEqual({ min: 20, max: 10 });
+    for (const bad of ['', '10000\t29999', '1-2-3', '-5', '10000-', '70000', '1-65536', '123456', 'x']) {
+      expect(parseDashedPortRange(bad)).toBeUndefined();
+    }
+    expect(parseDashedPortRange('0-10')).toBeUndefined();
+    expect(parseDashedPortRange('0-10', 0)).toEqual({ min: 0, max: 10 });
   });
 
   it('reads ip_local_reserved_ports, merging what touches', () => {
@@ -38,6 +53,8 @@ describe('parsing the sysctls', () => {
       { min: 10000, max: 10020 },
     ]);
     expect(() => parseReservedPorts('80,x')).toThrow(/cannot read "x"/);
+    expect(() => parseReservedPorts('80,70000')).toThrow(/cannot read "70000"/);
+    expect(() => parseReservedPorts('90-80')).toThrow(/greater than max/);
   });
 
   it('formats ranges back in the kernel syntax', () => {

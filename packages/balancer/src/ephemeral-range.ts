@@ -35,8 +35,22 @@ export function formatRanges(ranges: readonly PortRange[]): string {
   return ranges.map(formatRange).join(',');
 }
 
-/** Parses `ip_local_port_range`: two numbers separated by whitespace, e.g. "32768\t60999\n". */
-export function parsePortRange(text: string): PortRange {
+/**
+ * Parses the dashed form `10000-29999`, or a single port `8080`, as config files and `ip_local_reserved_ports` write
+ * a range. Undefined when the text is neither or a port lies outside `lowest`..65535; a range that runs backwards
+ * (`20-10`) is returned as written, for the caller to report in its own words.
+ */
+export function parseDashedPortRange(text: string, lowest = 1): PortRange | undefined {
+  const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(text);
+  if (!m) return undefined;
+  const min = Number(m[1]);
+  const max = Number(m[2] ?? m[1]);
+  if (min < lowest || max < lowest || min > 65535 || max > 65535) return undefined;
+  return { min, max };
+}
+
+/** Parses `net.ipv4.ip_local_port_range`: two numbers separated by whitespace, e.g. "32768\t60999\n". */
+export function parseIpLocalPortRange(text: string): PortRange {
   const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(text);
   if (!m) throw new SyntaxError(`ip_local_port_range: expected "<min> <max>", got ${JSON.stringify(text)}`);
   const range = { min: Number(m[1]), max: Number(m[2]) };
@@ -44,14 +58,13 @@ export function parsePortRange(text: string): PortRange {
   return range;
 }
 
-/** Parses `ip_local_reserved_ports`: "" or a comma-separated list such as "8080,10000-10999". */
+/** Parses `net.ipv4.ip_local_reserved_ports`: "" or a comma-separated list of dashed ranges, e.g. "8080,10000-10999". */
 export function parseReservedPorts(text: string): PortRange[] {
   const trimmed = text.trim();
   if (trimmed === '') return [];
   const ranges = trimmed.split(',').map((part) => {
-    const m = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(part);
-    if (!m) throw new SyntaxError(`ip_local_reserved_ports: cannot read ${JSON.stringify(part)} in ${JSON.stringify(text)}`);
-    const range = { min: Number(m[1]), max: Number(m[2] ?? m[1]) };
+    const range = parseDashedPortRange(part, 0);
+    if (!range) throw new SyntaxError(`ip_local_reserved_ports: cannot read ${JSON.stringify(part)} in ${JSON.stringify(text)}`);
     assertPortRange(range, 'ip_local_reserved_ports', 0);
     return range;
   });
@@ -169,7 +182,7 @@ export function ensureSnatPortsReserved(options: SnatPortCheckOptions): SnatPort
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { checked: false, reservedAdded: [] };
     throw error;
   }
-  const ephemeral = parsePortRange(rangeText);
+  const ephemeral = parseIpLocalPortRange(rangeText);
   const snat = options.snatPorts;
   const overlap = intersectRange(snat, ephemeral);
   if (!overlap) return { checked: true, ephemeral, reservedAdded: [] };

@@ -2,6 +2,7 @@ import type { FlowPair, FlowPairKind } from '@flowlb/flow-table';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
 import type { PortRange } from './ephemeral-range.js';
 import type { DropReason } from './stats.js';
+import type { XdpAttachmentInfo } from './xdp-datapath.js';
 
 export type DatapathKind = 'xdp' | 'userspace';
 
@@ -11,6 +12,7 @@ export type DatapathKind = 'xdp' | 'userspace';
  */
 export type BalancerEvent =
   | { type: 'datapath'; kind: DatapathKind; reason: string }
+  | { type: 'xdp-attached'; attachments: XdpAttachmentInfo[] }
   | { type: 'started'; vip: UdpEndpoint; snatAddress: string; snatPorts: PortRange; datapath: DatapathKind }
   | { type: 'stopped' }
   | { type: 'snat-ports-reserved'; ranges: PortRange[] }

@@ -18,15 +18,20 @@ export type {
 } from './options.js';
 export type { BalancerEvent, EventListener, DatapathKind } from './events.js';
 export type { Datapath, DatapathContext, DatapathChoice } from './datapath.js';
-export { XdpDatapath, importXdpCore } from './xdp-datapath.js';
-export type { XdpDatapathOptions, XdpForwarderLike, XdpLoadOptions } from './xdp-datapath.js';
+export { XdpDatapath, XdpCoreUnavailableError, importXdpCore } from './xdp-datapath.js';
+export type { XdpAttachmentInfo, XdpCoreModule, XdpDatapathOptions, XdpForwarderLike, XdpLoadOptions } from './xdp-datapath.js';
+export { chooseDatapath, XdpUnavailableError } from './datapath-choice.js';
+export type { DatapathDecision, DatapathRequest } from './datapath-choice.js';
 export { UserspaceDatapath } from './userspace-datapath.js';
 export { SnatPortPool, SnatPortPools } from './snat-pool.js';
+export type { SnatPortPoolOptions, SnatPortPoolsOptions } from './snat-pool.js';
 export {
   ensureSnatPortsReserved,
   planSnatReservation,
-  parsePortRange,
+  parseDashedPortRange,
+  parseIpLocalPortRange,
   parseReservedPorts,
+  assertPortRange,
   formatRange,
   formatRanges,
   normalizeRanges,
@@ -37,7 +42,7 @@ export {
 } from './ephemeral-range.js';
 export type { PortRange, SnatPortCheck, SnatPortCheckOptions, SnatReservationPlan } from './ephemeral-range.js';
 export { PendingClients, PendingClient } from './pending.js';
-export type { PendingLimits, PendingState, AddResult } from './pending.js';
+export type { PendingLimits, PendingState, PendingAddResult } from './pending.js';
 export { Counters, LatencyHistogram, DROP_REASONS, LATENCY_BUCKETS_MS } from './stats.js';
 export type { BalancerStats, DropReason, HistogramBucket, HistogramSnapshot } from './stats.js';
 export { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';

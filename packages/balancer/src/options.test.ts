@@ -38,6 +38,7 @@ describe('resolveOptions', () => {
     ['a negative TTL', { connTtlSec: -1 }, /connTtlSec -1 is not a positive number/],
     ['a negative drop hold', { dropHoldMs: -5 }, /dropHoldMs -5/],
     ['a bad XDP mode', { xdp: { mode: 'offload' as never } }, /xdp\.mode/],
+    ['the XDP datapath with nothing to attach to', { datapath: 'xdp' }, /datapath 'xdp' needs interfaces to attach the program to/],
   ])('rejects %s with an error naming the option', (_name, patch, message) => {
     expect(() => resolveOptions({ ...base, ...patch })).toThrow(message);
   });

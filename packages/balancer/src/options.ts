@@ -41,6 +41,11 @@ export interface XdpOptions {
   sysctls?: boolean;
   /** A forwarder loaded by the caller (tests, or a shared one); the balancer then neither loads nor closes it. */
   forwarder?: XdpForwarderLike;
+  /**
+   * With `forwarder`: detach from `interfaces` on stop. Default true. False leaves the program attached, so that
+   * pinned links go on forwarding established flows while no control plane runs (a restart takes them over).
+   */
+  detachOnStop?: boolean;
 }
 
 export interface LoadBalancerOptions {
@@ -97,10 +102,11 @@ export interface ResolvedOptions {
   mapper: FlowMapper;
   datapath: DatapathMode;
   interfaces: string[];
-  xdp: Omit<XdpOptions, 'mode' | 'flowsMaxEntries' | 'sysctls'> & {
+  xdp: Omit<XdpOptions, 'mode' | 'flowsMaxEntries' | 'sysctls' | 'detachOnStop'> & {
     mode: XdpAttachMode;
     flowsMaxEntries: number;
     sysctls: boolean;
+    detachOnStop: boolean;
   };
   connTtlMs: number;
   sweepIntervalMs: number;
@@ -193,6 +199,12 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     }
   }
 
+  if (datapath === 'xdp' && interfaces.length === 0 && xdpIn.forwarder === undefined) {
+    throw new RangeError(
+      "LoadBalancer: datapath 'xdp' needs interfaces to attach the program to, or an attached xdp.forwarder",
+    );
+  }
+
   const connTtlSec = positiveNumber(options.connTtlSec, DEFAULT_CONN_TTL_SEC, 'connTtlSec');
   const connTtlMs = connTtlSec * 1000;
   const sweepIntervalMs = positiveNumber(
@@ -223,7 +235,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     mapper,
     datapath,
     interfaces: [...interfaces],
-    xdp: { ...xdpIn, mode, flowsMaxEntries, sysctls: xdpIn.sysctls ?? true },
+    xdp: { ...xdpIn, mode, flowsMaxEntries, sysctls: xdpIn.sysctls ?? true, detachOnStop: xdpIn.detachOnStop ?? true },
     connTtlMs,
     sweepIntervalMs,
     dropHoldMs,

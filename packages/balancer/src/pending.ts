@@ -37,7 +37,7 @@ export class PendingClient {
   }
 }
 
-export type AddResult = { client: PendingClient; created: boolean } | { dropped: DropReason };
+export type PendingAddResult = { client: PendingClient; created: boolean } | { dropped: DropReason };
 
 /**
  * The waiting clients, keyed by their `ip:port` string, with hard limits on how many there are and how much they
@@ -78,7 +78,7 @@ export class PendingClients {
   }
 
   /** Buffers `datagram` for the client, creating its entry if needed; or says which limit refused it. */
-  add(key: string, endpoint: UdpEndpoint, datagram: Buffer, now: bigint): AddResult {
+  add(key: string, endpoint: UdpEndpoint, datagram: Buffer, now: bigint): PendingAddResult {
     const len = datagram.length;
     let client = this.#clients.get(key);
     const created = client === undefined;

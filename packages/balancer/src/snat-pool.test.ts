@@ -146,6 +146,59 @@ describe('SnatPortPool', () => {
     expect(pool.footprint).toBeLessThanOrEqual(start + 2 * 20000);
   });
 
+  it('never hands out, takes or frees an excluded port, and counts only the others', () => {
+    fc.assert(
+      fc.property(
+        range.chain((r) =>
+          fc.tuple(
+            fc.constant(r),
+            fc.uniqueArray(fc.integer({ min: Math.max(1, r.min - 2), max: Math.min(65535, r.max + 2) }), { maxLength: 4 }),
+            opsFor(r.min, r.max),
+          ),
+        ),
+        ([r, exclude, ops]) => {
+          const pool = new SnatPortPool(r, { exclude });
+          const excluded = new Set(exclude.filter((p) => p >= r.min && p <= r.max));
+          expect(pool.excluded).toEqual([...excluded].sort((x, y) => x - y));
+          expect(pool.size).toBe(r.max - r.min + 1 - excluded.size);
+          const held = new Set<number>();
+          for (const op of ops) {
+            if (op.kind === 'alloc') {
+              const port = pool.alloc();
+              if (held.size === pool.size) expect(port).toBeUndefined();
+              else {
+                expect(excluded.has(port!)).toBe(false);
+                expect(held.has(port!)).toBe(false);
+                held.add(port!);
+              }
+            } else if (op.kind === 'take') {
+              const ok = pool.take(op.port);
+              expect(ok).toBe(op.port >= r.min && op.port <= r.max && !excluded.has(op.port) && !held.has(op.port));
+              if (ok) held.add(op.port);
+            } else {
+              const port = op.kind === 'free' ? [...held][op.pick % Math.max(1, held.size)] : op.port;
+              if (port === undefined) continue;
+              expect(pool.free(port)).toBe(held.delete(port));
+            }
+            expect(pool.inUse).toBe(held.size);
+            expect(pool.available).toBe(pool.size - held.size);
+          }
+          for (let p = r.min; p <= r.max; p++) expect(pool.has(p)).toBe(held.has(p));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('with every port excluded is empty from the start', () => {
+    const pool = new SnatPortPool({ min: 7000, max: 7000 }, { exclude: [7000] });
+    expect([pool.size, pool.available, pool.inUse]).toEqual([0, 0, 0]);
+    expect(pool.alloc()).toBeUndefined();
+    expect(pool.take(7000)).toBe(false);
+    expect(pool.free(7000)).toBe(false);
+    expect(pool.has(7000)).toBe(false);
+  });
+
   it('rejects a bad range with a clear error', () => {
     expect(() => new SnatPortPool({ min: 0, max: 10 })).toThrow(/min: 0 is not a port number/);
     expect(() => new SnatPortPool({ min: 20, max: 10 })).toThrow(/min 20 is greater than max 10/);
@@ -179,6 +232,44 @@ describe('SnatPortPools', () => {
     expect(pools.poolCount).toBe(0);
     expect(pools.footprint).toBe(0);
     expect(pools.inUse).toBe(0);
+  });
+
+  it("never hands out a target's own port on its own address, nor the VIP's port on the VIP's address", () => {
+    const vip = { address: '127.0.0.1', port: 17000 };
+    const pools = new SnatPortPools({ min: 17000, max: 17003 }, { vip });
+    const b1 = { address: '127.0.0.1', port: 17001 };
+    const b2 = { address: '127.0.0.1', port: 17002 };
+    const remote = { address: '10.0.0.9', port: 17001 };
+    expect(pools.excluded('127.0.0.1', b1)).toEqual([17000, 17001]);
+    expect(pools.available('127.0.0.1', b1)).toBe(2);
+    const toB1 = [pools.alloc('127.0.0.1', b1), pools.alloc('127.0.0.1', b1), pools.alloc('127.0.0.1', b1)];
+    expect(toB1).toEqual([17002, 17003, undefined]);
+    expect(pools.take('127.0.0.1', b1, 17001)).toBe(false);
+    expect(pools.take('127.0.0.1', b1, 17000)).toBe(false);
+    expect(pools.free('127.0.0.1', b1, 17001)).toBe(false);
+    expect(pools.available('127.0.0.1', b1)).toBe(0);
+    // Another target on the same address may use b1's port: the kernel keeps the two sockets' peers apart.
+    expect(pools.alloc('127.0.0.1', b2)).toBe(17001);
+    // Towards a target elsewhere only the VIP's port is out, and only on the VIP's address.
+    expect(pools.excluded('127.0.0.1', remote)).toEqual([17000]);
+    expect(pools.alloc('127.0.0.1', remote)).toBe(17001);
+    expect(pools.excluded('127.0.0.2', remote)).toEqual([]);
+    expect(pools.alloc('127.0.0.2', remote)).toBe(17000);
+    expect(pools.inUse).toBe(5);
+    expect(pools.poolCount).toBe(4);
+    for (const port of [17002, 17003]) expect(pools.free('127.0.0.1', b1, port)).toBe(true);
+    expect(pools.available('127.0.0.1', b1)).toBe(2);
+    expect(pools.inUse).toBe(3);
+    expect(pools.poolCount).toBe(3);
+  });
+
+  it('a VIP on 0.0.0.0 holds its port on every SNAT address; exclusions outside the range change nothing', () => {
+    const pools = new SnatPortPools({ min: 20000, max: 20009 }, { vip: { address: '0.0.0.0', port: 20005 } });
+    expect(pools.excluded('10.0.0.1', { address: '10.0.0.1', port: 9 })).toEqual([20005]);
+    expect(pools.available('10.0.0.1', { address: '10.0.0.1', port: 9 })).toBe(9);
+    const without = new SnatPortPools({ min: 20000, max: 20009 });
+    expect(without.excluded('10.0.0.1', a)).toEqual([]);
+    expect(without.available('10.0.0.1', a)).toBe(10);
   });
 
   it('never holds a port twice across pools under random use', () => {

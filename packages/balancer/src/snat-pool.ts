@@ -2,6 +2,16 @@ import type { Endpoint } from '@flowlb/flow-table';
 import { assertPortRange, type PortRange } from './ephemeral-range.js';
 
 const INITIAL_QUEUE = 64;
+/** A VIP bound to every address holds its port on the SNAT address too. */
+const ANY_ADDRESS = '0.0.0.0';
+
+export interface SnatPortPoolOptions {
+  /**
+   * Ports of the range never to hand out: a flow's socket on one of them would collide with something that is
+   * known to live there (the target itself, the VIP). Ports outside the range are ignored.
+   */
+  exclude?: Iterable<number>;
+}
 
 /**
  * The SNAT ports of one (SNAT address, target) pair. Allocation prefers freed ports, the one freed longest ago
@@ -16,9 +26,15 @@ const INITIAL_QUEUE = 64;
 export class SnatPortPool {
   readonly min: number;
   readonly max: number;
+  /** Ports this pool can hand out: the range without the excluded ports. */
   readonly size: number;
-  /** Bit i: port min+i is handed out. */
+  /** The excluded ports inside the range, ascending. */
+  readonly excluded: readonly number[];
+  /** Bit i: port min+i is handed out, or excluded (which `#excluded` tells apart). */
   readonly #held: Uint32Array;
+  readonly #excluded: ReadonlySet<number>;
+  /** Ports in the range, excluded ones included: the offsets run from 0 to this. */
+  readonly #span: number;
   /** Bit i: port min+i sits in the ring (possibly taken meanwhile; then it is skipped when it comes up). */
   readonly #queued: Uint32Array;
   #ring: Uint16Array;
@@ -28,14 +44,26 @@ export class SnatPortPool {
   #fresh = 0;
   #inUse = 0;
 
-  constructor(range: PortRange) {
+  constructor(range: PortRange, options: SnatPortPoolOptions = {}) {
     assertPortRange(range, 'SnatPortPool range');
     this.min = range.min;
     this.max = range.max;
-    this.size = range.max - range.min + 1;
-    const words = Math.ceil(this.size / 32);
+    const span = range.max - range.min + 1;
+    this.#span = span;
+    const words = Math.ceil(span / 32);
     this.#held = new Uint32Array(words);
     this.#queued = new Uint32Array(words);
+    const excluded = new Set<number>();
+    for (const port of options.exclude ?? []) {
+      const off = this.#offset(port);
+      if (off === undefined) continue;
+      excluded.add(off);
+      // Held for good: alloc, take and the cursor step over it as over any held port, at no cost per call.
+      setBit(this.#held, off);
+    }
+    this.#excluded = excluded;
+    this.excluded = [...excluded].sort((x, y) => x - y).map((off) => this.min + off);
+    this.size = span - excluded.size;
     this.#ring = new Uint16Array(Math.min(INITIAL_QUEUE, this.size));
   }
 
@@ -55,7 +83,7 @@ export class SnatPortPool {
   /** Whether `port` is handed out. */
   has(port: number): boolean {
     const off = this.#offset(port);
-    return off !== undefined && bit(this.#held, off);
+    return off !== undefined && bit(this.#held, off) && !this.#excluded.has(off);
   }
 
   /** A free port, now held; undefined when every port is held. */
@@ -65,7 +93,7 @@ export class SnatPortPool {
       const off = this.#dequeue();
       if (!bit(this.#held, off)) return this.#hold(off);
     }
-    while (this.#fresh < this.size) {
+    while (this.#fresh < this.#span) {
       const off = this.#fresh++;
       if (!bit(this.#held, off)) return this.#hold(off);
     }
@@ -73,7 +101,10 @@ export class SnatPortPool {
     return undefined;
   }
 
-  /** Claims a specific port (an existing flow found at start, or one a mapper asked for). False if held or outside. */
+  /**
+   * Claims a specific port (an existing flow found at start, or one a mapper asked for). False if held, excluded or
+   * outside the range.
+   */
   take(port: number): boolean {
     const off = this.#offset(port);
     if (off === undefined || bit(this.#held, off)) return false;
@@ -81,10 +112,10 @@ export class SnatPortPool {
     return true;
   }
 
-  /** Gives a port back. False (and nothing changes) when it was not held or is outside the range. */
+  /** Gives a port back. False (and nothing changes) when it was not held, is excluded or is outside the range. */
   free(port: number): boolean {
     const off = this.#offset(port);
-    if (off === undefined || !bit(this.#held, off)) return false;
+    if (off === undefined || !bit(this.#held, off) || this.#excluded.has(off)) return false;
     clearBit(this.#held, off);
     this.#inUse--;
     // A port beyond the cursor is found by the cursor; one below it must be queued or it would never come back.
@@ -119,7 +150,8 @@ export class SnatPortPool {
   }
 
   #grow(): void {
-    // Distinct offsets only (the queued bitmap sees to that), so the ring never needs more than `size` slots.
+    // Distinct offsets of ports that can be held (the queued bitmap and the exclusions see to that), so the ring
+    // never needs more than `size` slots.
     const next = new Uint16Array(Math.min(this.#ring.length * 2, this.size));
     for (let i = 0; i < this.#queueLength; i++) next[i] = this.#ring[(this.#head + i) % this.#ring.length]!;
     this.#ring = next;
@@ -139,19 +171,29 @@ function clearBit(words: Uint32Array, i: number): void {
   words[i >>> 5]! &= ~(1 << (i & 31));
 }
 
+export interface SnatPortPoolsOptions {
+  /** The balancer's VIP: on the SNAT address its port is never handed out. */
+  vip?: Endpoint;
+}
+
 /**
  * One {@link SnatPortPool} per (SNAT address, target): the reverse entry is keyed by (SNAT, T.ip, P, T.port), so the
  * same port can serve every target at once. A pool is created on first use and dropped when its last port is
  * freed, so targets that come and go leave nothing behind.
+ *
+ * A pool never hands out the target's own port when the target lives on the SNAT address (the flow's socket would
+ * be connected to itself, and the target would never hear from it), nor the VIP's port on the VIP's address.
  */
 export class SnatPortPools {
   readonly range: PortRange;
+  readonly vip: Endpoint | undefined;
   readonly #pools = new Map<string, SnatPortPool>();
   #inUse = 0;
 
-  constructor(range: PortRange) {
+  constructor(range: PortRange, options: SnatPortPoolsOptions = {}) {
     assertPortRange(range, 'SnatPortPools range');
     this.range = { min: range.min, max: range.max };
+    this.vip = options.vip && { address: options.vip.address, port: options.vip.port };
   }
 
   /** Ports held over all pools. */
@@ -173,7 +215,7 @@ export class SnatPortPools {
 
   alloc(snatAddress: string, target: Endpoint): number | undefined {
     const key = poolKey(snatAddress, target);
-    const pool = this.#pools.get(key) ?? new SnatPortPool(this.range);
+    const pool = this.#pools.get(key) ?? this.#newPool(snatAddress, target);
     const port = pool.alloc();
     if (port === undefined) return undefined;
     this.#pools.set(key, pool);
@@ -183,7 +225,7 @@ export class SnatPortPools {
 
   take(snatAddress: string, target: Endpoint, port: number): boolean {
     const key = poolKey(snatAddress, target);
-    const pool = this.#pools.get(key) ?? new SnatPortPool(this.range);
+    const pool = this.#pools.get(key) ?? this.#newPool(snatAddress, target);
     if (!pool.take(port)) return false;
     this.#pools.set(key, pool);
     this.#inUse++;
@@ -205,12 +247,28 @@ export class SnatPortPools {
 
   /** Ports still free for this target. */
   available(snatAddress: string, target: Endpoint): number {
-    return this.#pools.get(poolKey(snatAddress, target))?.available ?? this.range.max - this.range.min + 1;
+    const pool = this.#pools.get(poolKey(snatAddress, target));
+    if (pool) return pool.available;
+    const { min, max } = this.range;
+    return max - min + 1 - this.excluded(snatAddress, target).length;
+  }
+
+  /** The ports of the range that the pool towards `target` never hands out, ascending. */
+  excluded(snatAddress: string, target: Endpoint): number[] {
+    const ports = new Set<number>();
+    if (target.address === snatAddress) ports.add(target.port);
+    const vip = this.vip;
+    if (vip && (vip.address === snatAddress || vip.address === ANY_ADDRESS)) ports.add(vip.port);
+    return [...ports].filter((p) => p >= this.range.min && p <= this.range.max).sort((x, y) => x - y);
   }
 
   clear(): void {
     this.#pools.clear();
     this.#inUse = 0;
+  }
+
+  #newPool(snatAddress: string, target: Endpoint): SnatPortPool {
+    return new SnatPortPool(this.range, { exclude: this.excluded(snatAddress, target) });
   }
 }
 

@@ -178,8 +178,10 @@ export interface BalancerStats {
     portsInUse: number;
     /** (SNAT address, target) pools that hold a port. */
     pools: number;
-    /** Ports set aside because something else was bound on them. */
+    /** Ports set aside now because something else was bound on them. */
     quarantined: number;
+    /** Times a port was set aside since start: each is a port another socket or table entry held. */
+    quarantinedTotal: number;
     range: { min: number; max: number };
   };
   /** The XDP program's counters, summed over CPUs (XDP datapath only). */

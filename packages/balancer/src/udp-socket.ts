@@ -6,7 +6,8 @@ export interface BindOptions {
   /**
    * SO_REUSEADDR, for sockets that are connected right after binding: several of them then share one local port,
    * each receiving only from its own peer (the kernel prefers the connected socket that matches exactly). A socket
-   * of another program that did not set it still makes the bind fail.
+   * of another program that did not set it still makes the bind fail; one that did shares the port without a word,
+   * which {@link assertUnbound} rules out before the first such socket is bound.
    */
   shareWithConnected?: boolean;
 }
@@ -40,6 +41,15 @@ export function bindUdp(local: Endpoint, onError: (error: Error) => void, option
       resolve(socket);
     });
   });
+}
+
+/**
+ * Resolves when no socket at all is bound to `local`, rejecting with EADDRINUSE otherwise: a socket bound without
+ * SO_REUSEADDR cannot share the port with any other (one that set SO_REUSEADDR or SO_REUSEPORT, or one bound to
+ * 0.0.0.0, included). It is closed again at once.
+ */
+export async function assertUnbound(local: Endpoint): Promise<void> {
+  closeQuietly(await bindUdp(local, () => {}));
 }
 
 export function connectUdp(socket: dgram.Socket, remote: Endpoint): Promise<void> {

@@ -10,7 +10,8 @@ import {
 } from '@flowlb/flow-table';
 import { endpointKey } from '@flowlb/mapper-api';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
-import { bindUdp, closeQuietly, connectUdp, sendAll } from './udp-socket.js';
+import { PortClaims } from './port-claims.js';
+import { assertUnbound, bindUdp, closeQuietly, connectUdp, sendAll } from './udp-socket.js';
 
 interface UserspaceFlow {
   pair: FlowPair;
@@ -34,6 +35,8 @@ export class UserspaceDatapath implements Datapath {
   readonly #flows = new Map<string, UserspaceFlow>();
   /** By client `ip:port`: the flow that client's datagrams take. */
   readonly #byClient = new Map<string, UserspaceFlow>();
+  /** The SNAT endpoints flow sockets are bound to. */
+  readonly #claims = new PortClaims();
   #ctx: DatapathContext | undefined;
   #stopped = false;
 
@@ -52,18 +55,29 @@ export class UserspaceDatapath implements Datapath {
 
   async install(pair: FlowPair, take: () => Buffer[]): Promise<void> {
     const ctx = this.#ready();
-    // One pool per target means one port may carry flows to several targets: their sockets share the port.
-    const socket = await bindUdp(
-      pair.snat,
-      (error) => ctx.emit({ type: 'error', where: `flow socket ${describe(pair)}`, error }),
-      { shareWithConnected: true },
-    );
+    // One pool per target means one port may carry flows to several targets: their sockets share the port with
+    // SO_REUSEADDR. That would also share it, unseen, with another program's socket that set SO_REUSEADDR too (a
+    // backend listening there, say), so the first flow on a port checks that nothing at all is bound to it; a bind
+    // that fails with EADDRINUSE sets the port aside.
+    await this.#claims.claim(pair.snat, assertUnbound);
+    let socket: dgram.Socket;
+    try {
+      socket = await bindUdp(
+        pair.snat,
+        (error) => ctx.emit({ type: 'error', where: `flow socket ${describe(pair)}`, error }),
+        { shareWithConnected: true },
+      );
+    } catch (error) {
+      this.#claims.release(pair.snat);
+      throw error;
+    }
     try {
       await connectUdp(socket, pair.target);
       if (this.#stopped) throw new Error('the datapath has stopped');
       (this.table as FlowTable).installPair(pair, process.hrtime.bigint());
     } catch (error) {
       closeQuietly(socket);
+      this.#claims.release(pair.snat);
       throw error;
     }
     const flow: UserspaceFlow = {
@@ -95,6 +109,7 @@ export class UserspaceDatapath implements Datapath {
     this.#flows.delete(id);
     if (this.#byClient.get(flow.clientKey) === flow) this.#byClient.delete(flow.clientKey);
     closeQuietly(flow.socket);
+    this.#claims.release(flow.pair.snat);
   }
 
   counters(): Record<string, number> {
@@ -106,6 +121,7 @@ export class UserspaceDatapath implements Datapath {
     for (const flow of this.#flows.values()) closeQuietly(flow.socket);
     this.#flows.clear();
     this.#byClient.clear();
+    this.#claims.clear();
     this.table.clear();
   }
 

@@ -81,6 +81,7 @@ describePrivileged('XDP datapath with a forwarder passed in', () => {
       expect(s.flows.created).toBe(1);
       expect(s.snat.portsInUse).toBe(5);
       expect(s.snat.quarantined).toBe(1);
+      expect(s.snat.quarantinedTotal).toBe(1);
       expect(s.xdp).toMatchObject({ fwdHit: 0, revHit: 0 });
     } finally {
       await lb.stop();
@@ -127,6 +128,35 @@ describePrivileged("datapath 'auto'", () => {
       await lb.stop();
     }
     withNetns(ns, () => expect(xdpAttachment('a0').progId).toBe(0));
+  });
+
+  it.each([
+    ['detaches on stop by default', undefined, false],
+    ['leaves the program attached with detachOnStop: false', false, true],
+  ] as const)('attaches a passed-in forwarder to the interfaces, reports how, and %s', async (_name, detachOnStop, attachedAfter) => {
+    const ns = await vethNamespace();
+    const { XdpForwarder, withNetns, xdpAttachment } = await import('@flowlb/xdp-core');
+    const forwarder = await XdpForwarder.load({ netns: ns, flowsMaxEntries: 256 });
+    const events: BalancerEvent[] = [];
+    try {
+      const lb = new LoadBalancer({
+        vip: { address: '127.77.9.12', port: 5000 },
+        mapper: scenarioMapper([]),
+        interfaces: ['a0'],
+        xdp: { forwarder, mode: 'native', ...(detachOnStop === undefined ? {} : { detachOnStop }) },
+        onEvent: (e) => events.push(e),
+      });
+      await lb.start();
+      const progId = withNetns(ns, () => xdpAttachment('a0').progId);
+      expect(progId).toBe(forwarder.program.id);
+      expect(events).toContainEqual({ type: 'xdp-attached', attachments: [{ iface: 'a0', how: 'created' }] });
+      await lb.stop();
+      expect(withNetns(ns, () => xdpAttachment('a0').progId)).toBe(attachedAfter ? progId : 0);
+    } finally {
+      forwarder.close();
+    }
+    // The forwarder's own links end with it.
+    expect(withNetns(ns, () => xdpAttachment('a0').progId)).toBe(0);
   });
 
   it('refuses to start when an interface does not exist, naming it, and leaves the VIP free', async () => {

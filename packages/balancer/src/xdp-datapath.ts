@@ -9,10 +9,20 @@ import { SnatSenders } from './snat-senders.js';
  */
 export interface XdpForwarderLike {
   readonly table: FlowTable;
-  attach(ifaces: readonly string[], options?: { mode?: XdpAttachMode; sysctls?: boolean }): unknown;
+  attach(ifaces: readonly string[], options?: { mode?: XdpAttachMode; sysctls?: boolean }): readonly XdpAttachmentInfo[] | void;
   detach(ifaces?: readonly string[]): void;
   stats(): Record<string, number>;
   close(): void;
+}
+
+/** What attaching to one interface did, as @flowlb/xdp-core's `Attachment` reports it. */
+export interface XdpAttachmentInfo {
+  iface: string;
+  /** `created`: a new link; `updated`: a pinned link now runs this program (no gap); `replaced`: a pinned link made anew. */
+  how: 'created' | 'updated' | 'replaced';
+  pinPath?: string;
+  previousProgId?: number;
+  replaced?: string;
 }
 
 export interface XdpLoadOptions {
@@ -21,23 +31,35 @@ export interface XdpLoadOptions {
   netns?: string | undefined;
 }
 
-interface XdpCoreModule {
+/** The part of @flowlb/xdp-core's exports the balancer uses. */
+export interface XdpCoreModule {
   XdpForwarder: { load(options: XdpLoadOptions): Promise<XdpForwarderLike> };
   libbpfVersion(): string;
 }
 
+/** @flowlb/xdp-core is missing, or its native addon does not load. */
+export class XdpCoreUnavailableError extends Error {
+  readonly code = 'ERR_FLOWLB_XDP_CORE_UNAVAILABLE';
+
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+    this.name = 'XdpCoreUnavailableError';
+  }
+}
+
 /**
  * Imports @flowlb/xdp-core and makes sure its native addon loads. Done lazily so that the userspace datapath never
- * touches native code. Throws an error that says what is missing.
+ * touches native code. Throws an {@link XdpCoreUnavailableError} that says what is missing. Callers that use more
+ * of the package than the balancer does name its type: `importXdpCore<typeof import('@flowlb/xdp-core')>()`.
  */
-export async function importXdpCore(): Promise<XdpCoreModule> {
-  let mod: XdpCoreModule;
+export async function importXdpCore<M extends XdpCoreModule = XdpCoreModule>(): Promise<M> {
+  let mod: M;
   try {
     // A variable specifier keeps bundlers from pulling the optional native package in.
     const specifier = '@flowlb/xdp-core';
-    mod = (await import(specifier)) as XdpCoreModule;
+    mod = (await import(specifier)) as M;
   } catch (error) {
-    throw new Error(
+    throw new XdpCoreUnavailableError(
       `@flowlb/xdp-core is not installed or cannot be imported (${(error as Error).message}); ` +
         "install it next to @flowlb/balancer for the XDP datapath, or use datapath: 'userspace'",
       { cause: error },
@@ -46,7 +68,7 @@ export async function importXdpCore(): Promise<XdpCoreModule> {
   try {
     mod.libbpfVersion();
   } catch (error) {
-    throw new Error(`@flowlb/xdp-core is installed but its native addon does not load: ${(error as Error).message}`, {
+    throw new XdpCoreUnavailableError(`@flowlb/xdp-core is installed but its native addon does not load: ${(error as Error).message}`, {
       cause: error,
     });
   }
@@ -61,6 +83,11 @@ export interface XdpDatapathOptions {
   mode: XdpAttachMode;
   sysctls: boolean;
   maxLateSenders: number;
+  /**
+   * Detach what start() attached when stopping a forwarder the caller owns. False leaves the program attached (its
+   * pinned links keep forwarding established flows until the next control plane takes them over).
+   */
+  detachOnStop: boolean;
 }
 
 /**
@@ -90,14 +117,18 @@ export class XdpDatapath implements Datapath {
     this.#senders = new SnatSenders((error) => ctx.emit({ type: 'error', where: 'snat socket', error }));
     const { interfaces, mode, sysctls } = this.#options;
     if (interfaces.length > 0) {
+      let attachments: readonly XdpAttachmentInfo[] | void;
       try {
-        this.forwarder.attach(interfaces, { mode, sysctls });
+        attachments = this.forwarder.attach(interfaces, { mode, sysctls });
       } catch (error) {
         throw new Error(`cannot attach the XDP program to ${interfaces.join(', ')} (${mode} mode): ${(error as Error).message}`, {
           cause: error,
         });
       }
       this.#attached = [...interfaces];
+      if (Array.isArray(attachments)) {
+        ctx.emit({ type: 'xdp-attached', attachments: attachments.map((a: XdpAttachmentInfo) => attachmentInfo(a)) });
+      }
     }
   }
 
@@ -166,7 +197,7 @@ export class XdpDatapath implements Datapath {
       } catch (error) {
         errors.push(error);
       }
-    } else if (this.#attached.length > 0) {
+    } else if (this.#attached.length > 0 && this.#options.detachOnStop) {
       try {
         this.forwarder.detach(this.#attached);
       } catch (error) {
@@ -181,4 +212,13 @@ export class XdpDatapath implements Datapath {
     if (!this.#ctx) throw new Error('XdpDatapath: not started');
     return this.#ctx;
   }
+}
+
+/** The plain fields of an attachment: the forwarder's own object also holds its live link. */
+function attachmentInfo(a: XdpAttachmentInfo): XdpAttachmentInfo {
+  const info: XdpAttachmentInfo = { iface: a.iface, how: a.how };
+  if (a.pinPath !== undefined) info.pinPath = a.pinPath;
+  if (a.previousProgId !== undefined) info.previousProgId = a.previousProgId;
+  if (a.replaced !== undefined) info.replaced = a.replaced;
+  return info;
 }

@@ -104,7 +104,7 @@ describePrivileged('LoadBalancer, XDP datapath between network namespaces', () =
   });
 
   it('runs the XDP datapath and says why', () => {
-    expect(lb.events).toContainEqual({ type: 'datapath', kind: 'xdp', reason: "datapath 'xdp' was asked for" });
+    expect(lb.events).toContainEqual({ type: 'datapath', kind: 'xdp', reason: expect.stringMatching(/^datapath 'xdp' was asked for, @flowlb\/xdp-core loads \(libbpf /) });
     expect(lb.events.find((e) => e.type === 'started')).toMatchObject({ datapath: 'xdp', snatAddress: snat });
   });
 

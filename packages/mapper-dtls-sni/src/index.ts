@@ -9,7 +9,7 @@ export type { DtlsRecord, RecordLayerResult, RecordStop } from './record.js';
 export { parseHandshakeFragments, HandshakeType, HANDSHAKE_HEADER_LENGTH } from './handshake.js';
 export type { HandshakeFragment, HandshakeLayerResult } from './handshake.js';
 export { MessageReassembler } from './reassembly.js';
-export type { AddResult } from './reassembly.js';
+export type { FragmentAddResult } from './reassembly.js';
 export { normalizeHostName, parseNamePattern } from './names.js';
 export type { NamePattern } from './names.js';
 export type { MappingTable, MappingRule, MatchKind, Resolution } from './table.js';
@@ -21,7 +21,7 @@ export type {
   MapperStats,
   ReloadResult,
   Classification,
-  DropReason,
+  DtlsDropReason,
   Affinity,
   FileMapperOptions,
 } from './mapper.js';

@@ -30,7 +30,7 @@ export interface DtlsSniMapperOptions {
 export type FileMapperOptions = Omit<DtlsSniMapperOptions, 'mappings' | 'file'>;
 
 /** Why a flow was not routed. */
-export type DropReason = InvalidReason | 'too-many-datagrams' | 'no-name' | 'unknown-name';
+export type DtlsDropReason = InvalidReason | 'too-many-datagrams' | 'no-name' | 'unknown-name';
 
 export interface MapperStats {
   /** findFlow calls. Each lands in exactly one of hellos, needMore and invalid. */
@@ -71,7 +71,7 @@ export interface Classification {
   /** Set for valid hellos. */
   resolution?: Resolution;
   /** Why the flow is dropped, when it is. */
-  dropReason?: DropReason;
+  dropReason?: DtlsDropReason;
 }
 
 const DEFAULT_MAX_DATAGRAMS = 64;

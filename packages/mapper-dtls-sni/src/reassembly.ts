@@ -1,4 +1,4 @@
-export type AddResult = 'ok' | 'out-of-range' | 'conflict';
+export type FragmentAddResult = 'ok' | 'out-of-range' | 'conflict';
 
 /**
  * Fragments kept as views before switching to a byte map. Real clients send a handful (two or three, and the
@@ -74,7 +74,7 @@ export class MessageReassembler {
    * Adds a fragment. 'out-of-range' and 'conflict' leave the state as it was; the bytes must stay unchanged for
    * as long as the reassembler is used, since they may be kept as views.
    */
-  add(offset: number, bytes: Uint8Array): AddResult {
+  add(offset: number, bytes: Uint8Array): FragmentAddResult {
     const n = bytes.length;
     if (offset > this.length || n > this.length - offset) return 'out-of-range';
     if (n === 0) return 'ok';
@@ -156,7 +156,7 @@ export class MessageReassembler {
     this.views.length = 0;
   }
 
-  private addToBuffer(offset: number, bytes: Uint8Array): AddResult {
+  private addToBuffer(offset: number, bytes: Uint8Array): FragmentAddResult {
     const buffer = this.buffer!;
     const received = this.received!;
     const n = bytes.length;

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import { publint } from 'publint';
 import { formatMessage } from 'publint/utils';
 import { describe, expect, inject, it } from 'vitest';
@@ -48,6 +48,14 @@ describe.each(packages.map((p) => [p.manifest.name, p] as const))('%s', (name, p
     expect(readFileSync(file, 'utf8')).toMatch(/```(ts|js|sh|yaml)/);
     const packed = inject('packed').find((p) => p.name === name);
     expect(packed?.files).toContain('README.md');
+  });
+
+  it("links from its README only to web addresses, anchors and files in its own tarball", () => {
+    const text = readFileSync(join(pkg.dir, 'README.md'), 'utf8');
+    const packed = inject('packed').find((p) => p.name === name);
+    const targets = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+    const local = targets.filter((t) => !/^(https?:|mailto:|#)/.test(t)).map((t) => normalize(t.split('#')[0]!));
+    expect(local.filter((t) => !packed?.files.includes(t))).toEqual([]);
   });
 });
 
