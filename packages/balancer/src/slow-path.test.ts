@@ -10,7 +10,6 @@ import { Counters } from './stats.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A datapath whose install writes the table at once and then takes `afterWriteMs` more to resolve. */
 /** Takes `afterWriteMs` after writing the entries; `written` holds when each write finished. */
 function slowSendingDatapath(afterWriteMs: number, written: bigint[]): Datapath {
   const table = new MemoryFlowTable({ maxEntries: 64 });
@@ -79,3 +78,75 @@ describe('SlowPath flow-created setupMs', () => {
     expect(ms(createdAt - t0) - setupMs).toBeGreaterThanOrEqual(AFTER_WRITE_MS - 5);
   });
 });
+
+/** Installs into a memory table as the XDP datapath installs into the kernel's: EEXIST when a key is taken. */
+function tableDatapath(): Datapath & { table: MemoryFlowTable } {
+  const table = new MemoryFlowTable({ maxEntries: 64 });
+  return {
+    kind: 'userspace',
+    table,
+    start: async () => undefined,
+    async install(pair: FlowPair, take: () => Buffer[]) {
+      table.installPair(pair, process.hrtime.bigint());
+      take();
+    },
+    forwardInstalled: () => false,
+    flowRemoved: () => undefined,
+    counters: () => undefined,
+    stop: async () => undefined,
+  };
+}
+
+describe('SlowPath SNAT quarantine', () => {
+  it("gives a set-aside port back once: a later flow's port is not freed by the quarantine's timer", async () => {
+    const QUARANTINE_MS = 40;
+    const vip = { address: '127.0.0.1', port: 5000 };
+    const target = { address: '127.0.0.9', port: 7000 };
+    const datapath = tableDatapath();
+    const pools = new SnatPortPools({ min: 10000, max: 10001 });
+    const events: BalancerEvent[] = [];
+    const slow = new SlowPath({
+      vip,
+      snatAddress: '127.0.0.1',
+      mapper: { findFlow: () => ({ action: 'forward', flow: { dstAddr: target } }) },
+      datapath,
+      pools,
+      counters: new Counters(),
+      emit: (e) => events.push(e),
+      limits: { ...DEFAULT_LIMITS },
+      dropHoldMs: 0,
+      quarantineMs: QUARANTINE_MS,
+    });
+    const created = (n: number) => events.filter((e) => e.type === 'flow-created').length >= n;
+    const until = async (what: () => boolean): Promise<void> => {
+      for (let i = 0; i < 500 && !what(); i++) await sleep(5);
+    };
+    // A flow that is in the table but not in the pools (written by someone else) holds SNAT port 10000.
+    const foreign: FlowPair = { client: { address: '127.0.0.50', port: 1 }, vip, snat: { address: '127.0.0.1', port: 10000 }, target };
+    datapath.table.installPair(foreign, 1n);
+    try {
+      slow.handleDatagram(Buffer.from('a'), { address: '127.0.0.2', port: 4000 });
+      await until(() => created(1));
+      expect(events.find((e) => e.type === 'snat-port-quarantined')).toMatchObject({ snat: { port: 10000 } });
+      expect(events.find((e) => e.type === 'flow-created')).toMatchObject({ pair: { snat: { port: 10001 } } });
+      expect(slow.quarantined).toBe(1);
+
+      // The foreign flow expires: its port is free, and the next client gets it.
+      datapath.table.removePair(foreign);
+      slow.flowRemoved(foreign);
+      expect(slow.quarantined).toBe(0);
+      slow.handleDatagram(Buffer.from('b'), { address: '127.0.0.3', port: 4000 });
+      await until(() => created(2));
+      expect(events.filter((e) => e.type === 'flow-created').at(-1)).toMatchObject({ pair: { snat: { port: 10000 } } });
+
+      // Past the quarantine's time, the port still belongs to the second flow.
+      await sleep(QUARANTINE_MS * 3);
+      expect(pools.has('127.0.0.1', target, 10000)).toBe(true);
+      expect(pools.inUse).toBe(2);
+      expect(slow.activeFlows).toBe(2);
+    } finally {
+      slow.shutdown();
+    }
+  });
+});
+

@@ -43,7 +43,8 @@ export class SlowPath {
   readonly #o: SlowPathOptions;
   readonly #holds = new TimeoutSet<string, bigint>();
   readonly #holdNs: bigint;
-  readonly #quarantine = new Set<NodeJS.Timeout>();
+  /** Ports set aside, by pool and port, with the timer that gives each back. */
+  readonly #quarantine = new Map<string, NodeJS.Timeout>();
   #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
   #timerAt: bigint | undefined;
@@ -248,7 +249,12 @@ export class SlowPath {
 
   /** The cleaner removed this flow: free its port unless a newer flow's reverse entry holds the same key. */
   flowRemoved(pair: FlowPair): void {
-    if (!this.#reverseTaken(pair)) this.#o.pools.free(pair.snat.address, pair.target, pair.snat.port);
+    if (!this.#reverseTaken(pair)) {
+      // A port set aside because this (foreign) flow held it is free now: its quarantine must not free it again
+      // later, when it may belong to a new flow.
+      this.#endQuarantine(pair.snat.address, pair.target, pair.snat.port);
+      this.#o.pools.free(pair.snat.address, pair.target, pair.snat.port);
+    }
     this.#o.datapath.flowRemoved(pair);
   }
 
@@ -304,7 +310,7 @@ export class SlowPath {
     this.#timer = undefined;
     for (const client of this.pending.all()) this.#o.counters.drop('shutdown', this.pending.remove(client).length);
     this.#holds.clear();
-    for (const t of this.#quarantine) clearTimeout(t);
+    for (const t of this.#quarantine.values()) clearTimeout(t);
     this.#quarantine.clear();
   }
 
@@ -344,12 +350,23 @@ export class SlowPath {
       error: errorText(error),
     });
     this.#o.counters.snatPortsQuarantined++;
+    const key = quarantineKey(snatAddress, target, port);
+    clearTimeout(this.#quarantine.get(key));
     const timer = setTimeout(() => {
-      this.#quarantine.delete(timer);
+      if (this.#quarantine.get(key) !== timer) return;
+      this.#quarantine.delete(key);
       this.#o.pools.free(snatAddress, target, port);
     }, this.#o.quarantineMs ?? DEFAULT_QUARANTINE_MS);
     timer.unref();
-    this.#quarantine.add(timer);
+    this.#quarantine.set(key, timer);
+  }
+
+  #endQuarantine(snatAddress: string, target: Endpoint, port: number): void {
+    const key = quarantineKey(snatAddress, target, port);
+    const timer = this.#quarantine.get(key);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#quarantine.delete(key);
   }
 
   /** One timer, set for the earliest deadline of a pending client or a hold. */
@@ -417,6 +434,10 @@ function describeValue(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+function quarantineKey(snatAddress: string, target: Endpoint, port: number): string {
+  return `${snatAddress}:${port}>${target.address}:${target.port}`;
 }
 
 function errorText(error: unknown): string {

@@ -114,17 +114,37 @@ describe('SnatPortPool', () => {
     );
   });
 
-  it('prefers freed ports to ones never used, and skips a queued port that was taken meanwhile', () => {
-    const pool = new SnatPortPool({ min: 100, max: 109 });
+  it('hands out ports never used before freed ones, then the freed ones oldest first, skipping one taken meanwhile', () => {
+    const pool = new SnatPortPool({ min: 100, max: 105 });
     expect([pool.alloc(), pool.alloc(), pool.alloc()]).toEqual([100, 101, 102]);
     expect(pool.free(101)).toBe(true);
     expect(pool.free(100)).toBe(true);
+    // The port a client has just left rests while any other is free.
+    expect([pool.alloc(), pool.alloc(), pool.alloc()]).toEqual([103, 104, 105]);
     expect(pool.take(101)).toBe(true);
     expect(pool.alloc()).toBe(100);
-    expect(pool.alloc()).toBe(103);
+    expect(pool.alloc()).toBeUndefined();
     expect(pool.free(101)).toBe(true);
     expect(pool.free(101)).toBe(false);
     expect(pool.alloc()).toBe(101);
+  });
+
+  it('gives a freed port back only after every other port has been handed out since', () => {
+    fc.assert(
+      fc.property(range.filter((r) => r.max > r.min), fc.nat(), (r, n) => {
+        const pool = new SnatPortPool(r);
+        const last = new Map<number, number>();
+        // One client at a time: each frees its port before the next arrives.
+        const rounds = pool.size * 2 + (n % 50);
+        for (let i = 0; i < rounds; i++) {
+          const port = pool.alloc()!;
+          const before = last.get(port);
+          if (before !== undefined) expect(i - before).toBe(pool.size);
+          last.set(port, i);
+          expect(pool.free(port)).toBe(true);
+        }
+      }),
+    );
   });
 
   it('takes a port beyond the cursor and the cursor steps over it', () => {
@@ -222,16 +242,30 @@ describe('SnatPortPools', () => {
     expect(pools.poolCount).toBe(4);
   });
 
-  it('drops a pool when its last port is freed', () => {
+  it("keeps an emptied pool, so a target's next client does not get the port the last one left", () => {
     const pools = new SnatPortPools({ min: 20000, max: 29999 });
     const p = pools.alloc('10.0.0.1', a)!;
     expect(pools.has('10.0.0.1', a, p)).toBe(true);
     expect(pools.free('10.0.0.1', b, p)).toBe(false);
     expect(pools.free('10.0.0.1', a, p)).toBe(true);
     expect(pools.free('10.0.0.1', a, p)).toBe(false);
-    expect(pools.poolCount).toBe(0);
-    expect(pools.footprint).toBe(0);
-    expect(pools.inUse).toBe(0);
+    expect([pools.poolCount, pools.idlePoolCount, pools.inUse]).toEqual([0, 1, 0]);
+    const next = pools.alloc('10.0.0.1', a)!;
+    expect(next).not.toBe(p);
+    expect([pools.poolCount, pools.idlePoolCount, pools.inUse]).toEqual([1, 0, 1]);
+  });
+
+  it('keeps at most maxIdlePools idle pools, dropping the one emptied longest ago', () => {
+    const pools = new SnatPortPools({ min: 20000, max: 29999 }, { maxIdlePools: 2 });
+    const targets = [1, 2, 3, 4].map((i) => ({ address: `10.0.1.${i}`, port: 7000 }));
+    for (const t of targets) expect(pools.free('10.0.0.1', t, pools.alloc('10.0.0.1', t)!)).toBe(true);
+    expect([pools.poolCount, pools.idlePoolCount]).toEqual([0, 2]);
+    const onePool = pools.footprint / 2;
+    expect(pools.footprint).toBe(2 * onePool);
+    // The two kept are the last emptied: their next port moves on; the dropped ones start over.
+    expect(pools.alloc('10.0.0.1', targets[3]!)).toBe(20001);
+    expect(pools.alloc('10.0.0.1', targets[0]!)).toBe(20000);
+    expect(() => new SnatPortPools({ min: 1, max: 2 }, { maxIdlePools: -1 })).toThrow(/maxIdlePools -1/);
   });
 
   it("never hands out a target's own port on its own address, nor the VIP's port on the VIP's address", () => {

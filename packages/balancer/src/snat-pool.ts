@@ -14,9 +14,10 @@ export interface SnatPortPoolOptions {
 }
 
 /**
- * The SNAT ports of one (SNAT address, target) pair. Allocation prefers freed ports, the one freed longest ago
- * first, then ports never handed out: the ports in use stay few and contiguous, and of the freed ones the port that
- * has rested longest (and so is least likely to meet a straggling packet of its old flow) comes back first.
+ * The SNAT ports of one (SNAT address, target) pair. Allocation hands out ports never used before first, and only
+ * then freed ports, the one freed longest ago first: a port comes back as late as the range allows, so a new client
+ * does not get the SNAT:P that a previous client has just left, for which the target may still hold state (a DTLS
+ * session, say) and a straggling packet of the old flow may still be on its way.
  *
  * Memory: two bitmaps (held, queued) of one bit per port, and a ring of freed ports that grows on demand up to two
  * bytes per port: a pool of 20,000 ports costs 5 KB, plus at most 40 KB once every port has been freed once.
@@ -89,12 +90,12 @@ export class SnatPortPool {
   /** A free port, now held; undefined when every port is held. */
   alloc(): number | undefined {
     if (this.#inUse === this.size) return undefined;
-    while (this.#queueLength > 0) {
-      const off = this.#dequeue();
-      if (!bit(this.#held, off)) return this.#hold(off);
-    }
     while (this.#fresh < this.#span) {
       const off = this.#fresh++;
+      if (!bit(this.#held, off)) return this.#hold(off);
+    }
+    while (this.#queueLength > 0) {
+      const off = this.#dequeue();
       if (!bit(this.#held, off)) return this.#hold(off);
     }
     // Unreachable while the invariants hold: every free port below the cursor is in the ring.
@@ -174,12 +175,20 @@ function clearBit(words: Uint32Array, i: number): void {
 export interface SnatPortPoolsOptions {
   /** The balancer's VIP: on the SNAT address its port is never handed out. */
   vip?: Endpoint;
+  /**
+   * Pools that hold no port kept for when their target comes back, so that its ports go on resting in turn;
+   * beyond this the one emptied longest ago is dropped. Default 256.
+   */
+  maxIdlePools?: number;
 }
+
+const DEFAULT_MAX_IDLE_POOLS = 256;
 
 /**
  * One {@link SnatPortPool} per (SNAT address, target): the reverse entry is keyed by (SNAT, T.ip, P, T.port), so the
- * same port can serve every target at once. A pool is created on first use and dropped when its last port is
- * freed, so targets that come and go leave nothing behind.
+ * same port can serve every target at once. A pool is created on first use; once its last port is freed it is kept
+ * idle, so that a target whose clients come and go keeps its place in the range, and the idle pools beyond
+ * `maxIdlePools` are dropped, the one emptied longest ago first: targets that come and go leave a bounded trace.
  *
  * A pool never hands out the target's own port when the target lives on the SNAT address (the flow's socket would
  * be connected to itself, and the target would never hear from it), nor the VIP's port on the VIP's address.
@@ -188,12 +197,20 @@ export class SnatPortPools {
   readonly range: PortRange;
   readonly vip: Endpoint | undefined;
   readonly #pools = new Map<string, SnatPortPool>();
+  /** Keys of the pools that hold no port, the one emptied longest ago first. */
+  readonly #idle = new Set<string>();
+  readonly #maxIdle: number;
   #inUse = 0;
 
   constructor(range: PortRange, options: SnatPortPoolsOptions = {}) {
     assertPortRange(range, 'SnatPortPools range');
     this.range = { min: range.min, max: range.max };
     this.vip = options.vip && { address: options.vip.address, port: options.vip.port };
+    const maxIdle = options.maxIdlePools ?? DEFAULT_MAX_IDLE_POOLS;
+    if (!Number.isSafeInteger(maxIdle) || maxIdle < 0) {
+      throw new RangeError(`SnatPortPools: maxIdlePools ${String(maxIdle)} is not an integer ≥ 0`);
+    }
+    this.#maxIdle = maxIdle;
   }
 
   /** Ports held over all pools. */
@@ -203,7 +220,12 @@ export class SnatPortPools {
 
   /** Pools that hold at least one port. */
   get poolCount(): number {
-    return this.#pools.size;
+    return this.#pools.size - this.#idle.size;
+  }
+
+  /** Pools kept while they hold no port. */
+  get idlePoolCount(): number {
+    return this.#idle.size;
   }
 
   /** Bytes of typed arrays held by all pools. */
@@ -218,8 +240,7 @@ export class SnatPortPools {
     const pool = this.#pools.get(key) ?? this.#newPool(snatAddress, target);
     const port = pool.alloc();
     if (port === undefined) return undefined;
-    this.#pools.set(key, pool);
-    this.#inUse++;
+    this.#held(key, pool);
     return port;
   }
 
@@ -227,8 +248,7 @@ export class SnatPortPools {
     const key = poolKey(snatAddress, target);
     const pool = this.#pools.get(key) ?? this.#newPool(snatAddress, target);
     if (!pool.take(port)) return false;
-    this.#pools.set(key, pool);
-    this.#inUse++;
+    this.#held(key, pool);
     return true;
   }
 
@@ -237,7 +257,14 @@ export class SnatPortPools {
     const pool = this.#pools.get(key);
     if (!pool?.free(port)) return false;
     this.#inUse--;
-    if (pool.inUse === 0) this.#pools.delete(key);
+    if (pool.inUse === 0) {
+      this.#idle.add(key);
+      if (this.#idle.size > this.#maxIdle) {
+        const oldest = this.#idle.values().next().value as string;
+        this.#idle.delete(oldest);
+        this.#pools.delete(oldest);
+      }
+    }
     return true;
   }
 
@@ -264,7 +291,14 @@ export class SnatPortPools {
 
   clear(): void {
     this.#pools.clear();
+    this.#idle.clear();
     this.#inUse = 0;
+  }
+
+  #held(key: string, pool: SnatPortPool): void {
+    this.#pools.set(key, pool);
+    this.#idle.delete(key);
+    this.#inUse++;
   }
 
   #newPool(snatAddress: string, target: Endpoint): SnatPortPool {

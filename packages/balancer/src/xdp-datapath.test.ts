@@ -71,10 +71,13 @@ describePrivileged('XDP datapath with a forwarder passed in', () => {
       );
 
       // Nothing forwards in the kernel on loopback, so the next datagram reaches the VIP socket: the flow table
-      // says where it goes, and it leaves from the flow's own port.
+      // says where it goes, and it leaves from the flow's own port, and the flow counts as used.
+      const forwardKey = { dstAddr: VIP.address, srcAddr: '127.77.9.60', dstPort: VIP.port, srcPort: c.port };
+      const installedAt = forwarder.table.get(forwardKey)!.lastUsed;
       await c.send('to:0:two', VIP);
       await waitUntil(() => echo.received.length === 2, 3000, 'the late datagram at the backend');
       expect(echo.received[1]).toEqual({ from: `${VIP.address}:24004`, data: 'to:0:two' });
+      expect(forwarder.table.get(forwardKey)!.lastUsed).toBeGreaterThan(installedAt);
       const s = lb.stats();
       expect(s.datagrams.forwardedNew).toBe(1);
       expect(s.datagrams.forwardedLate).toBe(1);

@@ -154,6 +154,13 @@ export class XdpDatapath implements Datapath {
     const key: FlowKey = { dstAddr: ctx.vip.address, srcAddr: client.address, dstPort: ctx.vip.port, srcPort: client.port };
     const value = this.table.get(key);
     if (value === undefined) return false;
+    // The program refreshes last_used only for what it forwards; a flow whose client datagrams come up here (IP
+    // fragments) would otherwise expire while busy. 'exist': a flow the cleaner has just removed stays removed.
+    try {
+      this.table.set(key, { ...value, lastUsed: process.hrtime.bigint() }, 'exist');
+    } catch {
+      return false;
+    }
     const snat = { address: value.srcAddr, port: value.srcPort };
     const target = { address: value.dstAddr, port: value.dstPort };
     const senders = this.#senders!;
