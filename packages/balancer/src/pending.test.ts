@@ -23,6 +23,28 @@ describe('PendingClients', () => {
     expect(p.get(key(1))!.datagrams.map(String)).toEqual(['a', 'b']);
   });
 
+  it('keeps charging a client removed during a mapper call until the call answers, and gives its key no second call', () => {
+    const p = new PendingClients(limits);
+    const added = p.add(key(1), ep(1), Buffer.alloc(90), 0n);
+    if (!('client' in added)) throw new Error('refused');
+    const client = added.client;
+    client.state = 'classifying';
+    p.add(key(2), ep(2), Buffer.alloc(90), 0n);
+    // Timed out while the mapper still holds its 90 bytes.
+    expect(p.expire(1000n * MS)).toHaveLength(2);
+    expect(p.remove(client)).toHaveLength(1);
+    expect([p.size, p.orphans, p.bytes]).toEqual([1, 1, 180]);
+    expect(p.add(key(1), ep(1), Buffer.alloc(1), 0n)).toEqual({ dropped: 'mapper-busy' });
+    expect(p.add(key(3), ep(3), Buffer.alloc(90), 0n)).toEqual({ dropped: 'total-bytes-limit' });
+    expect('client' in p.add(key(3), ep(3), Buffer.alloc(10), 0n)).toBe(true);
+    expect(p.add(key(4), ep(4), Buffer.alloc(1), 0n)).toEqual({ dropped: 'pending-clients-limit' });
+    // The call answers: the bytes and the key are free again.
+    p.settled(client);
+    p.settled(client);
+    expect([p.orphans, p.bytes]).toEqual([0, 100]);
+    expect('client' in p.add(key(1), ep(1), Buffer.alloc(1), 0n)).toBe(true);
+  });
+
   it('refuses the client beyond maxPendingClients', () => {
     const p = new PendingClients(limits);
     for (let i = 1; i <= 3; i++) expect('client' in p.add(key(i), ep(i), Buffer.alloc(1), 0n)).toBe(true);

@@ -53,6 +53,13 @@ export class PendingClients {
   readonly #clients = new Map<string, PendingClient>();
   readonly #deadlines = new TimeoutSet<string, bigint>();
   readonly #timeoutNs: bigint;
+  /**
+   * Clients removed while a mapper call still held their datagrams (timed out, say), with the bytes that call
+   * keeps alive. They count against the limits until the call answers, so a mapper that never does cannot make
+   * memory grow, and their key takes no datagram meanwhile, so one client never has two calls at once.
+   */
+  readonly #orphans = new Map<string, number>();
+  #orphanBytes = 0;
   #bytes = 0;
   #datagrams = 0;
 
@@ -65,8 +72,14 @@ export class PendingClients {
     return this.#clients.size;
   }
 
+  /** Bytes buffered for waiting clients, with those that mapper calls of removed clients still hold. */
   get bytes(): number {
-    return this.#bytes;
+    return this.#bytes + this.#orphanBytes;
+  }
+
+  /** Removed clients whose mapper call has not answered yet. */
+  get orphans(): number {
+    return this.#orphans.size;
   }
 
   get datagrams(): number {
@@ -83,12 +96,13 @@ export class PendingClients {
     let client = this.#clients.get(key);
     const created = client === undefined;
     if (client === undefined) {
-      if (this.#clients.size >= this.limits.maxPendingClients) return { dropped: 'pending-clients-limit' };
+      if (this.#orphans.has(key)) return { dropped: 'mapper-busy' };
+      if (this.#clients.size + this.#orphans.size >= this.limits.maxPendingClients) return { dropped: 'pending-clients-limit' };
     } else if (client.datagrams.length >= this.limits.maxDatagramsPerClient) {
       return { dropped: 'client-datagrams-limit' };
     }
     if ((client?.bytes ?? 0) + len > this.limits.maxBytesPerClient) return { dropped: 'client-bytes-limit' };
-    if (this.#bytes + len > this.limits.maxTotalBytes) return { dropped: 'total-bytes-limit' };
+    if (this.#bytes + this.#orphanBytes + len > this.limits.maxTotalBytes) return { dropped: 'total-bytes-limit' };
     if (client === undefined) {
       client = new PendingClient(key, endpoint, now);
       this.#clients.set(key, client);
@@ -106,7 +120,10 @@ export class PendingClients {
     return this.#clients.get(client.key) === client;
   }
 
-  /** Removes the client and hands back its datagrams. */
+  /**
+   * Removes the client and hands back its datagrams. A client removed during a mapper call stays charged for
+   * what that call holds until {@link settled} is called for it.
+   */
   remove(client: PendingClient): Buffer[] {
     if (!this.isCurrent(client)) return [];
     this.#clients.delete(client.key);
@@ -114,9 +131,22 @@ export class PendingClients {
     const datagrams = client.datagrams;
     this.#bytes -= client.bytes;
     this.#datagrams -= datagrams.length;
+    if (client.state === 'classifying') {
+      this.#orphans.set(client.key, client.bytes);
+      this.#orphanBytes += client.bytes;
+    }
     client.datagrams = [];
     client.bytes = 0;
     return datagrams;
+  }
+
+  /** A mapper call for `client` has answered: if the client was removed meanwhile, what it held is released. */
+  settled(client: PendingClient): void {
+    if (this.isCurrent(client)) return;
+    const bytes = this.#orphans.get(client.key);
+    if (bytes === undefined) return;
+    this.#orphans.delete(client.key);
+    this.#orphanBytes -= bytes;
   }
 
   /**

@@ -150,3 +150,42 @@ describe('SlowPath SNAT quarantine', () => {
   });
 });
 
+
+describe('SlowPath with a slow mapper', () => {
+  it('runs one call per client at a time, and counts what a timed-out call holds until it answers', async () => {
+    const answers: Array<(d: Decision) => void> = [];
+    const counters = new Counters();
+    const slow = new SlowPath({
+      vip: { address: '127.0.0.1', port: 5000 },
+      snatAddress: '127.0.0.1',
+      mapper: { findFlow: () => new Promise<Decision>((resolve) => answers.push(resolve)) },
+      datapath: tableDatapath(),
+      pools: new SnatPortPools({ min: 10000, max: 10010 }),
+      counters,
+      emit: () => undefined,
+      limits: { ...DEFAULT_LIMITS, classifyTimeoutMs: 30 },
+      dropHoldMs: 0,
+    });
+    const client = { address: '127.0.0.2', port: 4000 };
+    try {
+      slow.handleDatagram(Buffer.alloc(500), client);
+      expect(answers).toHaveLength(1);
+      for (let i = 0; i < 200 && counters.classifyTimeouts === 0; i++) await sleep(5);
+      expect(counters.classifyTimeouts).toBe(1);
+      expect(slow.pending.bytes).toBe(500);
+      // The first call still runs: the client's next datagrams start no second one.
+      slow.handleDatagram(Buffer.alloc(500), client);
+      slow.handleDatagram(Buffer.alloc(500), client);
+      expect(answers).toHaveLength(1);
+      expect(counters.drops['mapper-busy']).toBe(2);
+      answers[0]!({ action: 'wait' });
+      await sleep(0);
+      expect(slow.pending.bytes).toBe(0);
+      slow.handleDatagram(Buffer.alloc(500), client);
+      expect(answers).toHaveLength(2);
+      expect(counters.mapperCalls).toBe(2);
+    } finally {
+      slow.shutdown();
+    }
+  });
+});

@@ -144,7 +144,12 @@ export class SlowPath {
     const c = this.#o.counters;
     c.classifyLatency.observe(performance.now() - started);
     // Timed out meanwhile (already counted), or shut down: the answer comes too late.
-    if (this.#stopped || !this.pending.isCurrent(client)) return;
+    if (this.#stopped || !this.pending.isCurrent(client)) {
+      this.pending.settled(client);
+      return;
+    }
+    // The call is over: from here on the client holds its datagrams itself.
+    client.state = 'idle';
     if ('error' in outcome) {
       c.mapperErrors++;
       this.#emit({ type: 'mapper-error', client: { ...client.endpoint }, error: outcome.error });
@@ -154,7 +159,6 @@ export class SlowPath {
     const decision = outcome.decision as Partial<Decision> | null | undefined;
     switch (decision?.action) {
       case 'wait':
-        client.state = 'idle';
         if (client.dirty) this.#classify(client);
         return;
       case 'drop':

@@ -18,6 +18,8 @@ export const DROP_REASONS = [
   'classify-timeout',
   /** The client was dropped moments ago and is held off (`dropHoldMs`). */
   'drop-hold',
+  /** An earlier mapper call for this client, which timed out, has not answered yet. */
+  'mapper-busy',
   /** No SNAT port left for the chosen target. */
   'snat-exhausted',
   /** `limits.maxFlows` flows are active, or the flow table itself is full. */
