@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UdpEndpoint } from '@flowlb/mapper-api';
+import type { Decision, UdpEndpoint } from '@flowlb/mapper-api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DtlsSniMapper } from './mapper.js';
 import { mappingsFromObject, mappingsFromYaml, MappingsError } from './mappings.js';
+import { DEFAULT_LIMITS } from '@flowlb/balancer';
 import { dtlsCapture } from '@flowlb/testkit';
 import { clientHelloBody, fragmentDatagrams, helloDatagram, sniExtension } from './test-support.js';
 
@@ -113,6 +114,17 @@ describe('DtlsSniMapper.findFlow', () => {
     expect(m.findFlow(client, partial.slice(0, 2))).toEqual({ action: 'wait' });
     expect(m.findFlow(client, partial)).toEqual({ action: 'drop', reason: 'too-many-datagrams' });
     expect(m.stats().invalid).toEqual({ 'too-many-datagrams': 1 });
+  });
+
+  it("by default gives up before the balancer's per-client datagram limit would drop the client's datagrams", () => {
+    const body = clientHelloBody({ extensions: [sniExtension('foo.example')] });
+    const partial = fragmentDatagrams(body, Array.from({ length: DEFAULT_LIMITS.maxDatagramsPerClient }, () => [0, 10] as [number, number]));
+    const m = mapperWith(MAPPINGS);
+    let given = 0;
+    let decision: Decision = { action: 'wait' };
+    while (decision.action === 'wait' && given < partial.length) decision = m.findFlow(client, partial.slice(0, ++given)) as Decision;
+    expect(decision).toEqual({ action: 'drop', reason: 'too-many-datagrams' });
+    expect(given).toBeLessThan(DEFAULT_LIMITS.maxDatagramsPerClient);
   });
 
   it('refuses limits that are not positive integers', () => {

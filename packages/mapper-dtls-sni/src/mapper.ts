@@ -20,8 +20,9 @@ export interface DtlsSniMapperOptions {
    */
   affinity?: Affinity;
   /**
-   * Datagrams after which a hello that is still incomplete is given up on (default 64). Every call re-reads all
-   * buffered datagrams, so this also bounds the work one client can cause.
+   * Datagrams after which a hello that is still incomplete is given up on (default 16). Every call re-reads all
+   * buffered datagrams, so this also bounds the work one client can cause. It only has an effect below the
+   * balancer's own per-client limit (32 by default): past that, the balancer drops the datagrams before they get here.
    */
   maxDatagrams?: number;
 }
@@ -74,7 +75,8 @@ export interface Classification {
   dropReason?: DtlsDropReason;
 }
 
-const DEFAULT_MAX_DATAGRAMS = 64;
+/** Fragmented hellos from real clients take 2 to 8 datagrams, even at small MTUs and with post-quantum key shares. */
+const DEFAULT_MAX_DATAGRAMS = 16;
 
 /**
  * Routes new DTLS flows by the server name in the client's ClientHello.
