@@ -128,13 +128,19 @@ describe('@flowlb/xdp-core', () => {
     expect(install.stdout + install.stderr).toMatch(/gyp info ok/);
   });
 
-  it('finds the BPF object it ships by a path inside node_modules', async () => {
+  it('finds the BPF objects it ships by paths inside node_modules', async () => {
     const r = await inProject(process.execPath, [
       '-e',
-      "import('@flowlb/xdp-core').then(m => console.log(m.FLOWLB_BPF_OBJECT, require('fs').existsSync(m.FLOWLB_BPF_OBJECT)))",
+      "import('@flowlb/xdp-core').then(m => { for (const o of [m.FLOWLB_BPF_OBJECT, m.XDP_PASS_BPF_OBJECT]) console.log(o, require('fs').existsSync(o)); })",
     ]);
     expect(r, r.stderr).toMatchObject({ code: 0 });
-    expect(r.stdout.trim()).toBe(`${join(pkgDir(), 'dist', 'flowlb.bpf.o')} true`);
+    expect(r.stdout.trim().split('\n')).toEqual([`${join(pkgDir(), 'dist', 'flowlb.bpf.o')} true`, `${join(pkgDir(), 'dist', 'xdp_pass.bpf.o')} true`]);
+  });
+
+  it('ships the header with the layout of its maps', () => {
+    const header = readFileSync(join(pkgDir(), 'dist', 'flowlb.h'), 'utf8');
+    expect(header).toMatch(/struct flow_key \{/);
+    expect(header).toMatch(/struct flow_val \{/);
   });
 
   it.skipIf(!isRoot)('loads the XDP program from the installed copy (XdpForwarder.load, as root)', async () => {

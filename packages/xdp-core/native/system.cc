@@ -6,6 +6,7 @@
 #include <linux/if_link.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -118,6 +119,25 @@ static Napi::Value NetnsRestore(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A new bpffs instance on `path`, as `mount -t bpf bpf PATH` makes it. Only the owner may look inside, as with the
+// /sys/fs/bpf that systemd mounts.
+static Napi::Value MountBpffs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = Str(info, 0, "mount point");
+  if (mount("bpf", path.c_str(), "bpf", 0, "mode=0700") < 0) {
+    int err = errno;
+    std::string hint;
+    if (err == EPERM || err == EACCES)
+      hint = "mounting bpffs needs CAP_SYS_ADMIN: run as root, or have it mounted beforehand with mount -t bpf bpf " + path;
+    else if (err == ENOENT || err == ENOTDIR)
+      hint = "the mount point must be an existing folder";
+    else if (err == ENODEV)
+      hint = "this kernel has no bpffs (it needs CONFIG_BPF_SYSCALL)";
+    ThrowErrno(env, err, "mount", path, hint);
+  }
+  return env.Undefined();
+}
+
 static Napi::Value PossibleCpus(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), libbpf_num_possible_cpus());
 }
@@ -131,6 +151,7 @@ void InitSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpQuery", Napi::Function::New<XdpQuery>(env, "xdpQuery"));
   exports.Set("netnsEnter", Napi::Function::New<NetnsEnter>(env, "netnsEnter"));
   exports.Set("netnsRestore", Napi::Function::New<NetnsRestore>(env, "netnsRestore"));
+  exports.Set("mountBpffs", Napi::Function::New<MountBpffs>(env, "mountBpffs"));
   exports.Set("possibleCpus", Napi::Function::New<PossibleCpus>(env, "possibleCpus"));
   exports.Set("libbpfVersion",
               Napi::String::New(env, std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version())));

@@ -15,6 +15,13 @@ import type { XdpMode } from './types.js';
 export const FLOWLB_BPF_OBJECT = join(packageRoot, 'dist', 'flowlb.bpf.o');
 export const FLOWLB_PROGRAM = 'flowlb_xdp';
 
+/**
+ * An object shipped beside it whose program `xdp_pass` (section `xdp`) returns XDP_PASS: what a veth peer needs so
+ * that frames sent out of its other end by XDP are delivered (`ip link set dev PEER xdpdrv obj PATH sec xdp`).
+ */
+export const XDP_PASS_BPF_OBJECT = join(packageRoot, 'dist', 'xdp_pass.bpf.o');
+export const XDP_PASS_PROGRAM = 'xdp_pass';
+
 /** Names of what a forwarder pins under its `pinDir`. */
 const MAP_PINS = ['flows', 'stats'] as const;
 const PROG_PIN = 'prog';

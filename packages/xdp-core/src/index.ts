@@ -6,6 +6,8 @@ export {
   XdpForwarder,
   FLOWLB_BPF_OBJECT,
   FLOWLB_PROGRAM,
+  XDP_PASS_BPF_OBJECT,
+  XDP_PASS_PROGRAM,
   type XdpForwarderOptions,
   type AttachOptions,
   type Attachment,
@@ -14,7 +16,7 @@ export {
 } from './forwarder.js';
 export { STAT_NAMES, sumPerCpu, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';
-export { ensureBpffsDir } from './bpffs.js';
+export { ensureBpffsDir, BPFFS_DEFAULT_MOUNT, type EnsureBpffsOptions, type BpffsDir } from './bpffs.js';
 export {
   XDP_ABORTED,
   XDP_DROP,

@@ -84,6 +84,7 @@ export interface NativeAddon {
   xdpQuery(ifindex: number): { progId: number; driverProgId: number; genericProgId: number; mode: string };
   netnsEnter(path: string): number;
   netnsRestore(fd: number): void;
+  mountBpffs(path: string): void;
   possibleCpus(): number;
   libbpfVersion: string;
 }

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describePrivileged, twoArmedTopology, type TwoArmed } from '@flowlb/testkit';
+import { describePrivileged, startUdpEcho, twoArmedTopology, type TwoArmed } from '@flowlb/testkit';
+import { XDP_PASS_BPF_OBJECT } from '@flowlb/xdp-core';
 import { cliBin } from '../test-support/cli.js';
 import type { CheckReport } from './types.js';
 
@@ -78,6 +79,7 @@ describePrivileged('flowlb check in a network namespace', () => {
       ['tx-checksum:back', 'ok'],
       ['interface:missing0', 'fail'],
       ['snat-ports', 'fail'],
+      ['snat-ports-free', 'ok'],
     ]);
     const byId = new Map(report.checks.map((c) => [c.id, c]));
     const clientNs = net.client.ns;
@@ -86,7 +88,8 @@ describePrivileged('flowlb check in a network namespace', () => {
       title: 'veth peer front',
       verdict: 'fail',
       detail: `front is a veth whose peer eth0 in namespace ${clientNs} has no XDP program: frames the XDP program sends out of front (XDP_TX or redirect) are lost`,
-      fix: `attach an XDP program in native mode to eth0 (one returning XDP_PASS is enough), e.g. ip -n ${clientNs} link set dev eth0 xdpdrv obj xdp_pass.o sec xdp; or run with mode: userspace`,
+      fix: `attach the XDP_PASS program that @flowlb/xdp-core ships (${XDP_PASS_BPF_OBJECT}) to eth0 in native mode; or run with mode: userspace`,
+      command: `ip -n ${clientNs} link set dev eth0 xdpdrv obj ${XDP_PASS_BPF_OBJECT} sec xdp`,
     });
     expect(byId.get('veth-peer:back')?.detail).toMatch(
       new RegExp(`^its peer eth0 in namespace ${net.backends[0]!.ns} has an XDP program \\(id \\d+, native\\)$`),
@@ -117,12 +120,54 @@ describePrivileged('flowlb check in a network namespace', () => {
     expect(lines[0]).toBe(`flowlb check (config ${config})`);
     const failIdx = lines.findIndex((l) => l.startsWith('  FAIL  veth peer front'));
     expect(failIdx).toBeGreaterThan(0);
-    expect(lines[failIdx + 1]).toMatch(/^ {8}\s+fix: attach an XDP program in native mode to eth0/);
-    expect(lines.at(-2)).toBe('12 ok, 3 warnings, 3 failures: this machine cannot run the XDP datapath as configured');
+    expect(lines[failIdx + 1]).toMatch(/^ {8}\s+fix: attach the XDP_PASS program that @flowlb\/xdp-core ships \(\S+\) to eth0 in native mode/);
+    expect(lines[failIdx + 2]).toMatch(new RegExp(`^ {8}\\s+run: ip -n ${net.client.ns} link set dev eth0 xdpdrv obj \\S+/xdp_pass\\.bpf\\.o sec xdp$`));
+    expect(lines.at(-2)).toBe('13 ok, 3 warnings, 3 failures: this machine cannot run the XDP datapath as configured');
   }, 60_000);
 
-  it('passes once the problems are fixed', async () => {
-    await net.topology.attachXdpPass(net.front.lbPeer.ns, net.front.lbPeer.ifname);
+  it('with mode: userspace, reports what only the XDP datapath needs as not needed, and passes', async () => {
+    // The front peer still has no XDP program, and bpffs is still missing: neither matters without XDP.
+    const userspace = join(dir, 'userspace.yaml');
+    writeFileSync(
+      userspace,
+      `port: 4433\naddr: ${net.lb.front.addr}\ninterface: front\ninterfaces: [back]\nsnat_addr: ${net.lb.back.addr}\nmode: userspace\n`,
+    );
+    const r = await checkIn(net, userspace);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as CheckReport;
+    expect(report).toMatchObject({ ok: true, datapath: 'userspace' });
+    const verdicts = Object.fromEntries(report.checks.map((c) => [c.id, c.verdict]));
+    expect(verdicts).toMatchObject({
+      kernel: 'skip',
+      btf: 'skip',
+      privileges: 'skip',
+      'xdp-program': 'skip',
+      bpffs: 'skip',
+      'address:addr': 'ok',
+      'address:snat_addr': 'ok',
+      ip_forward: 'skip',
+      'interface:front': 'skip',
+      'interface:back': 'skip',
+      'snat-ports': 'ok',
+    });
+    expect(Object.keys(verdicts).filter((id) => /^(veth-peer|accept_local|tx-checksum):/.test(id))).toEqual([]);
+    const text = await checkIn(net, userspace, false);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^ {2}skip {2}interface front\s+not needed with mode: userspace: no XDP program is attached to front, /m);
+    expect(text.stdout.split('\n').at(-2)).toMatch(/, 0 failures: this machine can run the userspace datapath$/);
+  }, 60_000);
+
+  it('passes once the problems are fixed, with the commands it prints', async () => {
+    // A generic-mode program on the peer is not enough, and the kernel refuses a native one beside it.
+    await net.topology.attachXdpPass(net.front.lbPeer.ns, net.front.lbPeer.ifname, { mode: 'generic' });
+    const before = JSON.parse((await checkIn(net, config)).stdout) as CheckReport;
+    const veth = before.checks.find((c) => c.id === 'veth-peer:front');
+    const ip = `ip -n ${net.front.lbPeer.ns} link set dev ${net.front.lbPeer.ifname}`;
+    expect(veth).toMatchObject({ verdict: 'fail', command: `${ip} xdpgeneric off && ${ip} xdpdrv obj ${XDP_PASS_BPF_OBJECT} sec xdp` });
+    // Pasted into a shell where the check ran.
+    await net.topology.exec(net.lb.ns, 'sh', ['-c', veth!.command!]);
+    expect((await net.topology.link(net.front.lbPeer.ns, net.front.lbPeer.ifname)).xdp).toMatchObject({ mode: 'native', progName: 'xdp_pass' });
     await net.topology.sysctl(net.lb.ns, { 'net.ipv4.conf.front.accept_local': 1 });
     writeFileSync(config, `port: 4433\naddr: ${net.lb.front.addr}\ninterface: front\ninterfaces: [back]\nsnat_addr: ${net.lb.back.addr}\n`);
     const r = await checkIn(net, config);
@@ -131,9 +176,46 @@ describePrivileged('flowlb check in a network namespace', () => {
     expect(report.ok).toBe(true);
     expect(report.checks.filter((c) => c.verdict !== 'ok').map((c) => c.id)).toEqual(['bpffs', 'tx-checksum:front']);
   }, 60_000);
+
+  it('names a socket that listens inside the SNAT range on the SNAT address, and the process that holds it', async () => {
+    const echo = await startUdpEcho(net.topology, net.lb.ns, { addr: net.lb.back.addr, port: 20000 });
+    try {
+      const r = await checkIn(net, config);
+      expect(r.code).toBe(0);
+      const found = (JSON.parse(r.stdout) as CheckReport).checks.find((c) => c.id === 'snat-ports-free');
+      expect(found?.verdict).toBe('warn');
+      const addr = net.lb.back.addr.replace(/\./g, '\\.');
+      const pid = echo.process.child.pid;
+      expect(found?.detail).toMatch(new RegExp(`^1 port inside the SNAT ports 10000-29999 on ${addr} is in use — port 20000: \\S+ \\(pid ${pid}\\) listens on ${addr}:20000\\. `));
+      expect(found?.fix).toContain('snat_ports: "10000-19999"');
+    } finally {
+      await echo.stop();
+    }
+  }, 60_000);
 });
 
 describe('flowlb check without a namespace', () => {
+  it("with --mappings, warns about a mapping target on the SNAT address inside the SNAT range; a bad file is a usage error", async () => {
+    const { runCli } = await import('../test-support/cli.js');
+    const dir = mkdtempSync(join(tmpdir(), 'flowlb-check-'));
+    try {
+      writeFileSync(join(dir, 'c.yaml'), 'port: 17000\naddr: 127.0.0.1\nmode: userspace\n');
+      writeFileSync(join(dir, 'm.yaml'), 'sniMappings:\n  - fqdn: one.example\n    ipv4: 127.0.0.1\n    port: 17001\n');
+      const r = await runCli(['check', '--config', join(dir, 'c.yaml'), '--mappings', join(dir, 'm.yaml'), '--json']);
+      expect(r.stderr).toBe('');
+      const found = (JSON.parse(r.stdout) as CheckReport).checks.find((c) => c.id === 'snat-ports-free');
+      expect(found?.verdict).toBe('warn');
+      expect(found?.detail).toMatch(/port 17001: .*one\.example/);
+
+      writeFileSync(join(dir, 'bad.yaml'), 'sniMappings:\n  - fqdn: one.example\n    port: 17001\n');
+      const bad = await runCli(['check', '--config', join(dir, 'c.yaml'), '--mappings', join(dir, 'bad.yaml')]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(join(dir, 'bad.yaml'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('an invalid config is a usage error (exit 2)', async () => {
     const { runCli } = await import('../test-support/cli.js');
     const dir = mkdtempSync(join(tmpdir(), 'flowlb-check-'));

@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { mappingsFromYaml } from '@flowlb/mapper-dtls-sni';
 import { parseConfig } from '../config/index.js';
+import { XDP_PASS_BPF_OBJECT } from '@flowlb/xdp-core';
 import { runChecks } from './checks.js';
+import { checkVethPeer, shellWord, type PeerInfo } from './network-checks.js';
 import { BPF_FS_MAGIC, parseIpLinks, type LinkDetails, type SystemProbe } from './probe.js';
 import { renderCheckReport } from './render.js';
 
@@ -58,8 +62,9 @@ describe('runChecks', () => {
       ['interface:eth0', 'ok'],
       ['accept_local:eth0', 'ok'],
       ['snat-ports', 'ok'],
+      ['snat-ports-free', 'ok'],
     ]);
-    expect(renderCheckReport(r).split('\n').at(-2)).toBe('10 ok, 0 warnings, 0 failures: this machine can run the XDP datapath');
+    expect(renderCheckReport(r).split('\n').at(-2)).toBe('11 ok, 0 warnings, 0 failures: this machine can run the XDP datapath');
   });
 
   it('an old kernel fails, a missing BTF warns', async () => {
@@ -114,14 +119,24 @@ describe('runChecks', () => {
     expect(r.checks[3]).toMatchObject({ verdict: 'fail', detail: '@flowlb/xdp-core cannot be used: the @flowlb/xdp-core native addon is not built' });
   });
 
-  it('bpffs: a configured pin_path fails without it, the default only warns', async () => {
-    const sysfs = probe({ fsType: () => ({ probed: '/sys/fs/bpf', type: 0x62656572 }) });
-    expect((await verdicts(sysfs)).bpffs).toBe('fail');
-    const r = await runChecks(sysfs, parseConfig('port: 4433\naddr: 192.0.2.1\n', 'c.yaml'));
+  it('bpffs: `flowlb run` mounts it with CAP_SYS_ADMIN; without, a configured pin_path fails and the default warns', async () => {
+    const sysfs = { fsType: (p: string) => ({ probed: p.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : '/run', type: 0x62656572 }) };
+    const mountable = await runChecks(probe(sysfs), config());
+    expect(mountable.checks.find((c) => c.id === 'bpffs')).toMatchObject({
+      verdict: 'warn',
+      detail: expect.stringMatching(/^\/sys\/fs\/bpf is not on bpffs \(filesystem type 0x62656572\): `flowlb run` mounts a bpffs on \/sys\/fs\/bpf for its pins, /),
+      fix: expect.stringContaining('mkdir -p /run/flowlb/bpffs && mount -t bpf bpf /run/flowlb/bpffs'),
+    });
+    const noSysAdmin = probe({ ...sysfs, capEff: () => (1n << 39n) | (1n << 12n) });
+    expect((await verdicts(noSysAdmin)).bpffs).toBe('fail');
+    const r = await runChecks(noSysAdmin, parseConfig('port: 4433\naddr: 192.0.2.1\n', 'c.yaml'));
     expect(r.checks.find((c) => c.id === 'bpffs')).toMatchObject({
       verdict: 'warn',
-      fix: 'mount bpffs: mount -t bpf bpf /sys/fs/bpf (inside `ip netns exec` /sys/fs/bpf is not mounted)',
+      fix: 'mount bpffs: mount -t bpf bpf /sys/fs/bpf (inside `ip netns exec` /sys/fs/bpf is not mounted); `flowlb run` mounts it itself with CAP_SYS_ADMIN',
     });
+    // Elsewhere the folder that would be mounted on is a new one, never one that holds files already.
+    const elsewhere = await runChecks(noSysAdmin, parseConfig('port: 4433\naddr: 192.0.2.1\npin_path: /run/flowlb-bpf/lb1\n', 'c.yaml'));
+    expect(elsewhere.checks.find((c) => c.id === 'bpffs')?.fix).toMatch(/^mount bpffs: mkdir \/run\/flowlb-bpf && mount -t bpf bpf \/run\/flowlb-bpf /);
   });
 
   it('the VIP and the SNAT address must be on this host', async () => {
@@ -185,7 +200,28 @@ describe('runChecks', () => {
     expect((await verdicts(probe(), `${overlapping}reserve_snat_ports: true\n`))['snat-ports']).toBe('warn');
     const reserved = probe({ sysctls: { '/proc/sys/net/ipv4/ip_local_reserved_ports': '8080,39000-41000\n' } });
     const r = await runChecks(reserved, config(overlapping));
-    expect(r.checks.at(-1)?.detail).toBe('SNAT ports 40000-40010 overlap the ephemeral range 32768-60999 but are all in ip_local_reserved_ports');
+    expect(r.checks.find((c) => c.id === 'snat-ports')?.detail).toBe(
+      'SNAT ports 40000-40010 overlap the ephemeral range 32768-60999 but are all in ip_local_reserved_ports',
+    );
+  });
+
+  it('SNAT ports that the mappings send flows to on the SNAT address warn, naming the port and what to set', async () => {
+    const seed = parseConfig('port: 17000\naddr: 192.0.2.1\ninterface: eth0\npin_path: /sys/fs/bpf/flowlb/x\n', 'c.yaml');
+    const mappings = mappingsFromYaml('sniMappings:\n  - { fqdn: a.example, ipv4: 192.0.2.1, port: 17001 }\n');
+    const r = await runChecks(probe(), seed, { mappings });
+    expect(r.ok).toBe(true);
+    expect(r.checks.at(-1)).toEqual({
+      id: 'snat-ports-free',
+      title: 'SNAT ports free',
+      verdict: 'warn',
+      detail:
+        '1 port inside the SNAT ports 17001-29999 on 192.0.2.1 is in use — port 17001: sniMappings[0] (a.example) sends flows to 192.0.2.1:17001. ' +
+        'flowlb sets a port that another socket holds aside when it meets it (with a warning in its log), but a backend that starts after flowlb can find its port taken by a flow',
+      fix: 'move the SNAT range off them, e.g. snat_ports: "17002-29999" (or snat_port_min: 17002 and snat_port_max: 29999), or move those sockets and backends out of the range',
+    });
+    const text = renderCheckReport(r).split('\n');
+    expect(text.at(-3)).toMatch(/^ {8}\s+fix: move the SNAT range off them, e\.g\. snat_ports: "17002-29999"/);
+    expect(text.at(-2)).toBe('10 ok, 1 warning, 0 failures: this machine can run the XDP datapath (see the warnings)');
   });
 
   it('without a config the interface checks are skipped', async () => {
@@ -198,6 +234,7 @@ describe('runChecks', () => {
       ['bpffs', 'ok'],
       ['config', 'skip'],
       ['snat-ports', 'ok'],
+      ['snat-ports-free', 'ok'],
     ]);
   });
 });
@@ -216,5 +253,88 @@ describe('parseIpLinks', () => {
       { ifindex: 2, ifname: 'front', kind: 'veth', peer: { ifindex: 2, netnsid: 0 }, xdp: { mode: 'native', progId: 42 } },
       { ifindex: 5, ifname: 'g', kind: undefined, xdp: { mode: 'generic', progId: 43 } },
     ]);
+  });
+});
+
+describe('mode: userspace', () => {
+  // Everything the XDP datapath needs is missing here: an old kernel, no capabilities, no bpffs, a veth peer without a
+  // program. The userspace datapath needs none of it.
+  const broken = (): SystemProbe =>
+    probe({
+      kernelRelease: () => '4.19.0',
+      fileExists: () => false,
+      capEff: () => 0n,
+      uid: () => 1000,
+      fsType: (p) => ({ probed: p, type: 0x62656572 }),
+      sysctls: { '/proc/sys/net/ipv4/ip_forward': '0', '/proc/sys/net/ipv4/conf/eth0/accept_local': '0' },
+      links: [{ ifindex: 2, ifname: 'eth0', kind: 'veth', peer: { ifindex: 9, netnsid: 1 } }],
+      netnsNames: async () => new Map([[1, 'other']]),
+      linksIn: async () => [{ ifindex: 9, ifname: 'veth9', kind: 'veth' }],
+      loadProgram: async () => {
+        throw new Error('the XDP program must not be loaded for mode: userspace');
+      },
+    });
+
+  it('reports what only the XDP datapath needs as not needed, and passes', async () => {
+    const r = await runChecks(broken(), config('mode: userspace\n'));
+    expect(r.ok).toBe(true);
+    expect(r.datapath).toBe('userspace');
+    const byId = new Map(r.checks.map((c) => [c.id, c]));
+    for (const id of ['kernel', 'btf', 'privileges', 'xdp-program', 'bpffs', 'ip_forward', 'interface:eth0']) {
+      expect(byId.get(id)?.verdict, id).toBe('skip');
+      expect(byId.get(id)?.detail, id).toMatch(/^not needed with mode: userspace: /);
+    }
+    expect(byId.get('privileges')?.detail).toBe('not needed with mode: userspace: the userspace datapath needs neither CAP_BPF nor CAP_NET_ADMIN');
+    for (const id of ['accept_local:eth0', 'veth-peer:eth0', 'tx-checksum:eth0']) expect(byId.has(id), id).toBe(false);
+    // What the userspace datapath does need is still checked.
+    expect(byId.get('address:addr')?.verdict).toBe('ok');
+    expect(byId.get('snat-ports')?.verdict).toBe('ok');
+    expect(renderCheckReport(r).split('\n').at(-2)).toMatch(/ 0 failures: this machine can run the userspace datapath$/);
+  });
+
+  it('still fails when the VIP is not an address of this host', async () => {
+    const r = await runChecks({ ...broken(), addresses: async () => ['10.9.9.9'] }, config('mode: userspace\n'));
+    expect(r.ok).toBe(false);
+    expect(r.checks.find((c) => c.id === 'address:addr')?.verdict).toBe('fail');
+    expect(renderCheckReport(r).split('\n').at(-2)).toMatch(/ 1 failure: this machine cannot run the userspace datapath as configured$/);
+  });
+
+  it('mode: auto and xdp check everything', async () => {
+    for (const mode of ['auto', 'xdp']) {
+      const r = await runChecks({ ...broken(), loadProgram: async () => ({ ok: true, libbpf: '1.1' }) }, config(`mode: ${mode}\n`));
+      expect(r.datapath).toBe('xdp');
+      expect(r.checks.find((c) => c.id === 'kernel')?.verdict).toBe('fail');
+      expect(r.checks.find((c) => c.id === 'veth-peer:eth0')?.verdict).toBe('fail');
+    }
+  });
+});
+
+describe('the veth peer fix', () => {
+  const peer = (xdp?: LinkDetails['xdp']): PeerInfo => ({
+    where: 'veth9 in namespace other',
+    ns: 'other',
+    link: { ifindex: 9, ifname: 'veth9', kind: 'veth', ...(xdp ? { xdp } : {}) },
+  });
+
+  it('names the XDP_PASS object @flowlb/xdp-core ships, in a command that can be pasted', () => {
+    expect(existsSync(XDP_PASS_BPF_OBJECT)).toBe(true);
+    const none = checkVethPeer('eth0', peer());
+    expect(none.fix).toBe(`attach the XDP_PASS program that @flowlb/xdp-core ships (${XDP_PASS_BPF_OBJECT}) to veth9 in native mode; or run with mode: userspace`);
+    expect(none.command).toBe(`ip -n other link set dev veth9 xdpdrv obj ${XDP_PASS_BPF_OBJECT} sec xdp`);
+    // The kernel refuses a native program next to a generic one: that one goes first.
+    const generic = checkVethPeer('eth0', peer({ mode: 'generic', progId: 3 }));
+    expect(generic.command).toBe(`ip -n other link set dev veth9 xdpgeneric off && ip -n other link set dev veth9 xdpdrv obj ${XDP_PASS_BPF_OBJECT} sec xdp`);
+    expect(checkVethPeer('eth0', peer({ mode: 'native', progId: 3 })).command).toBeUndefined();
+    const text = renderCheckReport({ ok: false, datapath: 'xdp', config: 'c.yaml', checks: [none] });
+    // Under the fix, in the column of the details.
+    const column = ' '.repeat('  FAIL  veth peer eth0  '.length);
+    expect(text.split('\n').slice(2, 4)).toEqual([`${column}fix: ${none.fix}`, `${column}run: ${none.command}`]);
+  });
+
+  it('quotes what a shell would split or expand', () => {
+    expect(shellWord('/opt/flow lb/it\'s/xdp_pass.bpf.o')).toBe(`'/opt/flow lb/it'\\''s/xdp_pass.bpf.o'`);
+    expect(shellWord('/usr/lib/node_modules/@flowlb/xdp-core/dist/xdp_pass.bpf.o')).toBe('/usr/lib/node_modules/@flowlb/xdp-core/dist/xdp_pass.bpf.o');
+    const odd = checkVethPeer('eth0', peer(), '/opt/flow lb/xdp_pass.bpf.o');
+    expect(odd.command).toBe(`ip -n other link set dev veth9 xdpdrv obj '/opt/flow lb/xdp_pass.bpf.o' sec xdp`);
   });
 });

@@ -1,3 +1,4 @@
+import type { MappingTable } from '@flowlb/mapper-dtls-sni';
 import type { FlowlbConfig } from '../config/index.js';
 import { checkBpffs, checkBtf, checkKernel, checkPrivileges, checkProgram } from './host-checks.js';
 import {
@@ -10,16 +11,29 @@ import {
 } from './network-checks.js';
 import type { LinkDetails, SystemProbe } from './probe.js';
 import { checkSnatPorts } from './snat-check.js';
+import { checkSnatPortUsers, mappingTargets } from './snat-port-users.js';
 import type { CheckReport, CheckResult } from './types.js';
+import { hostChecksNotNeeded, networkChecksNotNeeded } from './userspace.js';
+
+export interface CheckInputs {
+  /** The DTLS SNI mappings `flowlb run` would use: their targets are checked against the SNAT ports. */
+  mappings?: MappingTable;
+}
 
 /** Everything `flowlb check` looks at, in the order it prints them. */
-export async function runChecks(probe: SystemProbe, config?: FlowlbConfig): Promise<CheckReport> {
-  const checks: CheckResult[] = [checkKernel(probe), checkBtf(probe)];
-  const priv = checkPrivileges(probe);
-  const { capable: _capable, ...privResult } = priv;
-  checks.push(privResult, await checkProgram(probe, priv.capable), checkBpffs(probe, config));
+export async function runChecks(probe: SystemProbe, config?: FlowlbConfig, inputs: CheckInputs = {}): Promise<CheckReport> {
+  // With mode: userspace flowlb never touches XDP: what only the XDP datapath needs must not fail the check.
+  const userspace = config?.mode === 'userspace';
+  const checks: CheckResult[] = userspace ? hostChecksNotNeeded() : [checkKernel(probe), checkBtf(probe)];
+  if (!userspace) {
+    const priv = checkPrivileges(probe);
+    const { capable: _capable, ...privResult } = priv;
+    checks.push(privResult, await checkProgram(probe, priv.capable), checkBpffs(probe, config));
+  }
 
-  if (config) {
+  if (config && userspace) {
+    checks.push(...checkAddresses(config, await probe.addresses().catch(() => [])), ...networkChecksNotNeeded(config));
+  } else if (config) {
     checks.push(...checkAddresses(config, await probe.addresses().catch(() => [])));
     const links = await probe.links().catch(() => [] as LinkDetails[]);
     if (config.interfaces.length === 0) {
@@ -65,5 +79,6 @@ export async function runChecks(probe: SystemProbe, config?: FlowlbConfig): Prom
     });
   }
   checks.push(checkSnatPorts(probe, config));
-  return { ok: checks.every((c) => c.verdict !== 'fail'), config: config?.file, checks };
+  checks.push(checkSnatPortUsers(probe, config, inputs.mappings && mappingTargets(inputs.mappings)));
+  return { ok: checks.every((c) => c.verdict !== 'fail'), datapath: userspace ? 'userspace' : 'xdp', config: config?.file, checks };
 }

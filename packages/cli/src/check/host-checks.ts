@@ -91,6 +91,16 @@ function firstLine(s: string): string {
   return s.split('\n')[0] ?? s;
 }
 
+/** Where `flowlb run` mounts bpffs for `path` (as ensureBpffsDir of @flowlb/xdp-core chooses), and whether it is new. */
+function mountPointFor(path: string, existing: string | undefined): { point: string; create: boolean } {
+  if (path === '/sys/fs/bpf' || path.startsWith('/sys/fs/bpf/')) return { point: '/sys/fs/bpf', create: false };
+  if (existing && existing !== path) {
+    const rest = path.slice(existing === '/' ? 1 : existing.length + 1).split('/')[0]!;
+    return { point: `${existing === '/' ? '' : existing}/${rest}`, create: true };
+  }
+  return { point: path, create: false };
+}
+
 export function checkBpffs(probe: SystemProbe, config: FlowlbConfig | undefined): CheckResult {
   const base = { id: 'bpffs', title: 'bpffs' };
   const path = config?.pinPath ?? PIN_ROOT;
@@ -99,15 +109,33 @@ export function checkBpffs(probe: SystemProbe, config: FlowlbConfig | undefined)
     return { ...base, verdict: 'ok', detail: `${fs.probed} is on bpffs: maps are pinned under ${path}` };
   }
   const found = fs ? `${fs.probed} is not on bpffs (filesystem type 0x${fs.type.toString(16)})` : `nothing of ${path} exists`;
-  const mountPoint = path.startsWith('/sys/fs/bpf') ? '/sys/fs/bpf' : fs?.probed ?? path;
-  const fix = `mount bpffs: mount -t bpf bpf ${mountPoint} (inside \`ip netns exec\` /sys/fs/bpf is not mounted)`;
+  const { point, create } = mountPointFor(path, fs?.probed);
+  const mount = `${create ? `mkdir ${point} && ` : ''}mount -t bpf bpf ${point}`;
+  const caps = probe.capEff();
+  if (caps !== undefined && (caps & (1n << CAP_SYS_ADMIN)) !== 0n) {
+    return {
+      ...base,
+      verdict: 'warn',
+      detail:
+        `${found}: \`flowlb run\` mounts a bpffs on ${point} for its pins, which lasts as long as the mount namespace it ` +
+        'runs in; inside `ip netns exec` that is a namespace of its own, which ends with the run unless a shell started ' +
+        'there holds it, and other `ip netns exec` commands do not see the pins',
+      fix:
+        'for pins that outlive the run and are seen from every `ip netns exec`, mount bpffs in the host outside /sys ' +
+        '(mkdir -p /run/flowlb/bpffs && mount -t bpf bpf /run/flowlb/bpffs) and set pin_path below it; or start flowlb ' +
+        'from a shell in the namespace (ip netns exec NS bash)',
+    };
+  }
+  const fix = `mount bpffs: ${mount} (inside \`ip netns exec\` /sys/fs/bpf is not mounted); \`flowlb run\` mounts it itself with CAP_SYS_ADMIN`;
   if (config?.pinPathSet) {
-    return { ...base, verdict: 'fail', detail: `${found}, so pin_path ${path} cannot hold pinned maps`, fix };
+    return { ...base, verdict: 'fail', detail: `${found}, and without CAP_SYS_ADMIN \`flowlb run\` cannot mount one, so pin_path ${path} cannot hold pinned maps`, fix };
   }
   return {
     ...base,
     verdict: 'warn',
-    detail: `${found}: \`flowlb run\` will run without pinned maps, so \`flowlb flows\` and \`flowlb stats\` cannot see it and flows do not survive a restart`,
+    detail:
+      `${found}, and without CAP_SYS_ADMIN \`flowlb run\` cannot mount one: it runs without pinned maps, so its flows do ` +
+      'not survive a restart and `flowlb flows` and `flowlb stats` reach it only through its metrics server',
     fix,
   };
 }

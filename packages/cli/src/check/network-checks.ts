@@ -1,3 +1,4 @@
+import { XDP_PASS_BPF_OBJECT } from '@flowlb/xdp-core';
 import type { FlowlbConfig } from '../config/index.js';
 import type { LinkDetails, SystemProbe } from './probe.js';
 import type { CheckResult } from './types.js';
@@ -87,7 +88,12 @@ export async function findPeer(probe: SystemProbe, link: LinkDetails, local: rea
   return { where: `${found?.ifname ?? `#${peer.ifindex}`} in namespace ${ns}`, ns, link: found };
 }
 
-export function checkVethPeer(ifname: string, peer: PeerInfo): CheckResult {
+/** `word` as one shell word: left alone when nothing in it is special to a shell, single-quoted otherwise. */
+export function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export function checkVethPeer(ifname: string, peer: PeerInfo, xdpPassObject: string = XDP_PASS_BPF_OBJECT): CheckResult {
   const base = { id: `veth-peer:${ifname}`, title: `veth peer ${ifname}` };
   const consequence = `frames the XDP program sends out of ${ifname} (XDP_TX or redirect) are lost`;
   if (peer.unknown !== undefined) {
@@ -95,15 +101,17 @@ export function checkVethPeer(ifname: string, peer: PeerInfo): CheckResult {
       ...base,
       verdict: 'warn',
       detail: `${ifname} is a veth and ${peer.unknown}, so whether it has an XDP program is unknown; without one ${consequence}`,
-      fix: 'make sure the peer has an XDP program attached in native mode (one returning XDP_PASS is enough)',
+      fix:
+        'make sure the peer has an XDP program attached in native mode (one returning XDP_PASS is enough, such as ' +
+        `${xdpPassObject}: ip link set dev PEER xdpdrv obj ${shellWord(xdpPassObject)} sec xdp)`,
     };
   }
   const xdp = peer.link?.xdp;
-  const nsArg = peer.ns ? `-n ${peer.ns} ` : '';
-  const peerName = peer.link?.ifname ?? '<peer>';
-  const fix =
-    `attach an XDP program in native mode to ${peerName} (one returning XDP_PASS is enough), e.g. ` +
-    `ip ${nsArg}link set dev ${peerName} xdpdrv obj xdp_pass.o sec xdp; or run with mode: userspace`;
+  const ip = peer.link ? `ip ${peer.ns ? `-n ${shellWord(peer.ns)} ` : ''}link set dev ${shellWord(peer.link.ifname)}` : undefined;
+  const attach = `${ip} xdpdrv obj ${shellWord(xdpPassObject)} sec xdp`;
+  const fix = (first: string): string =>
+    `${first}attach the XDP_PASS program that @flowlb/xdp-core ships (${xdpPassObject}) to ${peer.link?.ifname ?? 'the peer'} ` +
+    'in native mode; or run with mode: userspace';
   if (xdp && xdp.mode !== 'generic') {
     return { ...base, verdict: 'ok', detail: `its peer ${peer.where} has an XDP program (id ${xdp.progId}, ${xdp.mode})` };
   }
@@ -112,10 +120,18 @@ export function checkVethPeer(ifname: string, peer: PeerInfo): CheckResult {
       ...base,
       verdict: 'fail',
       detail: `its peer ${peer.where} has an XDP program in generic mode only: veth delivers XDP_TX and redirected frames only to a peer with a native-mode program, so ${consequence}`,
-      fix,
+      // The kernel refuses a native-mode program while a generic-mode one is attached.
+      fix: fix('detach the generic-mode program and '),
+      command: `${ip} xdpgeneric off && ${attach}`,
     };
   }
-  return { ...base, verdict: 'fail', detail: `${ifname} is a veth whose peer ${peer.where} has no XDP program: ${consequence}`, fix };
+  return {
+    ...base,
+    verdict: 'fail',
+    detail: `${ifname} is a veth whose peer ${peer.where} has no XDP program: ${consequence}`,
+    fix: fix(''),
+    ...(ip ? { command: attach } : {}),
+  };
 }
 
 export async function checkTxChecksum(probe: SystemProbe, ifname: string, peer: PeerInfo): Promise<CheckResult> {

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
 import { release } from 'node:os';
 import { dirname } from 'node:path';
+import { importXdpCore } from '@flowlb/balancer';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 
@@ -15,6 +16,13 @@ export interface LinkDetails {
   /** The other end of a veth: by name when it is in the same namespace, else by index and namespace id. */
   peer?: { ifname?: string; ifindex?: number; netnsid?: number };
   xdp?: { mode: XdpAttachMode; progId: number };
+}
+
+/** A process that has a socket open. */
+export interface SocketOwner {
+  pid: number;
+  /** The process's name, from /proc/<pid>/comm. */
+  command: string;
 }
 
 export type ProgramLoad =
@@ -39,6 +47,8 @@ export interface SystemProbe {
   /** Whether tx checksum offload is on; undefined when ethtool cannot tell. */
   txChecksum(ifname: string, ns?: string): Promise<boolean | undefined>;
   loadProgram(): Promise<ProgramLoad>;
+  /** Which process has each socket (by inode) open; sockets of processes this user cannot see are left out. */
+  socketOwners?(inodes: readonly number[]): Map<number, SocketOwner>;
 }
 
 function run(cmd: string, args: string[], timeoutMs = 5000): Promise<string> {
@@ -126,10 +136,39 @@ export const systemProbe: SystemProbe = {
       return undefined;
     }
   },
+  socketOwners(inodes) {
+    const wanted = new Set(inodes);
+    const found = new Map<number, SocketOwner>();
+    const list = (dir: string): string[] => {
+      try {
+        return readdirSync(dir);
+      } catch {
+        // gone meanwhile, or not ours to read
+        return [];
+      }
+    };
+    for (const pid of list('/proc')) {
+      if (found.size === wanted.size) break;
+      if (!/^\d+$/.test(pid)) continue;
+      for (const fd of list(`/proc/${pid}/fd`)) {
+        let link: string;
+        try {
+          link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        const m = /^socket:\[(\d+)\]$/.exec(link);
+        const inode = m ? Number(m[1]) : undefined;
+        if (inode === undefined || !wanted.has(inode) || found.has(inode)) continue;
+        found.set(inode, { pid: Number(pid), command: this.readFile(`/proc/${pid}/comm`)?.trim() || '?' });
+      }
+    }
+    return found;
+  },
   async loadProgram() {
     let core: typeof import('@flowlb/xdp-core');
     try {
-      core = await import('@flowlb/xdp-core');
+      core = await importXdpCore<typeof import('@flowlb/xdp-core')>();
       const libbpf = core.libbpfVersion();
       try {
         const fwd = await core.XdpForwarder.load({ flowsMaxEntries: 16 });

@@ -1,7 +1,7 @@
 import {
   formatRange,
   formatRanges,
-  parsePortRange as parseEphemeralRange,
+  parseIpLocalPortRange,
   parseReservedPorts,
   planSnatReservation,
   type PortRange,
@@ -20,7 +20,7 @@ export function checkSnatPorts(probe: SystemProbe, config: FlowlbConfig | undefi
   if (rangeText === undefined) {
     return { ...base, verdict: 'warn', detail: 'cannot read net.ipv4.ip_local_port_range', fix: 'run on Linux' };
   }
-  const ephemeral = parseEphemeralRange(rangeText);
+  const ephemeral = parseIpLocalPortRange(rangeText);
   const reserved = parseReservedPorts(sysctl(probe, 'ip_local_reserved_ports') ?? '');
   const plan = planSnatReservation(snat, ephemeral, reserved);
   const s = formatRange(snat);

@@ -62,7 +62,9 @@ program and its links are pinned under pin_path: when the process ends, even
 killed, the program stays attached and forwards the established flows, and the
 next run on the same pin_path takes the program, the flows and their SNAT ports
 over without losing a datagram. --detach-on-exit (or \`flowlb detach\` later)
-removes it all.`;
+removes it all. Where no bpffs holds pin_path (inside \`ip netns exec\`,
+/sys/fs/bpf is a plain folder), a bpffs is mounted for it, in the mount
+namespace of the run.`;
 
 export const RUN_AFTER = (): string => `
 Mapper (exactly one):
@@ -87,6 +89,8 @@ Endpoints (with metrics_addr):
   /healthz   200 when the VIP socket is bound and the XDP program attached, else 503;
              also lists ip_forward and accept_local problems
   /stats     the balancer's counters as JSON (read by \`flowlb stats\`)
+  /flows     the most recently used flows as JSON, ?limit=n of them (1000 unless
+             asked, at most 10000; read by \`flowlb flows\` when no map is pinned)
 
 ${configKeysHelp()}
 
@@ -97,7 +101,9 @@ Examples:
 ${EXIT_CODES_HELP}`;
 
 export const FLOWS_DESCRIPTION = `List the flows of a running balancer, read from its pinned flows map: client,
-target, SNAT address and port, and how long the flow has been idle.`;
+target, SNAT address and port, and how long the flow has been idle. When it pins
+no map that can be read from here (the userspace datapath, or a bpffs in another
+mount namespace), the running process is asked at /flows of its metrics server.`;
 
 export const INSTANCE_HELP = `
 Which instance:
@@ -105,7 +111,8 @@ Which instance:
   --instance I     an instance under the pin root, by its VIP: 192.0.2.1:4433
                    (its folder is 192_0_2_1-4433: bpffs allows no '.' in names)
   --config F       the pin_path of that config
-  (none)           the only instance under the pin root (/sys/fs/bpf/flowlb, or FLOWLB_PIN_ROOT)`;
+  (none)           the only instance under the pin root (/sys/fs/bpf/flowlb, or FLOWLB_PIN_ROOT),
+                   or else the only \`flowlb run\` running (its run file in FLOWLB_RUN_DIR)`;
 
 export const FLOWS_AFTER = `${INSTANCE_HELP}
 
@@ -117,7 +124,9 @@ ${EXIT_CODES_HELP}`;
 
 export const STATS_DESCRIPTION = `Show the counters of a running balancer: the XDP program's (per-CPU values
 summed), read from its pinned stats map, and the balancer's own, fetched from
-its metrics server when it has one.`;
+its metrics server when it has one. When it pins no map that can be read from
+here (the userspace datapath, or a bpffs in another mount namespace), every
+counter comes from /stats of its metrics server.`;
 
 export const STATS_AFTER = `${INSTANCE_HELP}
 
@@ -148,12 +157,15 @@ export const CHECK_DESCRIPTION = `Tell whether this machine can run the XDP data
 problem: kernel, BTF, privileges, loading the program, bpffs, the VIP address,
 the interfaces, ip_forward, accept_local, veth peers without an XDP program,
 checksum offload on veth, and the SNAT ports against the kernel's ephemeral
-range.`;
+range. With mode: userspace in the config, what only the XDP datapath needs is
+reported as not needed.`;
 
 export const CHECK_AFTER = `
 Each line is ok, WARN (works, with a caveat), FAIL (the XDP datapath cannot work as
 configured) or skip (does not apply). Without --config, the checks that need one
-(addresses, interfaces, ip_forward, accept_local) are skipped.
+(addresses, interfaces, ip_forward, accept_local) are skipped. Under a problem, fix:
+says what to do and, where a command does it, run: gives the command (for a veth
+peer without an XDP program: attaching the XDP_PASS object @flowlb/xdp-core ships).
 
 Examples:
   $ flowlb check

@@ -83,9 +83,10 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
     .summary('tell whether this machine can run the XDP datapath')
     .description(help.CHECK_DESCRIPTION)
     .option('-c, --config <file>', 'check for this config (its addresses, interfaces and SNAT ports)')
+    .option('-m, --mappings <file>', "check the mappings' targets against the SNAT ports")
     .option('--json', 'print JSON')
     .addHelpText('after', help.CHECK_AFTER)
-    .action(async (opts: { config?: string; json?: boolean }) => {
+    .action(async (opts: { config?: string; mappings?: string; json?: boolean }) => {
       setExit(await checkCommand(opts, io));
     });
 

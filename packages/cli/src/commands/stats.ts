@@ -3,11 +3,11 @@ import { STAT_NAMES, type StatName } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
 import { formatCount, renderTable } from '../format/table.js';
-import { resolvePinPath, type InstanceSelector } from '../maps/locate.js';
-import { openPinnedMap } from '../maps/pinned.js';
+import type { InstanceSelector } from '../maps/locate.js';
+import { fetchFromInstance, openInstance, type InstanceSource } from '../maps/source.js';
 import { STAT_DOCS } from '../maps/stat-docs.js';
 import { readXdpStats } from '../maps/stats.js';
-import { findRunState, runDir } from '../run/state-file.js';
+import type { RunState } from '../run/state-file.js';
 
 export interface StatsOptions extends InstanceSelector {
   json?: boolean;
@@ -18,9 +18,13 @@ export interface StatsOptions extends InstanceSelector {
 }
 
 export interface StatsSnapshot {
-  pinPath: string;
+  /** Where the instance pins its maps; null when it pins none. */
+  pinPath: string | null;
   time: string;
-  xdp: Record<StatName, number>;
+  /** The XDP program's counters; null when the instance runs the userspace datapath. */
+  xdp: Record<StatName, number> | null;
+  /** Where `xdp` was read: `<pinPath>/stats`, or the instance's metrics server when its pins cannot be read here. */
+  xdpSource: string | null;
   /** The running balancer's own counters, from its metrics server; null when it cannot be reached. */
   balancer: BalancerStats | null;
   balancerSource: string | null;
@@ -33,9 +37,22 @@ async function fetchBalancerStats(url: string): Promise<BalancerStats> {
   return (await res.json()) as BalancerStats;
 }
 
-async function snapshot(pinPath: string, map: Parameters<typeof readXdpStats>[0], env: NodeJS.ProcessEnv): Promise<StatsSnapshot> {
-  const snap: StatsSnapshot = { pinPath, time: new Date().toISOString(), xdp: readXdpStats(map), balancer: null, balancerSource: null };
-  const state = findRunState(runDir(env), pinPath);
+type Served = BalancerStats & { xdp?: Record<StatName, number> | null };
+
+async function snapshot(source: InstanceSource): Promise<StatsSnapshot> {
+  const time = new Date().toISOString();
+  if (source.kind === 'metrics') {
+    // A run that pins nothing, or pins where this process cannot look, still serves every counter it has.
+    const { xdp, ...balancer } = await fetchFromInstance<Served>(source, '/stats');
+    const from = `${source.url}/stats`;
+    return { pinPath: source.pinPath, time, xdp: xdp ?? null, xdpSource: xdp ? from : null, balancer, balancerSource: from };
+  }
+  const { pinPath, map, state } = source;
+  const snap: StatsSnapshot = { pinPath, time, xdp: readXdpStats(map), xdpSource: `${pinPath}/stats`, balancer: null, balancerSource: null };
+  return withBalancer(snap, state);
+}
+
+async function withBalancer(snap: StatsSnapshot, state: RunState | undefined): Promise<StatsSnapshot> {
   if (!state?.metricsUrl) {
     snap.balancerError = state ? 'the running instance serves no metrics (metrics_addr is not set)' : 'no running `flowlb run` found for this pin path';
     return snap;
@@ -60,16 +77,23 @@ function rate(now: number, before: number | undefined, seconds: number): string 
 
 export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string {
   const dt = previous ? (Date.parse(s.time) - Date.parse(previous.time)) / 1000 : 0;
-  const xdpRows = STAT_NAMES.map((n) =>
-    previous
-      ? [n, formatCount(s.xdp[n]), rate(s.xdp[n], previous.xdp[n], dt), STAT_DOCS[n]]
-      : [n, formatCount(s.xdp[n]), STAT_DOCS[n]],
-  );
-  let out = `XDP program (${s.pinPath}/stats, summed over CPUs) at ${s.time}\n`;
-  out += indent(renderTable(previous ? ['COUNTER', 'TOTAL', 'RATE', 'MEANING'] : ['COUNTER', 'TOTAL', 'MEANING'], xdpRows));
-  const fast = s.xdp.fwdHit + s.xdp.revHit;
-  const all = STAT_NAMES.reduce((n, k) => n + s.xdp[k], 0);
-  out += `  fast path: ${formatCount(fast)} of ${formatCount(all)} packets${all > 0 ? ` (${((100 * fast) / all).toFixed(1)} %)` : ''}\n`;
+  let out: string;
+  const xdp = s.xdp;
+  if (xdp) {
+    const before = previous?.xdp ?? undefined;
+    const xdpRows = STAT_NAMES.map((n) =>
+      previous ? [n, formatCount(xdp[n]), rate(xdp[n], before?.[n], dt), STAT_DOCS[n]] : [n, formatCount(xdp[n]), STAT_DOCS[n]],
+    );
+    out = `XDP program (${s.xdpSource}, summed over CPUs) at ${s.time}\n`;
+    out += indent(renderTable(previous ? ['COUNTER', 'TOTAL', 'RATE', 'MEANING'] : ['COUNTER', 'TOTAL', 'MEANING'], xdpRows));
+    const fast = xdp.fwdHit + xdp.revHit;
+    const all = STAT_NAMES.reduce((n, k) => n + xdp[k], 0);
+    out += `  fast path: ${formatCount(fast)} of ${formatCount(all)} packets${all > 0 ? ` (${((100 * fast) / all).toFixed(1)} %)` : ''}\n`;
+  } else if (s.balancer?.datapath === 'xdp') {
+    out = `XDP program: its counters could not be read at ${s.time}\n`;
+  } else {
+    out = `XDP program: none at ${s.time}; the userspace datapath passes every datagram through the balancer's sockets\n`;
+  }
   const b = s.balancer;
   if (!b) {
     out += `balancer counters: unavailable: ${s.balancerError ?? 'unknown'}\n`;
@@ -88,6 +112,7 @@ export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string 
     ...(typeof b.datagrams.socketDrops === 'number' ? [['dropped by the kernel (receive buffer full)', formatCount(b.datagrams.socketDrops)]] : []),
     ['mapper calls', formatCount(b.classification.calls)],
     ['SNAT ports in use', formatCount(b.snat.portsInUse)],
+    ...(b.snat.quarantinedTotal ? [['SNAT ports set aside (held by others)', `${formatCount(b.snat.quarantined)} now, ${formatCount(b.snat.quarantinedTotal)} since start`]] : []),
   ];
   for (const [reason, n] of Object.entries(b.drops)) if (n > 0) rows.push([`  dropped: ${reason}`, formatCount(n)]);
   out += indent(renderTable(['COUNTER', 'VALUE'], rows));
@@ -108,12 +133,11 @@ export async function statsCommand(opts: StatsOptions, io: Io, signal?: AbortSig
   if (!(count >= 1) || (count !== Infinity && !Number.isInteger(count))) {
     throw new CliError(`--count: expected a whole number of reports, got ${JSON.stringify(opts.count)}`, EXIT.USAGE);
   }
-  const pinPath = await resolvePinPath(opts, io.env);
-  const map = await openPinnedMap(pinPath, 'stats');
+  const source = await openInstance(opts, io.env, 'stats');
   try {
     let previous: StatsSnapshot | undefined;
     for (let i = 0; ; i++) {
-      const s = await snapshot(pinPath, map, io.env);
+      const s = await snapshot(source);
       if (opts.json) io.out(every === undefined ? `${JSON.stringify(s, null, 2)}\n` : `${JSON.stringify(s)}\n`);
       else io.out(`${i > 0 ? '\n' : ''}${renderStats(s, previous)}`);
       previous = s;
@@ -122,7 +146,7 @@ export async function statsCommand(opts: StatsOptions, io: Io, signal?: AbortSig
       if (stopped) break;
     }
   } finally {
-    map.close();
+    if (source.kind === 'pinned') source.map.close();
   }
   return EXIT.OK;
 }

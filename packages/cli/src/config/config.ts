@@ -1,15 +1,15 @@
-import type { HostPort, PortRange } from './values.js';
+import {
+  DEFAULT_CONN_TTL_SEC,
+  DEFAULT_LIMITS,
+  DEFAULT_SNAT_PORTS,
+  type DatapathMode,
+  type PendingLimits,
+  type PortRange,
+  type XdpAttachMode,
+} from '@flowlb/balancer';
+import type { HostPort } from './values.js';
 
-export type DatapathMode = 'auto' | 'xdp' | 'userspace';
-export type XdpAttachMode = 'native' | 'generic' | 'auto';
-
-export interface PendingLimits {
-  maxClients: number;
-  maxDatagrams: number;
-  maxBytesPerClient: number;
-  maxTotalBytes: number;
-  timeoutMs: number;
-}
+export type { DatapathMode, PendingLimits, XdpAttachMode };
 
 /** A validated config with every default filled in. */
 export interface FlowlbConfig {
@@ -34,13 +34,20 @@ export interface FlowlbConfig {
   pinPathSet: boolean;
 }
 
+/** The balancer's own defaults, so that `flowlb run` and a balancer composed in code start out the same. */
 export const DEFAULTS = {
   debug: false,
-  connTtlSec: 60,
+  connTtlSec: DEFAULT_CONN_TTL_SEC,
   mode: 'auto' as DatapathMode,
   xdpMode: 'auto' as XdpAttachMode,
-  snatPorts: { min: 10000, max: 29999 },
+  snatPorts: DEFAULT_SNAT_PORTS,
   reserveSnatPorts: false,
-  flowTableSize: 131_072,
-  pending: { maxClients: 10_000, maxDatagrams: 32, maxBytesPerClient: 64 * 1024, maxTotalBytes: 32 * 1024 * 1024, timeoutMs: 3000 },
+  flowTableSize: DEFAULT_LIMITS.maxFlows,
+  pending: {
+    maxPendingClients: DEFAULT_LIMITS.maxPendingClients,
+    maxDatagramsPerClient: DEFAULT_LIMITS.maxDatagramsPerClient,
+    maxBytesPerClient: DEFAULT_LIMITS.maxBytesPerClient,
+    maxTotalBytes: DEFAULT_LIMITS.maxTotalBytes,
+    classifyTimeoutMs: DEFAULT_LIMITS.classifyTimeoutMs,
+  } satisfies PendingLimits,
 } as const;

@@ -1,3 +1,6 @@
+import { formatRange } from '@flowlb/balancer';
+import { DEFAULTS } from './config.js';
+
 /** Every config key, for messages, `--help` and the README. Keys marked `seed` come from the original's config.yaml. */
 export interface KeyDoc {
   key: string;
@@ -32,7 +35,7 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     key: 'conn_ttl_sec',
     seed: true,
     expected: 'a number of seconds greater than 0',
-    default: '60',
+    default: String(DEFAULTS.connTtlSec),
     doc: 'a flow is removed once both of its directions have been idle this long',
   },
   {
@@ -62,14 +65,14 @@ export const KEY_DOCS: readonly KeyDoc[] = [
   {
     key: 'snat_port_min',
     expected: 'an integer from 1 to 65535',
-    default: '10000',
+    default: String(DEFAULTS.snatPorts.min),
     doc: 'lowest SNAT source port (one port per flow and backend)',
   },
-  { key: 'snat_port_max', expected: 'an integer from 1 to 65535', default: '29999', doc: 'highest SNAT source port' },
+  { key: 'snat_port_max', expected: 'an integer from 1 to 65535', default: String(DEFAULTS.snatPorts.max), doc: 'highest SNAT source port' },
   {
     key: 'snat_ports',
     expected: 'a port range like "10000-29999"',
-    default: '10000-29999',
+    default: formatRange(DEFAULTS.snatPorts),
     doc: 'the SNAT port range in one key; give it or snat_port_min/snat_port_max, not both',
   },
   {
@@ -81,7 +84,7 @@ export const KEY_DOCS: readonly KeyDoc[] = [
   {
     key: 'flow_table_size',
     expected: `an integer from 1 to ${MAX_FLOW_TABLE_SIZE}`,
-    default: '131072',
+    default: String(DEFAULTS.flowTableSize),
     doc: 'flows installed at once; the XDP map holds two entries per flow',
   },
   {
@@ -90,27 +93,27 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     default: 'see below',
     doc: 'bounds on what waits for the mapper',
   },
-  { key: 'pending.max_clients', expected: 'an integer greater than 0', default: '10000', doc: 'clients waiting for a decision at once' },
-  { key: 'pending.max_datagrams', expected: 'an integer greater than 0', default: '32', doc: 'datagrams buffered per waiting client' },
-  { key: 'pending.max_bytes_per_client', expected: 'an integer greater than 0', default: '65536', doc: 'bytes buffered per waiting client' },
-  { key: 'pending.max_total_bytes', expected: 'an integer greater than 0', default: '33554432', doc: 'bytes buffered over all waiting clients' },
+  { key: 'pending.max_clients', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxPendingClients), doc: 'clients waiting for a decision at once' },
+  { key: 'pending.max_datagrams', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxDatagramsPerClient), doc: 'datagrams buffered per waiting client' },
+  { key: 'pending.max_bytes_per_client', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxBytesPerClient), doc: 'bytes buffered per waiting client' },
+  { key: 'pending.max_total_bytes', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxTotalBytes), doc: 'bytes buffered over all waiting clients' },
   {
     key: 'pending.timeout_ms',
     expected: 'an integer greater than 0',
-    default: '3000',
+    default: String(DEFAULTS.pending.classifyTimeoutMs),
     doc: "the mapper must decide within this long of a client's first datagram",
   },
   {
     key: 'metrics_addr',
-    expected: 'host:port like "127.0.0.1:9100" (port 0 picks a free one)',
+    expected: 'host:port like "127.0.0.1:9100"; ":9100" is loopback, "0.0.0.0:9100" every address (port 0 picks a free one)',
     default: 'none (no metrics server)',
-    doc: 'where Prometheus metrics (/metrics), health (/healthz) and counters (/stats) are served',
+    doc: 'where Prometheus metrics (/metrics), health (/healthz), counters (/stats) and flows (/flows) are served',
   },
   {
     key: 'pin_path',
     expected: 'an absolute path on a bpffs mount like "/sys/fs/bpf/flowlb/lb1"',
     default: '/sys/fs/bpf/flowlb/<addr with _ for .>-<port>, e.g. 192_0_2_1-4433',
-    doc: 'bpffs folder of the instance: the flows and stats maps (read by `flowlb flows` and `flowlb stats`), the program and its links, so that a restart takes over without losing flows',
+    doc: 'bpffs folder of the instance: the flows and stats maps (read by `flowlb flows` and `flowlb stats`), the program and its links, so that a restart takes over without losing flows; where no bpffs holds it, `flowlb run` mounts one',
   },
 ];
 

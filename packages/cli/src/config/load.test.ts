@@ -40,7 +40,7 @@ describe('parseConfig', () => {
       snatPorts: { min: 10001, max: 29999 },
       reserveSnatPorts: false,
       flowTableSize: 131072,
-      pending: { maxClients: 10000, maxDatagrams: 32, maxBytesPerClient: 65536, maxTotalBytes: 33554432, timeoutMs: 3000 },
+      pending: { maxPendingClients: 10000, maxDatagramsPerClient: 32, maxBytesPerClient: 65536, maxTotalBytes: 33554432, classifyTimeoutMs: 3000 },
       metricsAddr: undefined,
       pinPath: '/sys/fs/bpf/flowlb/31_32_33_34-10000',
       pinPathSet: false,
@@ -78,14 +78,15 @@ pin_path: /sys/fs/bpf/flowlb/lb1
       snatPorts: { min: 40000, max: 40999 },
       reserveSnatPorts: true,
       flowTableSize: 1024,
-      pending: { maxClients: 5, maxDatagrams: 6, maxBytesPerClient: 7000, maxTotalBytes: 80000, timeoutMs: 900 },
+      pending: { maxPendingClients: 5, maxDatagramsPerClient: 6, maxBytesPerClient: 7000, maxTotalBytes: 80000, classifyTimeoutMs: 900 },
       metricsAddr: { host: '127.0.0.1', port: 0 },
       pinPath: '/sys/fs/bpf/flowlb/lb1',
       pinPathSet: true,
     });
     expect(parseConfig(`${BASE}snat_port_min: 30000\nsnat_port_max: 30010\n`, 'c').snatPorts).toEqual({ min: 30000, max: 30010 });
     expect(parseConfig(`${BASE}metrics_addr: "[::1]:9100"\n`, 'c').metricsAddr).toEqual({ host: '::1', port: 9100 });
-    expect(parseConfig(`${BASE}metrics_addr: ":9100"\n`, 'c').metricsAddr).toEqual({ host: '0.0.0.0', port: 9100 });
+    expect(parseConfig(`${BASE}metrics_addr: ":9100"\n`, 'c').metricsAddr).toEqual({ host: '127.0.0.1', port: 9100 });
+    expect(parseConfig(`${BASE}metrics_addr: "0.0.0.0:9100"\n`, 'c').metricsAddr).toEqual({ host: '0.0.0.0', port: 9100 });
     expect(parseConfig('port: 20000\naddr: 10.0.0.1\n', 'c').snatPorts).toEqual({ min: 10000, max: 19999 });
   });
 
@@ -125,13 +126,29 @@ pin_path: /sys/fs/bpf/flowlb/lb1
     [`${BASE}pending:\n  max_total_bytes: "lots"\n`, ['config.yaml:4:20: pending.max_total_bytes: expected an integer greater than 0, got "lots"']],
     [`${BASE}pending:\n  timeout_ms: [1]\n`, ['config.yaml:4:15: pending.timeout_ms: expected an integer greater than 0, got a list']],
     [`${BASE}pending:\n  max_client: 4\n`, ['config.yaml:4:3: pending.max_client: unknown key (did you mean "max_clients"?)']],
-    [`${BASE}metrics_addr: localhost\n`, ['config.yaml:3:15: metrics_addr: expected host:port like "127.0.0.1:9100" (port 0 picks a free one), got "localhost"']],
-    [`${BASE}metrics_addr: "127.0.0.1:99999"\n`, ['config.yaml:3:15: metrics_addr: expected host:port like "127.0.0.1:9100" (port 0 picks a free one), got "127.0.0.1:99999"']],
+    [`${BASE}metrics_addr: localhost\n`, ['config.yaml:3:15: metrics_addr: expected host:port like "127.0.0.1:9100"; ":9100" is loopback, "0.0.0.0:9100" every address (port 0 picks a free one), got "localhost"']],
+    [`${BASE}metrics_addr: "127.0.0.1:99999"\n`, ['config.yaml:3:15: metrics_addr: expected host:port like "127.0.0.1:9100"; ":9100" is loopback, "0.0.0.0:9100" every address (port 0 picks a free one), got "127.0.0.1:99999"']],
     [`${BASE}pin_path: flowlb/lb1\n`, ['config.yaml:3:11: pin_path: expected an absolute path on a bpffs mount like "/sys/fs/bpf/flowlb/lb1", got "flowlb/lb1"']],
     [`${BASE}mode: xdp\n`, ['config.yaml:3:7: mode: xdp needs an interface to attach to: set interface (and interfaces for more)']],
     [`${BASE}interface: eth0\ninterfaces: [eth1, eth0]\n`, ['config.yaml:4:20: interfaces[1]: "eth0" is listed twice (also interface)']],
     [`${BASE}connTtlSec: 4\n`, ['config.yaml:3:1: connTtlSec: unknown key (did you mean "conn_ttl_sec"?)']],
     [`${BASE}prot: 4\n`, ['config.yaml:3:1: prot: unknown key (did you mean "port"?)']],
+    // A key cut short, or spelt out longer, still names the key it was meant for.
+    [`${BASE}conn_ttl: 4\n`, ['config.yaml:3:1: conn_ttl: unknown key (did you mean "conn_ttl_sec"?)']],
+    [`${BASE}ttl: 4\n`, ['config.yaml:3:1: ttl: unknown key (did you mean "conn_ttl_sec"?)']],
+    [`${BASE}conn_ttl_seconds: 4\n`, ['config.yaml:3:1: conn_ttl_seconds: unknown key (did you mean "conn_ttl_sec"?)']],
+    [`${BASE}connTtl: 4\n`, ['config.yaml:3:1: connTtl: unknown key (did you mean "conn_ttl_sec"?)']],
+    [`${BASE}snat_address: 10.0.0.2\n`, ['config.yaml:3:1: snat_address: unknown key (did you mean "snat_addr"?)']],
+    [`${BASE}port_min: 4\n`, ['config.yaml:3:1: port_min: unknown key (did you mean "snat_port_min"?)']],
+    [`${BASE}pending:\n  timeout: 4\n`, ['config.yaml:4:3: pending.timeout: unknown key (did you mean "timeout_ms"?)']],
+    [`${BASE}pending:\n  max_bytes: 4\n`, ['config.yaml:4:3: pending.max_bytes: unknown key (did you mean "max_bytes_per_client"?)']],
+    // `snat` starts four keys alike: a guess would be a coin toss, so the keys are listed instead.
+    [
+      `${BASE}snat: 4\n`,
+      [
+        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
+      ],
+    ],
     [
       `${BASE}colour: blue\n`,
       [

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { formatRange, parseDashedPortRange, type PortRange } from '@flowlb/balancer';
 import type { z } from 'zod';
 import { DEFAULTS, type FlowlbConfig } from './config.js';
 import { closestKey, describeValue } from './describe-value.js';
@@ -6,7 +7,7 @@ import { ConfigError, type ConfigIssue } from './errors.js';
 import { defaultPinPath } from './instance.js';
 import { expectedFor, PENDING_KEYS, TOP_LEVEL_KEYS } from './keys.js';
 import { configSchema, type RawConfig } from './schema.js';
-import { formatRange, isIfName, parseHostPort, parsePortRange, type PortRange } from './values.js';
+import { isIfName, parseHostPort } from './values.js';
 import { YamlSource, type PathSegment } from './yaml-source.js';
 
 function pathText(path: readonly PathSegment[]): string {
@@ -95,7 +96,7 @@ function crossCheck(issues: Issues, raw: RawConfig): { snatPorts: PortRange; int
   } else if (raw.snat_ports !== undefined && (hasMin || hasMax)) {
     issues.at(['snat_ports'], 'give either snat_ports or snat_port_min/snat_port_max, not both');
   } else if (raw.snat_ports !== undefined) {
-    snatPorts = parsePortRange(raw.snat_ports)!;
+    snatPorts = parseDashedPortRange(raw.snat_ports)!;
     if (snatPorts.min > snatPorts.max) {
       issues.at(['snat_ports'], `the range ${JSON.stringify(raw.snat_ports)} runs backwards; expected min-max with min ≤ max`);
     }
@@ -150,6 +151,11 @@ function crossCheck(issues: Issues, raw: RawConfig): { snatPorts: PortRange; int
   return { snatPorts, interfaces };
 }
 
+/**
+ * The default SNAT range without the VIP's port: the larger side of it. Backends next to the VIP (seed-style
+ * configs put them at port+1, port+2) may still fall inside; the pools never give a flow its own target's port, a
+ * port another socket holds is found at bind time and set aside (and logged), and `flowlb check` names such ports.
+ */
 export function defaultRangeAvoiding(port: number): PortRange {
   const { min, max } = DEFAULTS.snatPorts;
   if (port < min || port > max) return { min, max };
@@ -196,11 +202,11 @@ export function parseConfig(text: string, file: string): FlowlbConfig {
     reserveSnatPorts: c.reserve_snat_ports ?? DEFAULTS.reserveSnatPorts,
     flowTableSize: c.flow_table_size ?? DEFAULTS.flowTableSize,
     pending: {
-      maxClients: p.max_clients ?? DEFAULTS.pending.maxClients,
-      maxDatagrams: p.max_datagrams ?? DEFAULTS.pending.maxDatagrams,
+      maxPendingClients: p.max_clients ?? DEFAULTS.pending.maxPendingClients,
+      maxDatagramsPerClient: p.max_datagrams ?? DEFAULTS.pending.maxDatagramsPerClient,
       maxBytesPerClient: p.max_bytes_per_client ?? DEFAULTS.pending.maxBytesPerClient,
       maxTotalBytes: p.max_total_bytes ?? DEFAULTS.pending.maxTotalBytes,
-      timeoutMs: p.timeout_ms ?? DEFAULTS.pending.timeoutMs,
+      classifyTimeoutMs: p.timeout_ms ?? DEFAULTS.pending.classifyTimeoutMs,
     },
     metricsAddr: c.metrics_addr === undefined ? undefined : parseHostPort(c.metrics_addr),
     pinPath: c.pin_path ?? defaultPinPath(vip),

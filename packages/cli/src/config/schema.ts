@@ -1,6 +1,7 @@
+import { parseDashedPortRange } from '@flowlb/balancer';
 import { z } from 'zod';
 import { MAX_FLOW_TABLE_SIZE } from './keys.js';
-import { isIfName, isIPv4, parseHostPort, parsePortRange } from './values.js';
+import { isIfName, isIPv4, parseHostPort } from './values.js';
 
 /** YAML 1.2 reads `yes` as a string; the Go original (YAML 1.1) read it as true, so both spellings are accepted. */
 const YAML11_BOOLEANS: Record<string, boolean> = { yes: true, on: true, true: true, y: true, no: false, off: false, false: false, n: false };
@@ -33,7 +34,7 @@ export const configSchema = z.strictObject({
   snat_addr: vipAddr.optional(),
   snat_port_min: port.optional(),
   snat_port_max: port.optional(),
-  snat_ports: z.string().refine((v) => parsePortRange(v) !== undefined).optional(),
+  snat_ports: z.string().refine((v) => parseDashedPortRange(v) !== undefined).optional(),
   reserve_snat_ports: bool.optional(),
   flow_table_size: z.number().int().min(1).max(MAX_FLOW_TABLE_SIZE).optional(),
   pending: pendingSchema.optional(),

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { importXdpCore } from '@flowlb/balancer';
 import type { Io } from '../cli/io.js';
 import { readFlows } from '../maps/flows.js';
 import { readXdpStats } from '../maps/stats.js';
@@ -30,10 +31,9 @@ export async function netnsObstacle(): Promise<string | undefined> {
     }
   }
   try {
-    const core = await import('@flowlb/xdp-core');
-    core.libbpfVersion();
+    await importXdpCore();
   } catch (error) {
-    return `@flowlb/xdp-core cannot be used: ${(error as Error).message.split('\n')[0]}`;
+    return (error as Error).message.split('\n')[0];
   }
   return undefined;
 }

@@ -40,7 +40,7 @@ export async function resolvePinPath(sel: InstanceSelector, env: NodeJS.ProcessE
   if (found.length === 0) {
     throw new CliError(
       `no flowlb instance has maps pinned under ${root}; pass --pin-path (or --instance, --config) ` +
-        '(inside `ip netns exec`, /sys/fs/bpf is not mounted: mount it or point --pin-path at your bpffs mount)',
+        '(`flowlb run` mounts bpffs where there is none, in its own mount namespace: inside `ip netns exec` run this from the same one)',
       EXIT.FAILURE,
     );
   }

@@ -112,7 +112,7 @@ describePrivileged('flows and stats from pinned maps', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(
       `flowlb: no flows map is pinned at ${mnt}/192_0_2_9-1/flows: is \`flowlb run\` running with pin_path ${mnt}/192_0_2_9-1? ` +
-        '(inside `ip netns exec` mount bpffs first, or pass --pin-path)\n',
+        '(it mounts bpffs where there is none, in its own mount namespace: inside `ip netns exec` run this from the same one, or pass --pin-path)\n',
     );
 
     const other = await XdpForwarder.load({ pinDir: join(mnt, 'lb2'), flowsMaxEntries: 8 });
@@ -124,7 +124,7 @@ describePrivileged('flows and stats from pinned maps', () => {
       other.close();
       rmSync(join(mnt, 'lb2'), { recursive: true, force: true });
     }
-    const none = await runCli(['flows'], { env: { FLOWLB_PIN_ROOT: join(runDir, 'nothing') } });
+    const none = await runCli(['flows'], { env: { FLOWLB_PIN_ROOT: join(runDir, 'nothing'), FLOWLB_RUN_DIR: join(runDir, 'nothing') } });
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/^flowlb: no flowlb instance has maps pinned under /);
   });
@@ -165,7 +165,7 @@ describePrivileged('flows and stats from pinned maps', () => {
       datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 0, userspaceForward: 0, userspaceReverse: 0, dropped: 2 },
       drops: { 'mapper-drop': 2 },
       classification: { calls: 6, inFlight: 0, errors: 0, timeouts: 0, count: 6, sumMs: 1, buckets: [] },
-      snat: { portsInUse: 2, pools: 2, quarantined: 0, range: { min: 10000, max: 29999 } },
+      snat: { portsInUse: 2, pools: 2, quarantined: 1, quarantinedTotal: 3, range: { min: 10000, max: 29999 } },
     };
     server = createServer((req, res) => {
       res.writeHead(req.url === '/stats' ? 200 : 404, { 'content-type': 'application/json' });
@@ -186,6 +186,7 @@ describePrivileged('flows and stats from pinned maps', () => {
     expect(text.stdout).toContain(`balancer (${url}/stats), xdp datapath\n`);
     expect(text.stdout).toMatch(/^ {2}flows active\s+2$/m);
     expect(text.stdout).toMatch(/^ {2} {2}dropped: mapper-drop\s+2$/m);
+    expect(text.stdout).toMatch(/^ {2}SNAT ports set aside \(held by others\)\s+1 now, 3 since start$/m);
   });
 
   it('stats --watch repeats with rates, --json one object per line', async () => {

@@ -1,26 +1,23 @@
+import { importXdpCore } from '@flowlb/balancer';
 import type { BpfMap } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 
-type XdpCore = typeof import('@flowlb/xdp-core');
+export type XdpCore = typeof import('@flowlb/xdp-core');
 
-/** Imports the native package, or says why the command cannot work here. */
-export async function importXdpCore(): Promise<XdpCore> {
+/** The native package for a command that cannot work without it, or a CliError that says why it is missing. */
+export async function requireXdpCore(purpose: string): Promise<XdpCore> {
   try {
-    const core = await import('@flowlb/xdp-core');
-    core.libbpfVersion();
-    return core;
+    return await importXdpCore<XdpCore>();
   } catch (error) {
-    throw new CliError(
-      `reading pinned maps needs @flowlb/xdp-core and its native addon: ${(error as Error).message}`,
-      EXIT.UNABLE,
-      { cause: error },
-    );
+    throw new CliError(`${purpose} needs @flowlb/xdp-core and its native addon: ${(error as Error).message}`, EXIT.UNABLE, {
+      cause: error,
+    });
   }
 }
 
 /** Opens `<pinPath>/<name>`, turning the kernel's refusals into messages that say what to do. */
 export async function openPinnedMap(pinPath: string, name: 'flows' | 'stats'): Promise<BpfMap> {
-  const core = await importXdpCore();
+  const core = await requireXdpCore('reading pinned maps');
   const path = `${pinPath}/${name}`;
   try {
     return core.BpfMap.openPinned(path);
@@ -29,7 +26,7 @@ export async function openPinnedMap(pinPath: string, name: 'flows' | 'stats'): P
     if (code === 'ENOENT') {
       throw new CliError(
         `no ${name} map is pinned at ${path}: is \`flowlb run\` running with pin_path ${pinPath}? ` +
-          '(inside `ip netns exec` mount bpffs first, or pass --pin-path)',
+          '(it mounts bpffs where there is none, in its own mount namespace: inside `ip netns exec` run this from the same one, or pass --pin-path)',
         EXIT.FAILURE,
         { cause: error },
       );

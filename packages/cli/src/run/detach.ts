@@ -2,7 +2,7 @@ import type { RemovedPins } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
 import { resolvePinPath, type InstanceSelector } from '../maps/locate.js';
-import { importXdpCore } from '../maps/pinned.js';
+import { requireXdpCore } from '../maps/pinned.js';
 import { findRunState, runDir } from './state-file.js';
 
 export interface DetachOptions extends InstanceSelector {
@@ -42,7 +42,7 @@ export async function detachCommand(opts: DetachOptions, io: Io): Promise<number
       EXIT.FAILURE,
     );
   }
-  const core = await importXdpCore();
+  const core = await requireXdpCore('detaching a pinned XDP program');
   let removed: RemovedPins;
   try {
     removed = core.XdpForwarder.removePins(pinPath);

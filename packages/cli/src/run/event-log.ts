@@ -18,6 +18,18 @@ export function logBalancerEvent(log: Logger, e: BalancerEvent): void {
     case 'datapath':
       log.info({ datapath: e.kind, reason: e.reason }, 'datapath chosen');
       return;
+    case 'xdp-attached':
+      for (const a of e.attachments) {
+        const fields = { iface: a.iface, pinPath: a.pinPath ?? null };
+        if (a.how === 'updated') {
+          log.info({ ...fields, previousProgId: a.previousProgId }, 'took over the pinned XDP link: program swapped in place, no packet missed');
+        } else if (a.how === 'replaced') {
+          log.warn({ ...fields, reason: a.replaced }, 'pinned XDP link replaced by a new one');
+        } else {
+          log.info(fields, 'XDP program attached');
+        }
+      }
+      return;
     case 'started':
       log.info(
         { vip: ep(e.vip), snatAddress: e.snatAddress, snatPorts: `${e.snatPorts.min}-${e.snatPorts.max}`, datapath: e.datapath },

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { MetricsRegistry } from './metrics.js';
 import { formatHostPort, type HostPort } from '../config/index.js';
+import type { FlowsPage } from '../maps/flows.js';
 import type { HealthReport } from './health.js';
 
 export interface MetricsServer {
@@ -11,15 +12,32 @@ export interface MetricsServer {
 }
 
 export interface MetricsRoutes {
-  registry: Registry;
+  registry: MetricsRegistry;
   health(): HealthReport;
   stats(): unknown;
+  /** The `limit` most recently used flows; undefined while the balancer is not running. */
+  flows?(limit: number): Promise<FlowsPage | undefined>;
 }
 
-/** /metrics (Prometheus text), /healthz (JSON, 503 when unhealthy) and /stats (the balancer's counters as JSON). */
+/** How many flows /flows lists unless asked for another number, and the most it ever lists in one answer. */
+export const FLOWS_DEFAULT_LIMIT = 1000;
+export const FLOWS_MAX_LIMIT = 10_000;
+
+function flowsLimit(query: string | undefined): number | string {
+  const raw = new URLSearchParams(query ?? '').get('limit');
+  if (raw === null) return FLOWS_DEFAULT_LIMIT;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > FLOWS_MAX_LIMIT) return `limit: expected an integer from 1 to ${FLOWS_MAX_LIMIT}, got ${JSON.stringify(raw)}`;
+  return n;
+}
+
+/**
+ * /metrics (Prometheus text), /healthz (JSON, 503 when unhealthy), /stats (the balancer's counters as JSON) and
+ * /flows (the most recently used flows as JSON, `?limit=` of them).
+ */
 export async function startMetricsServer(addr: HostPort, routes: MetricsRoutes): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query] = (req.url ?? '/').split('?', 2);
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify(body, null, 2)}\n`);
@@ -44,9 +62,19 @@ export async function startMetricsServer(addr: HostPort, routes: MetricsRoutes):
       json(h.status === 'ok' ? 200 : 503, h);
     } else if (path === '/stats') {
       json(200, routes.stats());
+    } else if (path === '/flows' && routes.flows) {
+      const limit = flowsLimit(query);
+      if (typeof limit === 'string') {
+        json(400, { error: limit });
+        return;
+      }
+      routes.flows(limit).then(
+        (page) => (page ? json(200, page) : json(503, { error: 'the balancer is not running' })),
+        (error: unknown) => json(500, { error: (error as Error).message }),
+      );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /metrics, /healthz or /stats\n');
+      res.end(`not found: try ${routes.flows ? '/metrics, /healthz, /stats or /flows' : '/metrics, /healthz or /stats'}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { BalancerStats, LoadBalancer } from '@flowlb/balancer';
-import type { Attachment } from '@flowlb/xdp-core';
+import { importXdpCore, type BalancerStats, type LoadBalancer, type XdpAttachmentInfo } from '@flowlb/balancer';
 import type { FlowlbConfig } from '../config/index.js';
+import { collectFlows, type FlowsPage } from '../maps/flows.js';
 import type { BuiltMapper } from '../mapper/build.js';
 import type { DatapathPlan } from './datapath-plan.js';
 import { healthReport, type HealthReport } from './health.js';
@@ -22,8 +22,10 @@ export class Instance {
   metrics: MetricsServer | undefined;
   stateFile: string | undefined;
   /** The interfaces the XDP program is attached to, and how each attachment came about. */
-  attachments: Attachment[] = [];
+  attachments: XdpAttachmentInfo[] = [];
   reloads = { ok: 0, failed: 0 };
+  /** The pins are on a bpffs mounted in a namespace that ends with this process. */
+  pinsEndWithRun = false;
   #core: typeof import('@flowlb/xdp-core') | undefined;
 
   constructor(
@@ -34,11 +36,20 @@ export class Instance {
   ) {}
 
   async loadCore(): Promise<void> {
-    if (this.plan.forwarder) this.#core = await import('@flowlb/xdp-core');
+    if (this.plan.forwarder) this.#core = await importXdpCore<typeof import('@flowlb/xdp-core')>();
   }
 
   stats(): BalancerStats | undefined {
     return this.lb && this.lb.state !== 'new' ? this.lb.stats() : undefined;
+  }
+
+  /** The flows of the running datapath's table (the kernel map, or the userspace one), most recent first. */
+  async flows(limit: number): Promise<(FlowsPage & { vip: string; datapath: string }) | undefined> {
+    const lb = this.lb;
+    const table = lb && lb.state === 'running' ? lb.table : undefined;
+    if (!lb || !table) return undefined;
+    const page = await collectFlows(table.pairs(), limit, { maxRecords: table.maxEntries });
+    return { vip: `${this.config.vip.address}:${this.config.vip.port}`, datapath: lb.datapath ?? this.plan.datapath, ...page };
   }
 
   xdp(): Record<string, number> | undefined {

@@ -23,10 +23,26 @@ const stats = {
     errors: 1,
     timeouts: 0,
   },
-  snat: { portsInUse: 3, pools: 2, quarantined: 0, range: { min: 10000, max: 10099 } },
+  snat: { portsInUse: 3, pools: 2, quarantined: 1, quarantinedTotal: 7, range: { min: 10000, max: 10099 } },
 } as unknown as BalancerStats;
 
 describe('metrics', () => {
+  it("reads the balancer's stats and the XDP counters once per scrape", async () => {
+    const reads = { stats: 0, xdp: 0 };
+    const registry = createMetricsRegistry({
+      stats: () => (reads.stats++, stats),
+      xdp: () => (reads.xdp++, { fwdHit: 1 }),
+      reloads: () => ({ ok: 0, failed: 0 }),
+      info: () => ({ vip: '192.0.2.1:4433', datapath: 'xdp', version: '1.2.3' }),
+    });
+    const text = await registry.metrics();
+    expect(text).toContain('flowlb_flows_active 3\n');
+    expect(text).toContain('flowlb_xdp_packets_total{outcome="fwd_hit"} 1\n');
+    expect(reads).toEqual({ stats: 1, xdp: 1 });
+    await registry.metrics();
+    expect(reads).toEqual({ stats: 2, xdp: 2 });
+  });
+
   it('exposes the balancer and XDP counters in the Prometheus text format', async () => {
     let current: BalancerStats | undefined;
     const registry = createMetricsRegistry({
@@ -62,6 +78,8 @@ describe('metrics', () => {
       'flowlb_classification_seconds_count 4',
       'flowlb_snat_ports_in_use 3',
       'flowlb_snat_ports_range 100',
+      'flowlb_snat_ports_quarantined 1',
+      'flowlb_snat_ports_quarantined_total 7',
       'flowlb_xdp_packets_total{outcome="fwd_hit"} 10',
       'flowlb_xdp_packets_total{outcome="rev_hit"} 12',
       'flowlb_xdp_packets_total{outcome="not_ipv4_udp"} 1',

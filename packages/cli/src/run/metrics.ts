@@ -25,10 +25,23 @@ function snake(s: string): string {
   return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).replace(/-/g, '_');
 }
 
-/** The Prometheus registry of `flowlb run`: process metrics plus the balancer's and the XDP program's counters. */
-export function createMetricsRegistry(src: MetricsSources): Registry {
+/** What the metrics server needs of a registry. */
+export type MetricsRegistry = Pick<Registry, 'metrics' | 'contentType'>;
+
+/**
+ * The Prometheus registry of `flowlb run`: process metrics plus the balancer's and the XDP program's counters.
+ * Each scrape reads the balancer's stats (which read /proc/net/udp) and the XDP counters once, however many metrics
+ * come from them, so a scrape costs the same with ten metrics as with one.
+ */
+export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  let scrape: { stats: BalancerStats | undefined; xdp: Record<string, number> | undefined } | undefined;
+  const src: MetricsSources = {
+    ...sources,
+    stats: () => (scrape ? scrape.stats : sources.stats()),
+    xdp: () => (scrape ? scrape.xdp : sources.xdp()),
+  };
   const s = src.stats;
   const one = (f: (st: BalancerStats) => number) => (): SampleValue[] => {
     const st = s();
@@ -108,6 +121,11 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
   gauge('flowlb_snat_ports_range', 'SNAT ports in the configured range (per target)', (st) => st.snat.range.max - st.snat.range.min + 1);
   gauge('flowlb_snat_pools', '(SNAT address, target) pools holding a port', (st) => st.snat.pools);
   gauge('flowlb_snat_ports_quarantined', 'SNAT ports set aside because another socket had bound them', (st) => st.snat.quarantined);
+  counter(
+    'flowlb_snat_ports_quarantined_total',
+    'SNAT ports set aside since start because another socket or table entry held them',
+    (st) => st.snat.quarantinedTotal,
+  );
   registerSnapshotMetric(registry, {
     name: 'flowlb_xdp_packets_total',
     help: 'Packets seen by the XDP program, by outcome (per-CPU counters summed)',
@@ -126,5 +144,15 @@ export function createMetricsRegistry(src: MetricsSources): Registry {
       ];
     },
   });
-  return registry;
+  return {
+    contentType: registry.contentType,
+    async metrics() {
+      scrape = { stats: sources.stats(), xdp: sources.xdp() };
+      try {
+        return await registry.metrics();
+      } finally {
+        scrape = undefined;
+      }
+    },
+  };
 }

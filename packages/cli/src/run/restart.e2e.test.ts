@@ -8,6 +8,7 @@ import { describePrivileged, runUdpClient, startUdpEcho, twoArmedTopology, type 
 import { readXdpStats } from '../maps/stats.js';
 import { runCli } from '../test-support/cli.js';
 import { LbProcess } from '../test-support/lb-process.js';
+import { forwardAllMapper, twoArmedConfigLines } from '../test-support/two-armed-run.js';
 
 const PORT = 4433;
 const BACKEND_PORT = 7000;
@@ -52,21 +53,13 @@ describePrivileged('flowlb run: restart without losing flows', () => {
     pinPath = `${bpffs}/rst`;
     const backend = net.backends[0]!;
     echo = await startUdpEcho(net.topology, backend.ns, { addr: backend.addr, port: BACKEND_PORT, lifetimeMs: 300_000 });
-    writeFileSync(
-      join(dir, 'mapper.mjs'),
-      `export default { findFlow: () => ({ action: 'forward', flow: { dstAddr: { address: '${backend.addr}', port: ${BACKEND_PORT} } } }) };\n`,
-    );
+    writeFileSync(join(dir, 'mapper.mjs'), forwardAllMapper({ address: backend.addr, port: BACKEND_PORT }));
     config = join(dir, 'config.yaml');
     writeFileSync(
       config,
       [
-        `port: ${PORT}`,
-        `addr: ${net.lb.front.addr}`,
-        'interface: front',
-        'interfaces: [back]',
-        `snat_addr: ${net.lb.back.addr}`,
+        ...twoArmedConfigLines(net, PORT),
         'mode: xdp',
-        'xdp_mode: native',
         `pin_path: ${pinPath}`,
         // Short, so that the restarted run is seen expiring the flow it adopted.
         'conn_ttl_sec: 3',

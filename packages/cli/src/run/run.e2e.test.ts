@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, dtlsCapture, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
 import { cliBin } from '../test-support/cli.js';
 import { LbProcess } from '../test-support/lb-process.js';
+import { twoArmedConfigLines } from '../test-support/two-armed-run.js';
 
 const PORT = 4433;
 const BACKEND_PORT = 7000;
@@ -54,12 +55,7 @@ describePrivileged('flowlb run end to end', () => {
     writeFileSync(
       file,
       [
-        `port: ${PORT}`,
-        `addr: ${net.lb.front.addr}`,
-        'interface: front',
-        'interfaces: [back]',
-        `snat_addr: ${net.lb.back.addr}`,
-        'xdp_mode: native',
+        ...twoArmedConfigLines(net, PORT),
         `pin_path: ${bpffs}/lb1`,
         'metrics_addr: 127.0.0.1:9100',
         'conn_ttl_sec: 30',

@@ -5,7 +5,8 @@ import type { Io } from '../cli/io.js';
 import { formatHostPort, instanceName, loadConfig } from '../config/index.js';
 import { buildMapper } from '../mapper/build.js';
 import { VERSION } from '../version.js';
-import { attachInterfaces, createdHere } from './attach.js';
+import { createdHere, prunePinnedLinks } from './attach.js';
+import { mountBpffsForPins } from './bpffs.js';
 import { planDatapath, type DatapathPlan } from './datapath-plan.js';
 import { logBalancerEvent } from './event-log.js';
 import { exitCodeFor } from './exit-for-error.js';
@@ -61,7 +62,12 @@ function releaseXdp(inst: Instance, fwd: XdpForwarder, how: StopHow): void {
   if (how.failed) fwd.detach(createdHere(inst.attachments));
   fwd.close();
   const kept = inst.attachments.filter((a) => a.pinPath && (!how.failed || a.how === 'updated')).map((a) => a.iface);
-  if (kept.length > 0) {
+  if (kept.length > 0 && inst.pinsEndWithRun) {
+    inst.log.warn(
+      { pinPath: fwd.pinDir, interfaces: kept },
+      'the XDP program is detached as this run ends: its pinned links are on a bpffs whose mount namespace ends with it',
+    );
+  } else if (kept.length > 0) {
     inst.log.info(
       { pinPath: fwd.pinDir, interfaces: kept },
       'the XDP program stays attached through its pinned links and keeps forwarding the established flows; ' +
@@ -155,8 +161,10 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
 
   try {
     refuseSecondRun(config.pinPath, io.env);
+    const bpffs = await mountBpffsForPins(config, log);
     const plan = await planDatapath(config, log);
     inst = new Instance(config, plan, mapper, log);
+    inst.pinsEndWithRun = bpffs.endsWithRun && plan.pinDir !== undefined;
     await inst.loadCore();
     const i = inst;
     if (config.metricsAddr) {
@@ -175,15 +183,13 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
           registry,
           health: () => i.health(),
           stats: () => ({ ...(i.stats() ?? {}), xdp: i.xdp() }),
+          flows: (limit) => i.flows(limit),
         });
       } catch (error) {
         throw new CliError(`metrics_addr ${formatHostPort(config.metricsAddr)}: ${(error as Error).message}`, EXIT.FAILURE, { cause: error });
       }
-      log.info({ url: inst.metrics.url }, 'metrics, health and stats served at /metrics, /healthz, /stats');
+      log.info({ url: inst.metrics.url }, 'metrics, health, stats and flows served at /metrics, /healthz, /stats, /flows');
     }
-
-    // Attached here, before the balancer adopts the flows, so that a previous run's links are taken over at once.
-    if (plan.forwarder) inst.attachments = attachInterfaces(plan.forwarder, config, log);
 
     const lb = new LoadBalancer({
       vip: config.vip,
@@ -192,24 +198,23 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
       reserveSnatPorts: config.reserveSnatPorts,
       mapper: mapper.mapper,
       datapath: plan.datapath,
-      // The forwarder comes attached: the balancer must neither attach it nor detach it on stop.
-      interfaces: [],
-      ...(plan.forwarder ? { xdp: { mode: config.xdpMode, forwarder: plan.forwarder } } : {}),
+      // The balancer attaches the forwarder as it starts, before it adopts the flows, so that a previous run's
+      // pinned links are taken over at once; on stop the links stay (or go with --detach-on-exit), which is ours.
+      ...(plan.forwarder
+        ? { interfaces: config.interfaces, xdp: { mode: config.xdpMode, forwarder: plan.forwarder, detachOnStop: false } }
+        : {}),
       connTtlSec: config.connTtlSec,
-      limits: {
-        maxPendingClients: config.pending.maxClients,
-        maxDatagramsPerClient: config.pending.maxDatagrams,
-        maxBytesPerClient: config.pending.maxBytesPerClient,
-        maxTotalBytes: config.pending.maxTotalBytes,
-        classifyTimeoutMs: config.pending.timeoutMs,
-        maxFlows: config.flowTableSize,
-      },
+      limits: { ...config.pending, maxFlows: config.flowTableSize },
       // The balancer only knows it was handed a forwarder; the reason it was loaded is ours.
-      onEvent: (e) => logBalancerEvent(log, e.type === 'datapath' && plan.forwarder ? { ...e, reason: plan.reason } : e),
+      onEvent: (e) => {
+        if (e.type === 'xdp-attached') i.attachments = e.attachments;
+        logBalancerEvent(log, e.type === 'datapath' && plan.forwarder ? { ...e, reason: plan.reason } : e);
+      },
     });
     inst.lb = lb;
     if (plan.datapath === 'userspace') log.info({ reason: plan.reason }, 'XDP datapath not used');
     await lb.start();
+    if (plan.forwarder) prunePinnedLinks(plan.forwarder, log);
     try {
       inst.stateFile = writeRunState(runDir(io.env), {
         pid: process.pid,

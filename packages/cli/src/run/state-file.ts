@@ -42,21 +42,32 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The state of the live instance that pins at `pinPath`, if any. */
-export function findRunState(dir: string, pinPath: string): RunState | undefined {
+/** The states of every live `flowlb run` that wrote one under `dir`, by instance name. */
+export function liveRunStates(dir: string): RunState[] {
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.json'));
   } catch {
-    return undefined;
+    return [];
   }
-  for (const name of names) {
+  const states: RunState[] = [];
+  for (const name of names.sort()) {
     try {
       const s = JSON.parse(readFileSync(join(dir, name), 'utf8')) as RunState;
-      if (s.pinPath === pinPath && alive(s.pid)) return s;
+      if (typeof s.pid === 'number' && alive(s.pid)) states.push(s);
     } catch {
       // a file being replaced, or not ours
     }
   }
-  return undefined;
+  return states;
+}
+
+/** The state of the live instance that pins at `pinPath`, if any. */
+export function findRunState(dir: string, pinPath: string): RunState | undefined {
+  return liveRunStates(dir).find((s) => s.pinPath === pinPath);
+}
+
+/** The state of the live instance named `instance` (its VIP, as `instanceName` spells it), if any. */
+export function findRunStateOf(dir: string, instance: string): RunState | undefined {
+  return liveRunStates(dir).find((s) => s.instance === instance);
 }

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { CommandError, type Topology } from '@flowlb/testkit';
 
 /** The bin built for this test run by global-setup.ts. */
 export function cliBin(): string {
@@ -36,4 +37,24 @@ export function runCli(args: readonly string[], options: { env?: NodeJS.ProcessE
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+/**
+ * Runs `node <bin> ...args` inside network namespace `ns` to completion (`prefix` goes before node, e.g. `nsenter -t
+ * PID -m --`). A non-zero exit is a result, not an error.
+ */
+export async function runCliIn(
+  topology: Topology,
+  ns: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; prefix?: readonly string[]; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const argv = [...(options.prefix ?? []), process.execPath, cliBin(), ...args];
+  try {
+    const r = await topology.exec(ns, argv[0]!, argv.slice(1), { env: { ...process.env, ...options.env }, timeoutMs: options.timeoutMs ?? 30_000 });
+    return { code: 0, signal: null, ...r };
+  } catch (error) {
+    if (!(error instanceof CommandError) || error.timedOut) throw error;
+    return { code: typeof error.code === 'number' ? error.code : null, signal: null, stdout: error.stdout, stderr: error.stderr };
+  }
 }

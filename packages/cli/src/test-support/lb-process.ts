@@ -14,8 +14,10 @@ export class LbProcess {
   #buffer = '';
   #waiters = new Set<() => void>();
 
-  constructor(topology: Topology, ns: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
-    this.proc = topology.spawn(ns, process.execPath, [cliBin(), 'run', ...args], { env: { ...process.env, ...env } });
+  /** `prefix` goes before node, e.g. `nsenter -t PID -m --` to run in the mount namespace of another process. */
+  constructor(topology: Topology, ns: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, prefix: readonly string[] = []) {
+    const argv = [...prefix, process.execPath, cliBin(), 'run', ...args];
+    this.proc = topology.spawn(ns, argv[0]!, argv.slice(1), { env: { ...process.env, ...env } });
     this.proc.child.stdout?.on('data', (chunk: string) => {
       this.#buffer += chunk;
       let nl: number;
