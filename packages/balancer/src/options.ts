@@ -11,6 +11,8 @@ export type XdpAttachMode = 'native' | 'generic' | 'auto';
 export interface LimitsOptions {
   /** Clients waiting for a decision at once. Default 10,000. */
   maxPendingClients?: number;
+  /** Clients of one IP address waiting for a decision at once. Default 256. */
+  maxPendingPerSource?: number;
   /** Datagrams buffered per waiting client. Default 32. */
   maxDatagramsPerClient?: number;
   /** Bytes buffered per waiting client. Default 64 KiB. */
@@ -86,6 +88,7 @@ export interface LoadBalancerOptions {
 
 export interface ResolvedLimits {
   maxPendingClients: number;
+  maxPendingPerSource: number;
   maxDatagramsPerClient: number;
   maxBytesPerClient: number;
   maxTotalBytes: number;
@@ -121,6 +124,7 @@ export const DEFAULT_SNAT_PORTS: Readonly<PortRange> = Object.freeze({ min: 1000
 
 export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxPendingClients: 10_000,
+  maxPendingPerSource: 256,
   maxDatagramsPerClient: 32,
   maxBytesPerClient: 64 * 1024,
   maxTotalBytes: 32 * 1024 * 1024,
@@ -171,6 +175,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
   const limitsIn = options.limits ?? {};
   const limits: ResolvedLimits = {
     maxPendingClients: positiveInt(limitsIn.maxPendingClients, DEFAULT_LIMITS.maxPendingClients, 'limits.maxPendingClients'),
+    maxPendingPerSource: positiveInt(limitsIn.maxPendingPerSource, DEFAULT_LIMITS.maxPendingPerSource, 'limits.maxPendingPerSource'),
     maxDatagramsPerClient: positiveInt(
       limitsIn.maxDatagramsPerClient,
       DEFAULT_LIMITS.maxDatagramsPerClient,

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { PendingClients, type PendingLimits } from './pending.js';
+import { PendingClient, PendingClients, type PendingLimits } from './pending.js';
 
 const limits: PendingLimits = {
   maxPendingClients: 3,
+  maxPendingPerSource: 100,
   maxDatagramsPerClient: 4,
   maxBytesPerClient: 100,
   maxTotalBytes: 250,
@@ -43,6 +44,31 @@ describe('PendingClients', () => {
     p.settled(client);
     expect([p.orphans, p.bytes]).toEqual([0, 100]);
     expect('client' in p.add(key(1), ep(1), Buffer.alloc(1), 0n)).toBe(true);
+  });
+
+  it('refuses a source beyond maxPendingPerSource, and counts it down as its clients go', () => {
+    const p = new PendingClients({ ...limits, maxPendingClients: 10, maxPendingPerSource: 2 });
+    const other = { address: '10.0.0.10', port: 1 };
+    const a = p.add(key(1), ep(1), Buffer.alloc(1), 0n);
+    p.add(key(2), ep(2), Buffer.alloc(1), 0n);
+    expect(p.add(key(3), ep(3), Buffer.alloc(1), 0n)).toEqual({ dropped: 'source-clients-limit' });
+    // Another address is not held back, and a known client of the full source still buffers.
+    expect('client' in p.add('10.0.0.10:1', other, Buffer.alloc(1), 0n)).toBe(true);
+    expect('client' in p.add(key(1), ep(1), Buffer.alloc(1), 0n)).toBe(true);
+    p.remove((a as { client: PendingClient }).client);
+    expect('client' in p.add(key(3), ep(3), Buffer.alloc(1), 0n)).toBe(true);
+  });
+
+  it('names the client that has waited longest for more datagrams, passing over those being classified or installed', () => {
+    const p = new PendingClients(limits);
+    const clients = [1, 2, 3].map((i) => (p.add(key(i), ep(i), Buffer.alloc(1), BigInt(i)) as { client: PendingClient }).client);
+    clients[0]!.state = 'classifying';
+    clients[1]!.state = 'installing';
+    expect(p.oldestWaiting()).toBe(clients[2]);
+    clients[0]!.state = 'idle';
+    expect(p.oldestWaiting()).toBe(clients[0]);
+    for (const c of clients) c.state = 'installing';
+    expect(p.oldestWaiting()).toBeUndefined();
   });
 
   it('refuses the client beyond maxPendingClients', () => {

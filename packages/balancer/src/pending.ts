@@ -4,6 +4,8 @@ import type { DropReason } from './stats.js';
 
 export interface PendingLimits {
   maxPendingClients: number;
+  /** Clients of one IP address waiting at once: one host cannot fill the table on its own. */
+  maxPendingPerSource: number;
   maxDatagramsPerClient: number;
   maxBytesPerClient: number;
   maxTotalBytes: number;
@@ -59,6 +61,8 @@ export class PendingClients {
    * memory grow, and their key takes no datagram meanwhile, so one client never has two calls at once.
    */
   readonly #orphans = new Map<string, number>();
+  /** Waiting clients per IP address. */
+  readonly #perSource = new Map<string, number>();
   #orphanBytes = 0;
   #bytes = 0;
   #datagrams = 0;
@@ -97,6 +101,7 @@ export class PendingClients {
     const created = client === undefined;
     if (client === undefined) {
       if (this.#orphans.has(key)) return { dropped: 'mapper-busy' };
+      if ((this.#perSource.get(endpoint.address) ?? 0) >= this.limits.maxPendingPerSource) return { dropped: 'source-clients-limit' };
       if (this.#clients.size + this.#orphans.size >= this.limits.maxPendingClients) return { dropped: 'pending-clients-limit' };
     } else if (client.datagrams.length >= this.limits.maxDatagramsPerClient) {
       return { dropped: 'client-datagrams-limit' };
@@ -106,6 +111,7 @@ export class PendingClients {
     if (client === undefined) {
       client = new PendingClient(key, endpoint, now);
       this.#clients.set(key, client);
+      this.#perSource.set(endpoint.address, (this.#perSource.get(endpoint.address) ?? 0) + 1);
       this.#deadlines.add(key, now + this.#timeoutNs);
     }
     client.datagrams.push(datagram);
@@ -128,6 +134,9 @@ export class PendingClients {
     if (!this.isCurrent(client)) return [];
     this.#clients.delete(client.key);
     this.#deadlines.delete(client.key);
+    const fromSource = (this.#perSource.get(client.endpoint.address) ?? 1) - 1;
+    if (fromSource > 0) this.#perSource.set(client.endpoint.address, fromSource);
+    else this.#perSource.delete(client.endpoint.address);
     const datagrams = client.datagrams;
     this.#bytes -= client.bytes;
     this.#datagrams -= datagrams.length;
@@ -138,6 +147,16 @@ export class PendingClients {
     client.datagrams = [];
     client.bytes = 0;
     return datagrams;
+  }
+
+  /**
+   * The client that has waited longest for more datagrams (neither being classified nor being installed), to make
+   * room for a new one when the table is full: under a flood of first datagrams that never go on, the oldest
+   * waiter is a forged one far more often than not, while a real client completes within a round trip.
+   */
+  oldestWaiting(): PendingClient | undefined {
+    for (const client of this.#clients.values()) if (client.state === 'idle') return client;
+    return undefined;
   }
 
   /** A mapper call for `client` has answered: if the client was removed meanwhile, what it held is released. */

@@ -189,3 +189,67 @@ describe('SlowPath with a slow mapper', () => {
     }
   });
 });
+
+describe('SlowPath under a flood of first datagrams that never go on', () => {
+  it('pushes out the client that has waited longest, so a real client still gets its flow', async () => {
+    const target = { address: '127.0.0.9', port: 7000 };
+    const events: BalancerEvent[] = [];
+    const counters = new Counters();
+    const slow = new SlowPath({
+      vip: { address: '127.0.0.1', port: 5000 },
+      snatAddress: '127.0.0.1',
+      // A hello in two datagrams: the forged clients only ever send the first.
+      mapper: { findFlow: (_c, packets) => (packets.length < 2 ? { action: 'wait' } : { action: 'forward', flow: { dstAddr: target } }) },
+      datapath: tableDatapath(),
+      pools: new SnatPortPools({ min: 10000, max: 10010 }),
+      counters,
+      emit: (e) => events.push(e),
+      limits: { ...DEFAULT_LIMITS, maxPendingClients: 50 },
+      dropHoldMs: 0,
+    });
+    try {
+      for (let i = 0; i < 1000; i++) slow.handleDatagram(Buffer.from('first'), { address: `10.9.${i >> 8}.${i & 255}`, port: 4000 });
+      expect(slow.pending.size).toBe(50);
+      expect(counters.drops['pending-evicted']).toBe(950);
+      const real = { address: '192.0.2.7', port: 5555 };
+      slow.handleDatagram(Buffer.from('first'), real);
+      slow.handleDatagram(Buffer.from('second'), real);
+      for (let i = 0; i < 200 && !events.some((e) => e.type === 'flow-created'); i++) await sleep(5);
+      expect(events.find((e) => e.type === 'flow-created')).toMatchObject({ pair: { client: real }, datagrams: 2 });
+      expect(events.filter((e) => e.type === 'client-dropped' && e.reason === 'pending-evicted')).toHaveLength(951);
+    } finally {
+      slow.shutdown();
+    }
+  });
+});
+
+describe('SlowPath when the pending bytes run out', () => {
+  it('pushes out the oldest waiting clients for a new one, and never another datagram of a known client', () => {
+    const counters = new Counters();
+    const slow = new SlowPath({
+      vip: { address: '127.0.0.1', port: 5000 },
+      snatAddress: '127.0.0.1',
+      mapper: { findFlow: () => ({ action: 'wait' }) },
+      datapath: tableDatapath(),
+      pools: new SnatPortPools({ min: 10000, max: 10010 }),
+      counters,
+      emit: () => undefined,
+      limits: { ...DEFAULT_LIMITS, maxTotalBytes: 1000 },
+      dropHoldMs: 0,
+    });
+    const from = (i: number) => ({ address: `10.9.0.${i}`, port: 4000 });
+    try {
+      for (let i = 1; i <= 3; i++) slow.handleDatagram(Buffer.alloc(300), from(i));
+      // A known client's next datagram does not push anyone out.
+      slow.handleDatagram(Buffer.alloc(300), from(3));
+      expect(counters.drops['total-bytes-limit']).toBe(1);
+      // A new client of 600 bytes makes room by pushing out the two oldest.
+      slow.handleDatagram(Buffer.alloc(600), from(4));
+      expect(counters.drops['pending-evicted']).toBe(2);
+      expect([1, 2, 3, 4].map((i) => slow.pending.get(`10.9.0.${i}:4000`) !== undefined)).toEqual([false, false, true, true]);
+      expect(slow.pending.bytes).toBe(900);
+    } finally {
+      slow.shutdown();
+    }
+  });
+});

@@ -21,6 +21,11 @@ export interface SlowPathOptions {
   quarantineMs?: number;
 }
 
+/** Refusals that pushing out older waiting clients can cure. */
+const FULL: ReadonlySet<DropReason> = new Set<DropReason>(['pending-clients-limit', 'total-bytes-limit']);
+/** Waiting clients pushed out for one new one at most: each eviction costs a drop, so it stays small. */
+const MAX_EVICTIONS = 4;
+
 /** Ports tried for one new flow before it is refused, when the first ones turn out to be taken by other sockets. */
 const PORT_ATTEMPTS = 4;
 const DEFAULT_QUARANTINE_MS = 60_000;
@@ -103,7 +108,14 @@ export class SlowPath {
         return;
       }
     }
-    const added = this.pending.add(key, from, datagram, now);
+    let added = this.pending.add(key, from, datagram, now);
+    // A full table makes room for a new client by pushing out those that have waited longest, a few at most.
+    for (let evicted = 0; evicted < MAX_EVICTIONS && 'dropped' in added && FULL.has(added.dropped) && !this.pending.get(key); evicted++) {
+      const oldest = this.pending.oldestWaiting();
+      if (!oldest) break;
+      this.#dropClient(oldest, 'pending-evicted', 'the pending table was full and it had waited longest', false);
+      added = this.pending.add(key, from, datagram, now);
+    }
     if ('dropped' in added) {
       c.drop(added.dropped);
       return;

@@ -1,7 +1,11 @@
 /** Why a datagram was not forwarded. Every datagram the balancer gives up on is counted under exactly one. */
 export const DROP_REASONS = [
-  /** Too many clients waiting for a decision (`limits.maxPendingClients`). */
+  /** Too many clients waiting for a decision (`limits.maxPendingClients`), and none of them could be pushed out. */
   'pending-clients-limit',
+  /** Too many clients of this IP address waiting for a decision (`limits.maxPendingPerSource`). */
+  'source-clients-limit',
+  /** A waiting client pushed out, oldest first, to make room for a new one while the table was full. */
+  'pending-evicted',
   /** The client already has `limits.maxDatagramsPerClient` datagrams waiting. */
   'client-datagrams-limit',
   /** The client's waiting datagrams would exceed `limits.maxBytesPerClient`. */

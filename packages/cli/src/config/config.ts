@@ -45,6 +45,7 @@ export const DEFAULTS = {
   flowTableSize: DEFAULT_LIMITS.maxFlows,
   pending: {
     maxPendingClients: DEFAULT_LIMITS.maxPendingClients,
+    maxPendingPerSource: DEFAULT_LIMITS.maxPendingPerSource,
     maxDatagramsPerClient: DEFAULT_LIMITS.maxDatagramsPerClient,
     maxBytesPerClient: DEFAULT_LIMITS.maxBytesPerClient,
     maxTotalBytes: DEFAULT_LIMITS.maxTotalBytes,

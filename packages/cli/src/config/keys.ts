@@ -10,7 +10,7 @@ export interface KeyDoc {
   seed?: boolean;
 }
 
-export const PENDING_KEYS = ['max_clients', 'max_datagrams', 'max_bytes_per_client', 'max_total_bytes', 'timeout_ms'] as const;
+export const PENDING_KEYS = ['max_clients', 'max_per_source', 'max_datagrams', 'max_bytes_per_client', 'max_total_bytes', 'timeout_ms'] as const;
 
 export const MAX_FLOW_TABLE_SIZE = 1 << 26;
 
@@ -94,6 +94,12 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     doc: 'bounds on what waits for the mapper',
   },
   { key: 'pending.max_clients', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxPendingClients), doc: 'clients waiting for a decision at once' },
+  {
+    key: 'pending.max_per_source',
+    expected: 'an integer greater than 0',
+    default: String(DEFAULTS.pending.maxPendingPerSource),
+    doc: 'clients of one IP address waiting at once; when the table is full the client waiting longest makes room',
+  },
   { key: 'pending.max_datagrams', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxDatagramsPerClient), doc: 'datagrams buffered per waiting client' },
   { key: 'pending.max_bytes_per_client', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxBytesPerClient), doc: 'bytes buffered per waiting client' },
   { key: 'pending.max_total_bytes', expected: 'an integer greater than 0', default: String(DEFAULTS.pending.maxTotalBytes), doc: 'bytes buffered over all waiting clients' },

@@ -40,7 +40,7 @@ describe('parseConfig', () => {
       snatPorts: { min: 10001, max: 29999 },
       reserveSnatPorts: false,
       flowTableSize: 131072,
-      pending: { maxPendingClients: 10000, maxDatagramsPerClient: 32, maxBytesPerClient: 65536, maxTotalBytes: 33554432, classifyTimeoutMs: 3000 },
+      pending: { maxPendingClients: 10000, maxPendingPerSource: 256, maxDatagramsPerClient: 32, maxBytesPerClient: 65536, maxTotalBytes: 33554432, classifyTimeoutMs: 3000 },
       metricsAddr: undefined,
       pinPath: '/sys/fs/bpf/flowlb/31_32_33_34-10000',
       pinPathSet: false,
@@ -61,7 +61,7 @@ snat_addr: 198.51.100.1
 snat_ports: "40000-40999"
 reserve_snat_ports: yes
 flow_table_size: 1024
-pending: {max_clients: 5, max_datagrams: 6, max_bytes_per_client: 7000, max_total_bytes: 80000, timeout_ms: 900}
+pending: {max_clients: 5, max_per_source: 4, max_datagrams: 6, max_bytes_per_client: 7000, max_total_bytes: 80000, timeout_ms: 900}
 metrics_addr: "127.0.0.1:0"
 pin_path: /sys/fs/bpf/flowlb/lb1
 `,
@@ -78,7 +78,7 @@ pin_path: /sys/fs/bpf/flowlb/lb1
       snatPorts: { min: 40000, max: 40999 },
       reserveSnatPorts: true,
       flowTableSize: 1024,
-      pending: { maxPendingClients: 5, maxDatagramsPerClient: 6, maxBytesPerClient: 7000, maxTotalBytes: 80000, classifyTimeoutMs: 900 },
+      pending: { maxPendingClients: 5, maxPendingPerSource: 4, maxDatagramsPerClient: 6, maxBytesPerClient: 7000, maxTotalBytes: 80000, classifyTimeoutMs: 900 },
       metricsAddr: { host: '127.0.0.1', port: 0 },
       pinPath: '/sys/fs/bpf/flowlb/lb1',
       pinPathSet: true,
@@ -119,7 +119,7 @@ pin_path: /sys/fs/bpf/flowlb/lb1
     [`${BASE}reserve_snat_ports: 1\n`, ['config.yaml:3:21: reserve_snat_ports: expected true or false, got 1']],
     [`${BASE}flow_table_size: 0\n`, ['config.yaml:3:18: flow_table_size: expected an integer from 1 to 67108864, got 0']],
     [`${BASE}flow_table_size: 1e9\n`, ['config.yaml:3:18: flow_table_size: expected an integer from 1 to 67108864, got 1000000000']],
-    [`${BASE}pending: 5\n`, ['config.yaml:3:10: pending: expected a mapping with max_clients, max_datagrams, max_bytes_per_client, max_total_bytes, timeout_ms, got 5']],
+    [`${BASE}pending: 5\n`, ['config.yaml:3:10: pending: expected a mapping with max_clients, max_per_source, max_datagrams, max_bytes_per_client, max_total_bytes, timeout_ms, got 5']],
     [`${BASE}pending:\n  max_clients: -1\n`, ['config.yaml:4:16: pending.max_clients: expected an integer greater than 0, got -1']],
     [`${BASE}pending:\n  max_datagrams: 0\n`, ['config.yaml:4:18: pending.max_datagrams: expected an integer greater than 0, got 0']],
     [`${BASE}pending:\n  max_bytes_per_client: 1.5\n`, ['config.yaml:4:25: pending.max_bytes_per_client: expected an integer greater than 0, got 1.5']],

@@ -206,6 +206,7 @@ export function parseConfig(text: string, file: string): FlowlbConfig {
       maxDatagramsPerClient: p.max_datagrams ?? DEFAULTS.pending.maxDatagramsPerClient,
       maxBytesPerClient: p.max_bytes_per_client ?? DEFAULTS.pending.maxBytesPerClient,
       maxTotalBytes: p.max_total_bytes ?? DEFAULTS.pending.maxTotalBytes,
+      maxPendingPerSource: p.max_per_source ?? DEFAULTS.pending.maxPendingPerSource,
       classifyTimeoutMs: p.timeout_ms ?? DEFAULTS.pending.classifyTimeoutMs,
     },
     metricsAddr: c.metrics_addr === undefined ? undefined : parseHostPort(c.metrics_addr),

@@ -18,6 +18,7 @@ export const pendingSchema = z.strictObject({
   max_datagrams: positiveInt.optional(),
   max_bytes_per_client: positiveInt.optional(),
   max_total_bytes: positiveInt.optional(),
+  max_per_source: positiveInt.optional(),
   timeout_ms: positiveInt.optional(),
 });
 
