@@ -76,6 +76,7 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 
 	/* Any packet of the flow shows it is alive, whether or not this program can forward it. */
 	flow_touch(val);
+	flow_confirm(val);
 
 	to.dst_addr = val->dst_addr;
 	to.src_addr = val->src_addr;

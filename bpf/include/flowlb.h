@@ -29,6 +29,12 @@ struct flow_val {
 
 /* The entry rewrites a backend's reply back to the client; counted apart from forward hits. */
 #define FLOWLB_F_REVERSE 0x1u
+/*
+ * Set by the program on a forward entry when a packet of the client reaches it: the client spoke again after its
+ * first datagram installed the flow. A flow still without it was made by one datagram, possibly forged, and is the
+ * first to go (a short TTL, and eviction under pressure).
+ */
+#define FLOWLB_F_CONFIRMED 0x2u
 
 /* Default sizes compiled into the object; loaders override them with bpf_map__set_max_entries. */
 #define FLOWLB_FLOWS_MAX_DEFAULT 262144

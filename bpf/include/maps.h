@@ -73,4 +73,17 @@ static __always_inline void flow_touch(struct flow_val *val)
 		*(volatile __u64 *)&val->last_used = now;
 }
 
+/*
+ * Marks a forward entry confirmed on the first packet of the client that reaches it; the first datagram of every flow
+ * took the slow path, so this one is the client speaking again. Written once, so the entry's cache line stays clean
+ * afterwards. Only this program sets the bit in place; the control plane replaces whole values.
+ */
+static __always_inline void flow_confirm(struct flow_val *val)
+{
+	__u32 flags = *(volatile __u32 *)&val->flags;
+
+	if (!(flags & (FLOWLB_F_REVERSE | FLOWLB_F_CONFIRMED)))
+		*(volatile __u32 *)&val->flags = flags | FLOWLB_F_CONFIRMED;
+}
+
 #endif /* FLOWLB_MAPS_H */

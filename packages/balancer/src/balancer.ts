@@ -148,10 +148,18 @@ export class LoadBalancer {
 
       this.#cleaner = new Cleaner(datapath.table, {
         ttlMs: o.connTtlMs,
+        unconfirmedTtlMs: o.unconfirmedTtlMs,
         onExpire: (pair, flow) => {
           this.counters.flowsExpired++;
+          if (flow.unconfirmed) this.counters.flowsExpiredUnconfirmed++;
           slow.flowRemoved(pair);
-          this.#emit({ type: 'flow-expired', pair, kind: flow.kind, idleMs: Number(flow.idleNs / 1000n) / 1000 });
+          this.#emit({
+            type: 'flow-expired',
+            pair,
+            kind: flow.kind,
+            idleMs: Number(flow.idleNs / 1000n) / 1000,
+            unconfirmed: flow.unconfirmed,
+          });
         },
         expirePending: (now) => slow.expire(now),
         onError: (error) => this.#emit({ type: 'error', where: 'cleaner', error }),
@@ -229,6 +237,7 @@ export class LoadBalancer {
         active: slow?.activeFlows ?? 0,
         created: c.flowsCreated,
         expired: c.flowsExpired,
+        unconfirmedExpired: c.flowsExpiredUnconfirmed,
         refused: c.flowsRefused,
         adopted: c.flowsAdopted,
       },

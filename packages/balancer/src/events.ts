@@ -28,7 +28,7 @@ export type BalancerEvent =
        */
       setupMs: number;
     }
-  | { type: 'flow-expired'; pair: FlowPair; kind: FlowPairKind; idleMs: number }
+  | { type: 'flow-expired'; pair: FlowPair; kind: FlowPairKind; idleMs: number; unconfirmed: boolean }
   | { type: 'flow-refused'; client: UdpEndpoint; target?: UdpEndpoint; reason: DropReason; detail: string }
   | { type: 'client-dropped'; client: UdpEndpoint; reason: DropReason; datagrams: number; detail?: string }
   | { type: 'mapper-error'; client: UdpEndpoint; error: unknown }

@@ -13,6 +13,9 @@ describe('resolveOptions', () => {
     expect(o.snatPorts).toEqual({ min: 10000, max: 29999 });
     expect(o.datapath).toBe('auto');
     expect(o.connTtlMs).toBe(60_000);
+    expect(o.unconfirmedTtlMs).toBe(60_000);
+    expect(resolveOptions({ ...base, connTtlSec: 10, unconfirmedTtlSec: 3 }).unconfirmedTtlMs).toBe(3000);
+    expect(resolveOptions({ ...base, connTtlSec: 10, unconfirmedTtlSec: 30 }).unconfirmedTtlMs).toBe(10_000);
     expect(o.sweepIntervalMs).toBe(5000);
     expect(o.limits).toEqual(DEFAULT_LIMITS);
     expect(o.xdp.flowsMaxEntries).toBe(2 * DEFAULT_LIMITS.maxFlows);

@@ -70,6 +70,13 @@ export interface LoadBalancerOptions {
   xdp?: XdpOptions;
   /** A flow is removed once both its directions have been idle this long. Default 60. */
   connTtlSec?: number;
+  /**
+   * A flow whose client has not spoken since its first datagram installed it is removed this long after the
+   * install, however much the target answers: it may have been made by one forged datagram, and holds a SNAT port
+   * and two table entries. Default `connTtlSec` (no shorter TTL); a few seconds suits protocols whose clients always
+   * send more than one datagram (DTLS, QUIC).
+   */
+  unconfirmedTtlSec?: number;
   /** Time between two sweeps of the flow table. Default a quarter of the TTL, between 100 ms and 5 s. */
   sweepIntervalMs?: number;
   /**
@@ -112,6 +119,7 @@ export interface ResolvedOptions {
     detachOnStop: boolean;
   };
   connTtlMs: number;
+  unconfirmedTtlMs: number;
   sweepIntervalMs: number;
   dropHoldMs: number;
   limits: ResolvedLimits;
@@ -212,6 +220,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
 
   const connTtlSec = positiveNumber(options.connTtlSec, DEFAULT_CONN_TTL_SEC, 'connTtlSec');
   const connTtlMs = connTtlSec * 1000;
+  const unconfirmedTtlMs = Math.min(connTtlMs, positiveNumber(options.unconfirmedTtlSec, connTtlSec, 'unconfirmedTtlSec') * 1000);
   const sweepIntervalMs = positiveNumber(
     options.sweepIntervalMs,
     Math.min(5000, Math.max(100, connTtlMs / 4)),
@@ -242,6 +251,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     interfaces: [...interfaces],
     xdp: { ...xdpIn, mode, flowsMaxEntries, sysctls: xdpIn.sysctls ?? true, detachOnStop: xdpIn.detachOnStop ?? true },
     connTtlMs,
+    unconfirmedTtlMs,
     sweepIntervalMs,
     dropHoldMs,
     limits,

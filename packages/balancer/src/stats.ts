@@ -102,6 +102,8 @@ export class LatencyHistogram {
 export class Counters {
   flowsCreated = 0;
   flowsExpired = 0;
+  /** Of the expired flows, those removed early because their client never spoke after the install. */
+  flowsExpiredUnconfirmed = 0;
   flowsRefused = 0;
   /** Flows found in the table at start (a pinned map that outlived the previous process). */
   flowsAdopted = 0;
@@ -140,6 +142,8 @@ export interface BalancerStats {
     active: number;
     created: number;
     expired: number;
+    /** Of `expired`, the flows whose client never spoke after the install, removed after `unconfirmedTtlSec`. */
+    unconfirmedExpired: number;
     /** New flows refused: no SNAT port, flow limit, table full, install error. */
     refused: number;
     adopted: number;

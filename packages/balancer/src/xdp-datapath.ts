@@ -1,4 +1,4 @@
-import type { Endpoint, FlowKey, FlowPair, FlowTable } from '@flowlb/flow-table';
+import { FLOW_F_CONFIRMED, type Endpoint, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
 import type { XdpAttachMode } from './options.js';
 import { SnatSenders } from './snat-senders.js';
@@ -154,10 +154,11 @@ export class XdpDatapath implements Datapath {
     const key: FlowKey = { dstAddr: ctx.vip.address, srcAddr: client.address, dstPort: ctx.vip.port, srcPort: client.port };
     const value = this.table.get(key);
     if (value === undefined) return false;
-    // The program refreshes last_used only for what it forwards; a flow whose client datagrams come up here (IP
-    // fragments) would otherwise expire while busy. 'exist': a flow the cleaner has just removed stays removed.
+    // The program refreshes last_used (and confirms the flow) only for what reaches it; a flow whose client datagrams
+    // come up here (IP fragments) would otherwise expire while busy. 'exist': a flow the cleaner has just removed
+    // stays removed.
     try {
-      this.table.set(key, { ...value, lastUsed: process.hrtime.bigint() }, 'exist');
+      this.table.set(key, { ...value, flags: value.flags | FLOW_F_CONFIRMED, lastUsed: process.hrtime.bigint() }, 'exist');
     } catch {
       return false;
     }

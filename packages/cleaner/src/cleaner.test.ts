@@ -86,6 +86,25 @@ describe('Cleaner.sweep', () => {
     expect(table.count()).toBe(0);
   });
 
+  it('with unconfirmedTtlMs, removes early a flow whose client never spoke again, and only such a flow', async () => {
+    const time = fakeClock();
+    const table = new RecordingTable();
+    const [silent, talking] = [pair(3), pair(4)];
+    table.installPair(silent, time.now);
+    table.installPair(talking, time.now);
+    const onExpire = vi.fn<(pair: FlowPair, flow: ExpiredFlow) => void>();
+    const cleaner = make(table, { clock: time.clock, onExpire, unconfirmedTtlMs: TTL_MS / 4 });
+    time.advanceMs(TTL_MS / 8);
+    // The client of one flow speaks again; the backends of both keep answering.
+    table.touch(forwardEntry(talking)[0], time.now);
+    time.advanceMs(TTL_MS / 8 + 1);
+    for (const p of [silent, talking]) table.touch(reverseEntry(p)[0], time.now);
+    expect(await cleaner.sweep()).toMatchObject({ expired: 1 });
+    expect(onExpire).toHaveBeenCalledWith(silent, expect.objectContaining({ kind: 'pair', unconfirmed: true }));
+    expect(table.get(forwardEntry(talking)[0])).toBeDefined();
+    expect(() => make(table, { unconfirmedTtlMs: 0 })).toThrow(/unconfirmedTtlMs 0/);
+  });
+
   it('removes a flow idle in both directions: forward first, onExpire once, nothing written', async () => {
     const time = fakeClock();
     const table = new RecordingTable();
@@ -102,7 +121,7 @@ describe('Cleaner.sweep', () => {
     expect(stats).toMatchObject({ scanned: 2, expired: 1, halfPairs: 0 });
     expect(table.log.filter((l) => l.startsWith('delete'))).toEqual(['delete forward', 'delete reverse']);
     expect(onExpire).toHaveBeenCalledTimes(1);
-    expect(onExpire).toHaveBeenCalledWith(p, { pair: p, kind: 'pair', lastUsed: time.now - BigInt(TTL_MS) * MS - MS, idleNs: BigInt(TTL_MS) * MS + MS });
+    expect(onExpire).toHaveBeenCalledWith(p, { pair: p, kind: 'pair', lastUsed: time.now - BigInt(TTL_MS) * MS - MS, idleNs: BigInt(TTL_MS) * MS + MS, unconfirmed: false });
 
     // Touches after removal, as the datapath might still send, find nothing and create nothing.
     expect(table.touch(forwardEntry(p)[0], time.now)).toBe(false);

@@ -6,6 +6,12 @@ export interface CleanerOptions {
   /** A flow is removed once all its entries have been idle for longer than this (the seed's `conn_ttl_sec`). */
   ttlMs: number;
   /**
+   * A flow whose client has not spoken since the install (its forward entry is not confirmed) is removed once the
+   * forward entry is older than this, however active the backend's side is: such a flow may have been made by one
+   * forged datagram, and holds a SNAT port and two entries. Default `ttlMs` (no shorter TTL).
+   */
+  unconfirmedTtlMs?: number;
+  /**
    * Entries read per step of a sweep; between steps the sweep lets the event loop run, and a step that removes
    * many flows yields part-way too. Default 4096.
    */
@@ -71,6 +77,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 export class Cleaner {
   readonly #table: SweepableTable;
   readonly #ttlNs: bigint;
+  readonly #unconfirmedTtlNs: bigint;
   readonly #batchSize: number;
   readonly #clock: () => bigint;
   readonly #options: CleanerOptions;
@@ -91,6 +98,12 @@ export class Cleaner {
     }
     this.#table = table;
     this.#ttlNs = BigInt(Math.round(ttlMs * 1e6));
+    const unconfirmedTtlMs = options.unconfirmedTtlMs ?? ttlMs;
+    if (typeof unconfirmedTtlMs !== 'number' || !Number.isFinite(unconfirmedTtlMs) || unconfirmedTtlMs <= 0) {
+      throw new RangeError(`Cleaner: unconfirmedTtlMs ${String(unconfirmedTtlMs)} is not a positive number of milliseconds`);
+    }
+    const unconfirmedTtlNs = BigInt(Math.round(unconfirmedTtlMs * 1e6));
+    this.#unconfirmedTtlNs = unconfirmedTtlNs < this.#ttlNs ? unconfirmedTtlNs : this.#ttlNs;
     this.#batchSize = batchSize;
     this.#clock = options.clock ?? (() => process.hrtime.bigint());
     this.#options = options;
@@ -201,7 +214,7 @@ export class Cleaner {
           // The entries are read afresh below, so a later `now` only lets them be as fresh as they really are.
           now = this.#clock();
         }
-        const expired = expireIfIdle(this.#table, key, now, this.#ttlNs);
+        const expired = expireIfIdle(this.#table, key, now, this.#ttlNs, this.#unconfirmedTtlNs);
         if (expired === undefined) continue;
         stats.expired++;
         if (expired.kind !== 'pair') stats.halfPairs++;
@@ -219,11 +232,12 @@ export class Cleaner {
   }
 
   /**
-   * One batch of the entries idle at `now`, that is those with `now - last_used > ttl`. A table with `scanIdle`
-   * picks them out before decoding; the others are filtered here.
+   * One batch of the entries that may expire at `now`, that is those with `now - last_used` beyond the shorter of
+   * the two TTLs; `expireIfIdle` tells which really do. A table with `scanIdle` picks them out before decoding; the
+   * others are filtered here.
    */
   #scanIdle(now: bigint, cursor: ScanCursor | undefined): IdleScanBatch {
-    const idleBefore = now - this.#ttlNs;
+    const idleBefore = now - this.#unconfirmedTtlNs;
     if (typeof this.#table.scanIdle === 'function') return this.#table.scanIdle(this.#batchSize, idleBefore, cursor);
     const batch = this.#table.scan(this.#batchSize, cursor);
     return {

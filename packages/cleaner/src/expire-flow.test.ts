@@ -41,6 +41,39 @@ const fwdKey = (p: FlowPair) => forwardEntry(p)[0];
 const revKey = (p: FlowPair) => reverseEntry(p)[0];
 
 describe('expireIfIdle', () => {
+  it('removes a flow whose client never spoke again once its forward entry is older than the shorter TTL', () => {
+    const p = pair(1);
+    const t = setup(p);
+    // The backend keeps answering (a server's retransmissions to a forged source).
+    t.touch(revKey(p), 350n);
+    expect(expireIfIdle(t, revKey(p), 200n, TTL, 300n)).toBeUndefined();
+    expect(expireIfIdle(t, fwdKey(p), 200n, TTL, 300n)).toBeUndefined();
+    const gone = expireIfIdle(t, revKey(p), 400n, TTL, 300n);
+    expect(gone).toMatchObject({ kind: 'pair', unconfirmed: true, pair: p });
+    expect(t.count()).toBe(0);
+  });
+
+  it('keeps a confirmed flow to the full TTL however old its forward entry, and marks nothing else unconfirmed', () => {
+    const p = pair(1);
+    const t = setup(p);
+    // The client spoke once, long ago (touch confirms the forward entry); the backend is still talking.
+    t.touch(fwdKey(p), 100n);
+    t.touch(revKey(p), 1_400n);
+    for (const key of [fwdKey(p), revKey(p)]) expect(expireIfIdle(t, key, 1_500n, TTL, 300n)).toBeUndefined();
+    expect(expireIfIdle(t, fwdKey(p), 2_500n, TTL, 300n)).toMatchObject({ kind: 'pair', unconfirmed: false });
+  });
+
+  it('removes an unconfirmed forward half early too, but a reverse half only at the full TTL', () => {
+    const a = pair(1);
+    const b = pair(2);
+    const t = new WatchedTable();
+    t.set(...forwardEntry(a, 0n));
+    t.set(...reverseEntry(b, 0n));
+    expect(expireIfIdle(t, revKey(b), 400n, TTL, 300n)).toBeUndefined();
+    expect(expireIfIdle(t, fwdKey(a), 400n, TTL, 300n)).toMatchObject({ kind: 'forward-only', unconfirmed: true });
+    expect(expireIfIdle(t, revKey(b), 1_001n, TTL, 300n)).toMatchObject({ kind: 'reverse-only', unconfirmed: false });
+  });
+
   it('keeps a flow whose reverse entry is fresh (server-to-client traffic only)', () => {
     const p = pair(1);
     const t = setup(p);
@@ -70,7 +103,7 @@ describe('expireIfIdle', () => {
     const p = pair(2);
     const t = setup(p);
     t.touch(revKey(p), 300n);
-    expect(expireIfIdle(t, keyOf(p), 1_500n, TTL)).toEqual({ pair: p, kind: 'pair', lastUsed: 300n, idleNs: 1_200n });
+    expect(expireIfIdle(t, keyOf(p), 1_500n, TTL)).toEqual({ pair: p, kind: 'pair', lastUsed: 300n, idleNs: 1_200n, unconfirmed: false });
     expect(t.deleted).toEqual([flowKeyId(fwdKey(p)), flowKeyId(revKey(p))]);
     expect(t.count()).toBe(0);
     expect(expireIfIdle(t, keyOf(p), 1_500n, TTL)).toBeUndefined();

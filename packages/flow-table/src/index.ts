@@ -4,6 +4,7 @@ export {
   FLOW_VALUE_SIZE,
   FLOW_KEY_OFFSETS,
   FLOW_VALUE_OFFSETS,
+  FLOW_F_CONFIRMED,
   FLOW_F_REVERSE,
   FLOWS_MAX_DEFAULT,
 } from './layout.js';
@@ -15,6 +16,7 @@ export {
   reverseEntry,
   partnerKey,
   pairFromEntry,
+  isConfirmed,
   isReverse,
   sameRewrite,
 } from './pair.js';

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   FLOWS_MAX_DEFAULT,
+  FLOW_F_CONFIRMED,
   FLOW_F_REVERSE,
   FLOW_KEY_OFFSETS,
   FLOW_KEY_SIZE,
@@ -63,6 +64,7 @@ describe('layout against bpf/include/flowlb.h, as text', () => {
 
   it('has the flag and default size the package uses', () => {
     expect(defineOf('FLOWLB_F_REVERSE')).toBe(FLOW_F_REVERSE);
+    expect(defineOf('FLOWLB_F_CONFIRMED')).toBe(FLOW_F_CONFIRMED);
     expect(defineOf('FLOWLB_FLOWS_MAX_DEFAULT')).toBe(FLOWS_MAX_DEFAULT);
   });
 });
@@ -95,6 +97,7 @@ describe.runIf(compiler)('layout against bpf/include/flowlb.h, as compiled by th
       `printf("key_size %zu\\n", sizeof(struct flow_key));`,
       `printf("value_size %zu\\n", sizeof(struct flow_val));`,
       `printf("reverse %u\\n", (unsigned)FLOWLB_F_REVERSE);`,
+      `printf("confirmed %u\\n", (unsigned)FLOWLB_F_CONFIRMED);`,
       `printf("max_default %u\\n", (unsigned)FLOWLB_FLOWS_MAX_DEFAULT);`,
       ...keyFields.map((f) => `printf("key.${f} %zu\\n", offsetof(struct flow_key, ${snake(f)}));`),
       ...valueFields.map((f) => `printf("value.${f} %zu\\n", offsetof(struct flow_val, ${snake(f)}));`),
@@ -139,6 +142,7 @@ describe.runIf(compiler)('layout against bpf/include/flowlb.h, as compiled by th
     expect(c.key_size).toBe(FLOW_KEY_SIZE);
     expect(c.value_size).toBe(FLOW_VALUE_SIZE);
     expect(c.reverse).toBe(FLOW_F_REVERSE);
+    expect(c.confirmed).toBe(FLOW_F_CONFIRMED);
     expect(c.max_default).toBe(FLOWS_MAX_DEFAULT);
     for (const [f, offset] of Object.entries(FLOW_KEY_OFFSETS)) expect(c[`key.${f}`], `key.${f}`).toBe(offset);
     for (const [f, offset] of Object.entries(FLOW_VALUE_OFFSETS)) expect(c[`value.${f}`], `value.${f}`).toBe(offset);

@@ -26,6 +26,9 @@ export const FLOW_VALUE_OFFSETS = Object.freeze({
 /** `FLOWLB_F_REVERSE`: the entry rewrites a backend's reply back to the client. */
 export const FLOW_F_REVERSE = 0x1;
 
+/** `FLOWLB_F_CONFIRMED`: set by the XDP program on a forward entry once the client has spoken after the install. */
+export const FLOW_F_CONFIRMED = 0x2;
+
 /** `FLOWLB_FLOWS_MAX_DEFAULT`: the flow map's size when the loader does not set one. */
 export const FLOWS_MAX_DEFAULT = 262144;
 

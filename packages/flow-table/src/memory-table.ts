@@ -2,7 +2,8 @@ import { assertBatchSize, BaseFlowTable } from './base-table.js';
 import { assertLastUsed, checkValue } from './codec.js';
 import { FlowTableError } from './errors.js';
 import { describeKey, flowKeyId } from './key-id.js';
-import { FLOWS_MAX_DEFAULT } from './layout.js';
+import { FLOW_F_CONFIRMED, FLOWS_MAX_DEFAULT } from './layout.js';
+import { isReverse } from './pair.js';
 import type { ScanBatch, ScanCursor } from './table.js';
 import type { FlowEntry, FlowKey, FlowValue, UpdateFlag } from './types.js';
 
@@ -75,13 +76,15 @@ export class MemoryFlowTable extends BaseFlowTable {
 
   /**
    * Records a hit at `now`, as the XDP program does for a kernel map: only an entry that exists is updated,
-   * so touching a flow that the cleaner has just deleted cannot bring it back. Returns whether it existed.
+   * so touching a flow that the cleaner has just deleted cannot bring it back. A forward entry is marked confirmed
+   * (`FLOW_F_CONFIRMED`), as the program marks it. Returns whether it existed.
    */
   touch(key: FlowKey, now: bigint): boolean {
     const slot = this.#slots.get(flowKeyId(key));
     if (!slot) return false;
     assertLastUsed(now);
     slot.value.lastUsed = now;
+    if (!isReverse(slot.value)) slot.value.flags |= FLOW_F_CONFIRMED;
     return true;
   }
 

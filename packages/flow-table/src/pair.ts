@@ -1,4 +1,4 @@
-import { FLOW_F_REVERSE } from './layout.js';
+import { FLOW_F_CONFIRMED, FLOW_F_REVERSE } from './layout.js';
 import type { Endpoint, FlowEntry, FlowKey, FlowPair, FlowValue } from './types.js';
 
 /*
@@ -34,6 +34,11 @@ export function reverseEntry(pair: FlowPair, lastUsed = 0n): FlowEntry {
       lastUsed,
     },
   ];
+}
+
+/** Whether the client of this forward entry has spoken since the flow was installed (see `FLOW_F_CONFIRMED`). */
+export function isConfirmed(value: Pick<FlowValue, 'flags'>): boolean {
+  return (value.flags & FLOW_F_CONFIRMED) !== 0;
 }
 
 export function isReverse(value: Pick<FlowValue, 'flags'>): boolean {

@@ -41,9 +41,11 @@ import {
   type LinkName,
 } from './testing/fib-fixture.js';
 import {
+  FLOWLB_F_CONFIRMED,
   FLOWLB_F_REVERSE,
   encodeFlowKey,
   encodeFlowVal,
+  flagsOf,
   lastUsedOf,
   reversed,
   withoutLastUsed,
@@ -809,13 +811,16 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
         expect(delta(before, after)).toEqual(only(c.counter));
         if (c.checksums) expect(verifyChecksums(r.data)).toEqual(c.checksums);
 
-        // The program never inserts: the table holds what was installed, and only the hit entry moved.
+        // The program never inserts: the table holds what was installed, and only the hit entry moved: its
+        // last_used, and a forward entry is marked confirmed.
         expect([...f.flows.keys()].length).toBe(FLOW_NAMES.length);
         for (const name of FLOW_NAMES) {
           const e = FLOWS[name];
           const v = f.flows.lookup(encodeFlowKey(e.match));
           expect(v, name).toBeDefined();
-          expect(withoutLastUsed(v!).equals(withoutLastUsed(encodeFlowVal(e))), name).toBe(true);
+          const confirmed = name === c.touches && (e.flags & FLOWLB_F_REVERSE) === 0;
+          const expected = confirmed ? { ...e, flags: e.flags | FLOWLB_F_CONFIRMED } : e;
+          expect(hexdump(withoutLastUsed(v!)), name).toBe(hexdump(withoutLastUsed(encodeFlowVal(expected))));
           const used = lastUsedOf(v!);
           if (name === c.touches) {
             expect(stampedDuring(used, t0, t1), `${name}.last_used ${used} within a tick of [${t0}, ${t1}]`).toBe(true);
@@ -869,11 +874,22 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       ['to 0, as a tool may leave it', () => 0n],
       ['150 ms ago', () => process.hrtime.bigint() - 150_000_000n],
       ['in the future', () => process.hrtime.bigint() + 10_000_000_000n],
-    ])('a hit refreshes a last_used set %s, in place, and nothing else', (_label, lastUsed) => {
+    ])('a hit refreshes a last_used set %s, in place, marks the entry confirmed, and nothing else', (_label, lastUsed) => {
       const { before, after, value } = hitWith(lastUsed());
       const used = lastUsedOf(value);
       expect(stampedDuring(used, before, after), `${used} within a tick of [${before}, ${after}]`).toBe(true);
-      expect(withoutLastUsed(value).equals(withoutLastUsed(encodeFlowVal(flow)))).toBe(true);
+      expect(withoutLastUsed(value).equals(withoutLastUsed(encodeFlowVal({ ...flow, flags: FLOWLB_F_CONFIRMED })))).toBe(true);
+    });
+
+    it('a reverse entry is never marked confirmed, and a confirmed entry keeps its flags', () => {
+      const { fwd: f } = env();
+      const reverse = reverseOf(flow);
+      f.flows.update(encodeFlowKey(reverse.match), encodeFlowVal(reverse));
+      run('lan', udpFrame(reverse.match, 'lan'));
+      expect(flagsOf(f.flows.lookup(encodeFlowKey(reverse.match))!)).toBe(FLOWLB_F_REVERSE);
+      f.flows.update(key, encodeFlowVal({ ...flow, flags: FLOWLB_F_CONFIRMED | 0x100 }));
+      run('lan', input);
+      expect(flagsOf(f.flows.lookup(key)!)).toBe(FLOWLB_F_CONFIRMED | 0x100);
     });
 
     it('a hit less than 100 ms after the last refresh leaves last_used alone', () => {

@@ -104,6 +104,7 @@ export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string 
     ['flows active', formatCount(b.flows.active)],
     ['flows created', formatCount(b.flows.created)],
     ['flows expired', formatCount(b.flows.expired)],
+    ...(b.flows.unconfirmedExpired ? [['  of which the client never spoke again', formatCount(b.flows.unconfirmedExpired)]] : []),
     ['flows refused', formatCount(b.flows.refused)],
     ['pending clients', formatCount(b.pending.clients)],
     ['slow path datagrams in', formatCount(b.datagrams.slowPathIn)],

@@ -20,6 +20,8 @@ export interface FlowlbConfig {
   interfaces: string[];
   debug: boolean;
   connTtlSec: number;
+  /** Unset: 10 s with the DTLS SNI mapper, `connTtlSec` with a mapper module (see `flowlb run`). */
+  unconfirmedTtlSec: number | undefined;
   mode: DatapathMode;
   xdpMode: XdpAttachMode;
   snatAddr: string;

@@ -39,6 +39,12 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     doc: 'a flow is removed once both of its directions have been idle this long',
   },
   {
+    key: 'unconfirmed_ttl_sec',
+    expected: 'a number of seconds greater than 0',
+    default: '10 with --mappings, else conn_ttl_sec',
+    doc: "a flow whose client has not spoken again since its first datagram goes this long after the install, however much the backend answers (forged first datagrams hold SNAT ports no longer)",
+  },
+  {
     key: 'mode',
     expected: '"auto", "xdp" or "userspace"',
     default: 'auto',

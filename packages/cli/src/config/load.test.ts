@@ -55,6 +55,7 @@ interface: front
 interfaces: [back]
 debug: off
 conn_ttl_sec: 0.5
+unconfirmed_ttl_sec: 0.25
 mode: xdp
 xdp_mode: native
 snat_addr: 198.51.100.1
@@ -72,6 +73,7 @@ pin_path: /sys/fs/bpf/flowlb/lb1
       interfaces: ['front', 'back'],
       debug: false,
       connTtlSec: 0.5,
+      unconfirmedTtlSec: 0.25,
       mode: 'xdp',
       xdpMode: 'native',
       snatAddr: '198.51.100.1',
@@ -135,7 +137,8 @@ pin_path: /sys/fs/bpf/flowlb/lb1
     [`${BASE}prot: 4\n`, ['config.yaml:3:1: prot: unknown key (did you mean "port"?)']],
     // A key cut short, or spelt out longer, still names the key it was meant for.
     [`${BASE}conn_ttl: 4\n`, ['config.yaml:3:1: conn_ttl: unknown key (did you mean "conn_ttl_sec"?)']],
-    [`${BASE}ttl: 4\n`, ['config.yaml:3:1: ttl: unknown key (did you mean "conn_ttl_sec"?)']],
+    [`${BASE}conn_ttl_s: 4\n`, ['config.yaml:3:1: conn_ttl_s: unknown key (did you mean "conn_ttl_sec"?)']],
+    [`${BASE}unconfirmed_ttl: 4\n`, ['config.yaml:3:1: unconfirmed_ttl: unknown key (did you mean "unconfirmed_ttl_sec"?)']],
     [`${BASE}conn_ttl_seconds: 4\n`, ['config.yaml:3:1: conn_ttl_seconds: unknown key (did you mean "conn_ttl_sec"?)']],
     [`${BASE}connTtl: 4\n`, ['config.yaml:3:1: connTtl: unknown key (did you mean "conn_ttl_sec"?)']],
     [`${BASE}snat_address: 10.0.0.2\n`, ['config.yaml:3:1: snat_address: unknown key (did you mean "snat_addr"?)']],
@@ -146,13 +149,13 @@ pin_path: /sys/fs/bpf/flowlb/lb1
     [
       `${BASE}snat: 4\n`,
       [
-        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
+        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
       ],
     ],
     [
       `${BASE}colour: blue\n`,
       [
-        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
+        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
       ],
     ],
     ['- 1\n- 2\n', ['config.yaml:1:1: expected a mapping of config keys (port, addr, interface, …), got a list']],

@@ -195,6 +195,7 @@ export function parseConfig(text: string, file: string): FlowlbConfig {
     interfaces,
     debug: c.debug ?? DEFAULTS.debug,
     connTtlSec: c.conn_ttl_sec ?? DEFAULTS.connTtlSec,
+    unconfirmedTtlSec: c.unconfirmed_ttl_sec,
     mode: c.mode ?? DEFAULTS.mode,
     xdpMode: c.xdp_mode ?? DEFAULTS.xdpMode,
     snatAddr: c.snat_addr ?? c.addr,

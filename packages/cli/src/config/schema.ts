@@ -29,6 +29,7 @@ export const configSchema = z.strictObject({
   interface: ifName.optional(),
   debug: bool.optional(),
   conn_ttl_sec: z.number().positive().finite().optional(),
+  unconfirmed_ttl_sec: z.number().positive().finite().optional(),
   mode: z.enum(['auto', 'xdp', 'userspace']).optional(),
   xdp_mode: z.enum(['native', 'generic', 'auto']).optional(),
   interfaces: z.array(ifName).optional(),

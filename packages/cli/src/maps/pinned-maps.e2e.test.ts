@@ -160,7 +160,7 @@ describePrivileged('flows and stats from pinned maps', () => {
   it("stats adds the balancer's counters from the metrics server a running instance announced", async () => {
     const balancer = {
       datapath: 'xdp',
-      flows: { active: 2, created: 5, expired: 3, refused: 0, adopted: 0 },
+      flows: { active: 2, created: 5, expired: 3, unconfirmedExpired: 2, refused: 0, adopted: 0 },
       pending: { clients: 0, datagrams: 0, bytes: 0, held: 0 },
       datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 0, userspaceForward: 0, userspaceReverse: 0, dropped: 2 },
       drops: { 'mapper-drop': 2 },
@@ -185,6 +185,7 @@ describePrivileged('flows and stats from pinned maps', () => {
     const text = await runCli(['stats', '--pin-path', pinPath], { env: { FLOWLB_RUN_DIR: runDir } });
     expect(text.stdout).toContain(`balancer (${url}/stats), xdp datapath\n`);
     expect(text.stdout).toMatch(/^ {2}flows active\s+2$/m);
+    expect(text.stdout).toMatch(/^ {4}of which the client never spoke again\s+2$/m);
     expect(text.stdout).toMatch(/^ {2} {2}dropped: mapper-drop\s+2$/m);
     expect(text.stdout).toMatch(/^ {2}SNAT ports set aside \(held by others\)\s+1 now, 3 since start$/m);
   });

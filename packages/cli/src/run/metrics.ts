@@ -61,6 +61,11 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
   gauge('flowlb_flows_active', 'Flows installed now', (st) => st.flows.active);
   counter('flowlb_flows_created_total', 'Flows installed since start', (st) => st.flows.created);
   counter('flowlb_flows_expired_total', 'Flows removed after conn_ttl_sec of idleness', (st) => st.flows.expired);
+  counter(
+    'flowlb_flows_unconfirmed_expired_total',
+    'Of the expired flows, those whose client never spoke after its first datagram (unconfirmed_ttl_sec)',
+    (st) => st.flows.unconfirmedExpired,
+  );
   counter('flowlb_flows_refused_total', 'New flows refused (no SNAT port, flow limit, table full, install error)', (st) => st.flows.refused);
   counter('flowlb_flows_adopted_total', 'Flows found in the pinned map at start', (st) => st.flows.adopted);
   gauge('flowlb_pending_clients', 'Clients waiting for a decision or for their flow to be installed', (st) => st.pending.clients);

@@ -17,6 +17,9 @@ import { createMetricsRegistry } from './metrics.js';
 import { findRunState, removeRunState, runDir, writeRunState } from './state-file.js';
 import { watchFile } from './watch-file.js';
 
+/** How long a flow of the SNI mappers may wait for its client to speak again. */
+const DTLS_UNCONFIRMED_TTL_SEC = 10;
+
 export interface RunOptions {
   config: string;
   mappings?: string;
@@ -204,6 +207,8 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
         ? { interfaces: config.interfaces, xdp: { mode: config.xdpMode, forwarder: plan.forwarder, detachOnStop: false } }
         : {}),
       connTtlSec: config.connTtlSec,
+      // DTLS and QUIC clients always send more than their first datagram; a module's protocol may not.
+      unconfirmedTtlSec: config.unconfirmedTtlSec ?? (opts.mappings ? DTLS_UNCONFIRMED_TTL_SEC : config.connTtlSec),
       limits: { ...config.pending, maxFlows: config.flowTableSize },
       // The balancer only knows it was handed a forwarder; the reason it was loaded is ours.
       onEvent: (e) => {

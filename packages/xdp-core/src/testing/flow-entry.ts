@@ -9,6 +9,7 @@ import { parseIpv4 } from '@flowlb/testkit';
 export const FLOW_KEY_SIZE = 16;
 export const FLOW_VAL_SIZE = 24;
 export const FLOWLB_F_REVERSE = 0x1;
+export const FLOWLB_F_CONFIRMED = 0x2;
 
 export interface Endpoint {
   addr: string;
@@ -57,6 +58,11 @@ export function encodeFlowVal(e: Pick<FlowEntry, 'to' | 'flags' | 'lastUsed'>): 
     b.writeBigUInt64BE(e.lastUsed, 16);
   }
   return b;
+}
+
+/** `flags` of an encoded `struct flow_val`, in host byte order. */
+export function flagsOf(value: Buffer): number {
+  return LE ? value.readUInt32LE(12) : value.readUInt32BE(12);
 }
 
 export function lastUsedOf(value: Buffer): bigint {
