@@ -15,6 +15,13 @@ import { bindUdp, closeQuietly } from './udp-socket.js';
 import { UserspaceDatapath } from './userspace-datapath.js';
 import { importXdpCore, XdpDatapath, type XdpForwarderLike } from './xdp-datapath.js';
 
+/** The TTL of unconfirmed flows while new flows are refused for want of SNAT ports or table entries. */
+const PRESSURE_UNCONFIRMED_TTL_MS = 1000;
+/** How long after the last such refusal the short TTL stays. */
+const PRESSURE_HOLD_MS = 10_000;
+/** Refusals that come faster than this share one sweep. */
+const PRESSURE_SWEEP_EVERY_MS = 250;
+
 export type BalancerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 /**
@@ -41,6 +48,10 @@ export class LoadBalancer {
   #snatCheck: SnatPortCheck | undefined;
   #stopping: Promise<void> | undefined;
   #listenerFailed = false;
+  /** performance.now() until which SNAT ports or table entries count as running short. */
+  #pressureUntil = 0;
+  #pressureSweepAt = 0;
+  #pressureTimer: NodeJS.Timeout | undefined;
 
   /** Checks the options (throwing a TypeError or RangeError that names the bad one); starts nothing. */
   constructor(options: LoadBalancerOptions) {
@@ -112,6 +123,7 @@ export class LoadBalancer {
         emit: (event) => this.#emit(event),
         limits: { ...o.limits },
         dropHoldMs: o.dropHoldMs,
+        onPressure: (reason) => this.#pressure(reason),
       });
       this.#slow = slow;
       const balancer = this;
@@ -151,7 +163,10 @@ export class LoadBalancer {
         unconfirmedTtlMs: o.unconfirmedTtlMs,
         onExpire: (pair, flow) => {
           this.counters.flowsExpired++;
-          if (flow.unconfirmed) this.counters.flowsExpiredUnconfirmed++;
+          if (flow.unconfirmed) {
+            this.counters.flowsExpiredUnconfirmed++;
+            if (this.#pressureUntil > performance.now()) this.counters.flowsEvictedUnderPressure++;
+          }
           slow.flowRemoved(pair);
           this.#emit({
             type: 'flow-expired',
@@ -238,6 +253,8 @@ export class LoadBalancer {
         created: c.flowsCreated,
         expired: c.flowsExpired,
         unconfirmedExpired: c.flowsExpiredUnconfirmed,
+        evictedUnderPressure: c.flowsEvictedUnderPressure,
+        pressureEpisodes: c.pressureEpisodes,
         refused: c.flowsRefused,
         adopted: c.flowsAdopted,
       },
@@ -279,6 +296,7 @@ export class LoadBalancer {
 
   async #teardown(): Promise<void> {
     const errors: unknown[] = [];
+    clearTimeout(this.#pressureTimer);
     await this.#cleaner?.stop();
     this.#slow?.shutdown();
     if (this.#socket) closeQuietly(this.#socket);
@@ -324,6 +342,41 @@ export class LoadBalancer {
       datapath: new UserspaceDatapath({ maxFlows: o.limits.maxFlows }),
       choice: { kind: 'userspace', reason: decision.reason },
     };
+  }
+
+  /**
+   * New flows are being refused for want of SNAT ports or table entries: flows whose client never spoke again are
+   * given a short TTL until the refusals stop, and swept at once, so that flows made by forged first datagrams make
+   * room for real clients within about a second, the way a SYN queue under pressure drops half-open connections.
+   */
+  #pressure(reason: 'snat-exhausted' | 'flow-limit'): void {
+    const cleaner = this.#cleaner;
+    if (!cleaner) return;
+    const now = performance.now();
+    if (this.#pressureUntil <= now) {
+      cleaner.unconfirmedTtlMs = Math.min(this.options.unconfirmedTtlMs, PRESSURE_UNCONFIRMED_TTL_MS);
+      this.counters.pressureEpisodes++;
+      this.#emit({ type: 'pressure', active: true, reason, unconfirmedTtlMs: cleaner.unconfirmedTtlMs });
+    }
+    this.#pressureUntil = now + PRESSURE_HOLD_MS;
+    if (!this.#pressureTimer) this.#armPressureEnd();
+    if (now - this.#pressureSweepAt >= PRESSURE_SWEEP_EVERY_MS) {
+      this.#pressureSweepAt = now;
+      cleaner.sweep().catch((error: unknown) => this.#emit({ type: 'error', where: 'cleaner', error }));
+    }
+  }
+
+  #armPressureEnd(): void {
+    this.#pressureTimer = setTimeout(() => {
+      this.#pressureTimer = undefined;
+      if (this.#pressureUntil > performance.now()) {
+        this.#armPressureEnd();
+        return;
+      }
+      if (this.#cleaner) this.#cleaner.unconfirmedTtlMs = this.options.unconfirmedTtlMs;
+      this.#emit({ type: 'pressure', active: false, reason: null, unconfirmedTtlMs: this.options.unconfirmedTtlMs });
+    }, Math.max(1, this.#pressureUntil - performance.now()));
+    this.#pressureTimer.unref();
   }
 
   #emit(event: BalancerEvent): void {

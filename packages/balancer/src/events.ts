@@ -18,6 +18,11 @@ export type BalancerEvent =
   | { type: 'snat-ports-reserved'; ranges: PortRange[] }
   | { type: 'snat-ports-unchecked'; reason: string }
   | { type: 'flows-adopted'; count: number }
+  /**
+   * New flows began (active) or stopped (not active) being refused for want of SNAT ports or table entries; while
+   * active, unconfirmed flows expire after `unconfirmedTtlMs`.
+   */
+  | { type: 'pressure'; active: boolean; reason: 'snat-exhausted' | 'flow-limit' | null; unconfirmedTtlMs: number }
   | {
       type: 'flow-created';
       pair: FlowPair;

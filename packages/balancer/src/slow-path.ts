@@ -15,6 +15,8 @@ export interface SlowPathOptions {
   pools: SnatPortPools;
   counters: Counters;
   emit: (event: BalancerEvent) => void;
+  /** A new flow was refused because SNAT ports or table entries ran out. */
+  onPressure?: (reason: 'snat-exhausted' | 'flow-limit') => void;
   limits: PendingLimits & { maxFlows: number };
   dropHoldMs: number;
   /** How long a SNAT port that someone else had bound is kept out of use. Default 60 s. */
@@ -344,6 +346,7 @@ export class SlowPath {
   }
 
   #refuse(client: PendingClient, reason: DropReason, target: Endpoint, detail: string): void {
+    if (reason === 'snat-exhausted' || reason === 'flow-limit') this.#o.onPressure?.(reason);
     const datagrams = this.pending.remove(client);
     this.#o.counters.flowsRefused++;
     this.#o.counters.drop(reason, datagrams.length);

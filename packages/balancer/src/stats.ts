@@ -104,6 +104,10 @@ export class Counters {
   flowsExpired = 0;
   /** Of the expired flows, those removed early because their client never spoke after the install. */
   flowsExpiredUnconfirmed = 0;
+  /** Of those, the ones removed while SNAT ports or table entries ran short (the shorter TTL of pressure). */
+  flowsEvictedUnderPressure = 0;
+  /** Times new flows began to be refused for want of SNAT ports or table entries. */
+  pressureEpisodes = 0;
   flowsRefused = 0;
   /** Flows found in the table at start (a pinned map that outlived the previous process). */
   flowsAdopted = 0;
@@ -144,6 +148,10 @@ export interface BalancerStats {
     expired: number;
     /** Of `expired`, the flows whose client never spoke after the install, removed after `unconfirmedTtlSec`. */
     unconfirmedExpired: number;
+    /** Of `unconfirmedExpired`, those removed while new flows were refused for want of SNAT ports or entries. */
+    evictedUnderPressure: number;
+    /** Times new flows began to be refused for want of SNAT ports or table entries. */
+    pressureEpisodes: number;
     /** New flows refused: no SNAT port, flow limit, table full, install error. */
     refused: number;
     adopted: number;

@@ -44,4 +44,42 @@ describe('flows whose client never speaks again', () => {
     expect((await twice.request('to:0:later', vip))?.data).toBe('t|to:0:later');
     expect(lb.stats().flows.created).toBe(2);
   });
+
+  it('under SNAT pressure go within about a second, so that a real client retrying gets a port', async () => {
+    const pressured = { address: '127.77.7.20', port: 5000 };
+    const backend = { address: '127.77.7.21', port: 7000 };
+    const echo = await EchoBackend.start('p', backend.address, backend.port);
+    closers.push(() => echo.close());
+    const events: BalancerEvent[] = [];
+    const lb = new LoadBalancer({
+      vip: pressured,
+      mapper: scenarioMapper([backend]),
+      datapath: 'userspace',
+      // Four ports: four one-datagram clients take them all.
+      snatPorts: { min: 23100, max: 23103 },
+      connTtlSec: 60,
+      unconfirmedTtlSec: 30,
+      dropHoldMs: 0,
+      onEvent: (e) => events.push(e),
+    });
+    await lb.start();
+    closers.push(() => lb.stop());
+    for (let i = 0; i < 4; i++) {
+      const forged = await TestClient.open(`127.77.7.${30 + i}`);
+      closers.push(() => forged.close());
+      expect((await forged.request('to:0:hello', pressured))?.data).toBe('p|to:0:hello');
+    }
+    expect(lb.stats().snat.portsInUse).toBe(4);
+    // Old enough to count as abandoned under pressure, far from the 30 s of calm times.
+    await new Promise((r) => setTimeout(r, 1100));
+
+    const real = await TestClient.open('127.77.7.40');
+    closers.push(() => real.close());
+    // The first try is refused, and starts the pressure; the client retransmits, as DTLS clients do.
+    expect(await real.request('to:0:hello', pressured, 300)).toBeUndefined();
+    expect(events).toContainEqual({ type: 'pressure', active: true, reason: 'snat-exhausted', unconfirmedTtlMs: 1000 });
+    await waitUntil(() => lb.stats().flows.evictedUnderPressure === 4, 5000, 'the one-datagram flows to go');
+    expect((await real.request('to:0:again', pressured))?.data).toBe('p|to:0:again');
+    expect(lb.stats().flows).toMatchObject({ created: 5, unconfirmedExpired: 4, evictedUnderPressure: 4, pressureEpisodes: 1 });
+  });
 });

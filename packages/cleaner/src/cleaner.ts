@@ -77,7 +77,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 export class Cleaner {
   readonly #table: SweepableTable;
   readonly #ttlNs: bigint;
-  readonly #unconfirmedTtlNs: bigint;
+  #unconfirmedTtlNs: bigint;
   readonly #batchSize: number;
   readonly #clock: () => bigint;
   readonly #options: CleanerOptions;
@@ -124,6 +124,23 @@ export class Cleaner {
   }
 
   /** Runs a sweep now, or joins the one that is running. Rejects if the table fails. */
+  /** The TTL of unconfirmed flows in force, in milliseconds. */
+  get unconfirmedTtlMs(): number {
+    return Number(this.#unconfirmedTtlNs) / 1e6;
+  }
+
+  /**
+   * Changes the TTL of unconfirmed flows from the next sweep on (never beyond `ttlMs`): shortened while something
+   * they hold runs short, so that flows made by forged datagrams make room sooner.
+   */
+  set unconfirmedTtlMs(ms: number) {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+      throw new RangeError(`Cleaner: unconfirmedTtlMs ${String(ms)} is not a positive number of milliseconds`);
+    }
+    const ns = BigInt(Math.round(ms * 1e6));
+    this.#unconfirmedTtlNs = ns < this.#ttlNs ? ns : this.#ttlNs;
+  }
+
   sweep(): Promise<SweepStats> {
     this.#running ??= this.#sweep().finally(() => {
       this.#running = undefined;

@@ -105,6 +105,7 @@ export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string 
     ['flows created', formatCount(b.flows.created)],
     ['flows expired', formatCount(b.flows.expired)],
     ...(b.flows.unconfirmedExpired ? [['  of which the client never spoke again', formatCount(b.flows.unconfirmedExpired)]] : []),
+    ...(b.flows.evictedUnderPressure ? [['    removed early under pressure', formatCount(b.flows.evictedUnderPressure)]] : []),
     ['flows refused', formatCount(b.flows.refused)],
     ['pending clients', formatCount(b.pending.clients)],
     ['slow path datagrams in', formatCount(b.datagrams.slowPathIn)],

@@ -30,6 +30,16 @@ export function logBalancerEvent(log: Logger, e: BalancerEvent): void {
         }
       }
       return;
+    case 'pressure':
+      if (e.active) {
+        log.warn(
+          { reason: e.reason, unconfirmedTtlMs: e.unconfirmedTtlMs },
+          'new flows refused for want of SNAT ports or table entries: flows whose client never spoke again now go sooner',
+        );
+      } else {
+        log.info({ unconfirmedTtlMs: e.unconfirmedTtlMs }, 'no more refusals for want of SNAT ports or table entries');
+      }
+      return;
     case 'started':
       log.info(
         { vip: ep(e.vip), snatAddress: e.snatAddress, snatPorts: `${e.snatPorts.min}-${e.snatPorts.max}`, datapath: e.datapath },

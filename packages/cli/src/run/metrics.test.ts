@@ -6,7 +6,7 @@ import { createMetricsRegistry } from './metrics.js';
 const stats = {
   datapath: 'xdp',
   datapathReason: 'test',
-  flows: { active: 3, created: 5, expired: 2, unconfirmedExpired: 1, refused: 1, adopted: 0 },
+  flows: { active: 3, created: 5, expired: 2, unconfirmedExpired: 1, evictedUnderPressure: 1, pressureEpisodes: 4, refused: 1, adopted: 0 },
   pending: { clients: 1, datagrams: 2, bytes: 300, held: 0 },
   datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 1, userspaceForward: 0, userspaceReverse: 0, dropped: 2, socketDrops: 5 },
   drops: { 'mapper-drop': 2, 'snat-exhausted': 0 },
@@ -63,6 +63,8 @@ describe('metrics', () => {
       'flowlb_flows_created_total 5',
       'flowlb_flows_expired_total 2',
       'flowlb_flows_unconfirmed_expired_total 1',
+      'flowlb_flows_evicted_under_pressure_total 1',
+      'flowlb_pressure_episodes_total 4',
       'flowlb_flows_refused_total 1',
       'flowlb_pending_clients 1',
       'flowlb_pending_bytes 300',

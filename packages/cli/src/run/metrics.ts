@@ -66,6 +66,16 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
     'Of the expired flows, those whose client never spoke after its first datagram (unconfirmed_ttl_sec)',
     (st) => st.flows.unconfirmedExpired,
   );
+  counter(
+    'flowlb_flows_evicted_under_pressure_total',
+    'Unconfirmed flows removed early while new flows were refused for want of SNAT ports or table entries',
+    (st) => st.flows.evictedUnderPressure,
+  );
+  counter(
+    'flowlb_pressure_episodes_total',
+    'Times new flows began to be refused for want of SNAT ports or table entries',
+    (st) => st.flows.pressureEpisodes,
+  );
   counter('flowlb_flows_refused_total', 'New flows refused (no SNAT port, flow limit, table full, install error)', (st) => st.flows.refused);
   counter('flowlb_flows_adopted_total', 'Flows found in the pinned map at start', (st) => st.flows.adopted);
   gauge('flowlb_pending_clients', 'Clients waiting for a decision or for their flow to be installed', (st) => st.pending.clients);
