@@ -76,13 +76,12 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 
 	/* Any packet of the flow shows it is alive, whether or not this program can forward it. */
 	flow_touch(val);
-	flow_confirm(val);
+	flags = flow_confirm(val);
 
 	to.dst_addr = val->dst_addr;
 	to.src_addr = val->src_addr;
 	to.dst_port = val->dst_port;
 	to.src_port = val->src_port;
-	flags = val->flags;
 
 	/*
 	 * Forwarding it would need an ICMP time exceeded this program does not build. Untouched, it is addressed to the VIP

@@ -76,14 +76,16 @@ static __always_inline void flow_touch(struct flow_val *val)
 /*
  * Marks a forward entry confirmed on the first packet of the client that reaches it; the first datagram of every flow
  * took the slow path, so this one is the client speaking again. Written once, so the entry's cache line stays clean
- * afterwards. Only this program sets the bit in place; the control plane replaces whole values.
+ * afterwards. Only this program sets the bit in place; the control plane replaces whole values. Returns the flags as
+ * they were, for the caller's own use, so they are read once.
  */
-static __always_inline void flow_confirm(struct flow_val *val)
+static __always_inline __u32 flow_confirm(struct flow_val *val)
 {
 	__u32 flags = *(volatile __u32 *)&val->flags;
 
 	if (!(flags & (FLOWLB_F_REVERSE | FLOWLB_F_CONFIRMED)))
 		*(volatile __u32 *)&val->flags = flags | FLOWLB_F_CONFIRMED;
+	return flags;
 }
 
 #endif /* FLOWLB_MAPS_H */

@@ -10,8 +10,11 @@ import { Counters } from './stats.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Takes `afterWriteMs` after writing the entries; `written` holds when each write finished. */
-function slowSendingDatapath(afterWriteMs: number, written: bigint[]): Datapath {
+/**
+ * Installs into a memory table as the XDP datapath installs into the kernel's (EEXIST when a key is taken), then
+ * takes `afterWriteMs` more to resolve; `written` holds when each write finished.
+ */
+function tableDatapath(afterWriteMs = 0, written: bigint[] = []): Datapath & { table: MemoryFlowTable } {
   const table = new MemoryFlowTable({ maxEntries: 64 });
   return {
     kind: 'userspace',
@@ -21,7 +24,7 @@ function slowSendingDatapath(afterWriteMs: number, written: bigint[]): Datapath 
       table.installPair(pair, process.hrtime.bigint());
       take();
       written.push(process.hrtime.bigint());
-      await sleep(afterWriteMs);
+      if (afterWriteMs > 0) await sleep(afterWriteMs);
     },
     forwardInstalled: () => false,
     flowRemoved: () => undefined,
@@ -47,7 +50,7 @@ describe('SlowPath flow-created setupMs', () => {
       vip: { address: '127.0.0.1', port: 5000 },
       snatAddress: '127.0.0.1',
       mapper,
-      datapath: slowSendingDatapath(AFTER_WRITE_MS, written),
+      datapath: tableDatapath(AFTER_WRITE_MS, written),
       pools: new SnatPortPools({ min: 10000, max: 10010 }),
       counters: new Counters(),
       emit: (e) => {
@@ -78,24 +81,6 @@ describe('SlowPath flow-created setupMs', () => {
     expect(ms(createdAt - t0) - setupMs).toBeGreaterThanOrEqual(AFTER_WRITE_MS - 5);
   });
 });
-
-/** Installs into a memory table as the XDP datapath installs into the kernel's: EEXIST when a key is taken. */
-function tableDatapath(): Datapath & { table: MemoryFlowTable } {
-  const table = new MemoryFlowTable({ maxEntries: 64 });
-  return {
-    kind: 'userspace',
-    table,
-    start: async () => undefined,
-    async install(pair: FlowPair, take: () => Buffer[]) {
-      table.installPair(pair, process.hrtime.bigint());
-      take();
-    },
-    forwardInstalled: () => false,
-    flowRemoved: () => undefined,
-    counters: () => undefined,
-    stop: async () => undefined,
-  };
-}
 
 describe('SlowPath SNAT quarantine', () => {
   it("gives a set-aside port back once: a later flow's port is not freed by the quarantine's timer", async () => {
