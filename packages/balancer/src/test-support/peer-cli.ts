@@ -34,6 +34,7 @@ export interface LbConfig {
   interfaces?: string[];
   xdpMode?: 'native' | 'generic' | 'auto';
   connTtlSec?: number;
+  unconfirmedTtlSec?: number;
   sweepIntervalMs?: number;
   dropHoldMs?: number;
   limits?: LimitsOptions;
@@ -57,6 +58,7 @@ async function runLb(config: LbConfig): Promise<void> {
     interfaces: config.interfaces,
     xdp: { mode: config.xdpMode ?? 'native' },
     connTtlSec: config.connTtlSec,
+    unconfirmedTtlSec: config.unconfirmedTtlSec,
     sweepIntervalMs: config.sweepIntervalMs,
     dropHoldMs: config.dropHoldMs,
     limits: config.limits,
