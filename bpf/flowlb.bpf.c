@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * flowlb's fast path: IPv4/UDP datagrams of known flows are rewritten to their target and sent out again from XDP.
- * Everything else reaches the kernel untouched, where the control plane picks up new flows on the VIP. Nothing is
- * ever dropped here: a packet this program cannot forward is the kernel's to handle, and each packet is counted once,
+ * Everything else reaches the kernel untouched, where the control plane picks up new flows on the VIP. The one drop
+ * here is of new clients' datagrams to a VIP beyond the rate limits the control plane set (none by default): a
+ * packet of a known flow this program cannot forward is the kernel's to handle, and each packet is counted once,
  * under the reason it took its path.
  */
 #include <linux/types.h>
@@ -20,6 +21,7 @@
 #include "nat.h"
 #include "fib.h"
 #include "maps.h"
+#include "limits.h"
 
 static __always_inline __u32 parse_failure_stat(enum parse_result r)
 {
@@ -70,6 +72,10 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 
 	val = flow_lookup(iph->daddr, iph->saddr, udph->dest, udph->source);
 	if (!val) {
+		if (is_vip(iph->daddr, udph->dest) && !new_client_allowed(iph->saddr, bpf_ktime_get_coarse_ns())) {
+			*stat = FLOWLB_STAT_RATE_LIMITED;
+			return XDP_DROP;
+		}
 		*stat = FLOWLB_STAT_MISS;
 		return XDP_PASS;
 	}

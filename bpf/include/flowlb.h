@@ -39,6 +39,43 @@ struct flow_val {
 /* Default sizes compiled into the object; loaders override them with bpf_map__set_max_entries. */
 #define FLOWLB_FLOWS_MAX_DEFAULT 262144
 
+/* An address and UDP port that new clients send to, in network byte order: the key of the `vips` map. */
+struct flowlb_vip {
+	__u32 addr;
+	__u16 port;
+	__u16 pad; /* always 0 */
+};
+
+/*
+ * Limits on the datagrams of new clients (misses addressed to a VIP), as token buckets: `rate` per second with
+ * room for `burst` at once, per source address and per source /24. A rate of 0 turns that limit off. The single
+ * entry of the `limits` array.
+ */
+struct flowlb_limits {
+	__u32 source_rate;
+	__u32 source_burst;
+	__u32 net24_rate;
+	__u32 net24_burst;
+};
+
+/* A token bucket of the `buckets` map: whole tokens and when they were last counted. */
+struct flowlb_bucket {
+	__u64 stamp_ns;
+	__u32 tokens;
+	__u32 pad;
+};
+
+/* The key of the `buckets` map: a source address, or a /24 (host bits 0) with `kind` 1. */
+struct flowlb_bucket_key {
+	__u32 addr;
+	__u32 kind;
+};
+
+#define FLOWLB_VIPS_MAX_DEFAULT 64
+/* Rates and bursts the control plane accepts, per second and in datagrams. */
+#define FLOWLB_RATE_MAX 1000000
+#define FLOWLB_BUCKETS_MAX_DEFAULT 65536
+
 /*
  * Index into the per-CPU `stats` array. Each packet the program sees is counted exactly once, under its outcome.
  * Append only: userspace reads these by index.
@@ -56,6 +93,7 @@ enum flowlb_stat {
 	FLOWLB_STAT_FIB_OTHER = 9,       /* known flow, any other fib result or a helper error: passed untouched */
 	FLOWLB_STAT_MALFORMED = 10,      /* truncated headers, bad IHL, UDP length that disagrees with IP: passed */
 	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, IP version != 4): passed */
+	FLOWLB_STAT_RATE_LIMITED = 12,   /* a new client's datagram to a VIP beyond its source's or /24's rate: dropped */
 	FLOWLB_STAT__MAX
 };
 

@@ -26,6 +26,28 @@ struct {
 	__uint(max_entries, FLOWLB_STAT__MAX);
 } stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct flowlb_vip);
+	__type(value, __u32);
+	__uint(max_entries, FLOWLB_VIPS_MAX_DEFAULT);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flowlb_limits);
+	__uint(max_entries, 1);
+} limits SEC(".maps");
+
+/* LRU: a flood from ever new sources pushes out the buckets of sources long quiet, never the table itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flowlb_bucket_key);
+	__type(value, struct flowlb_bucket);
+	__uint(max_entries, FLOWLB_BUCKETS_MAX_DEFAULT);
+} buckets SEC(".maps");
+
 /*
  * How stale last_used may get before a hit refreshes it. The cleaner works in seconds, so 100 ms is precise enough,
  * and it keeps a busy flow from dirtying its entry's cache line on every packet across CPUs.

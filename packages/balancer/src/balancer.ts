@@ -320,6 +320,7 @@ export class LoadBalancer {
         sysctls: o.xdp.sysctls,
         maxLateSenders: o.limits.maxLateSenders,
         detachOnStop: o.xdp.detachOnStop,
+        newClientLimits: o.xdp.newClientLimits,
       }),
       choice: { kind: 'xdp' as const, reason },
     });

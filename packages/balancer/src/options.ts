@@ -2,7 +2,7 @@ import { parseIPv4 } from '@flowlb/flow-table';
 import type { FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
 import { assertPortRange, formatRange, PROC_IPV4_DIR, type PortRange } from './ephemeral-range.js';
 import type { EventListener } from './events.js';
-import type { XdpForwarderLike } from './xdp-datapath.js';
+import type { NewClientLimits, XdpForwarderLike } from './xdp-datapath.js';
 
 export type DatapathMode = 'auto' | 'xdp' | 'userspace';
 export type XdpAttachMode = 'native' | 'generic' | 'auto';
@@ -48,6 +48,12 @@ export interface XdpOptions {
    * pinned links go on forwarding established flows while no control plane runs (a restart takes them over).
    */
   detachOnStop?: boolean;
+  /**
+   * Limits on new clients' datagrams to the VIP (those without a flow yet), per source address and per source /24,
+   * enforced in the XDP program: a host that floods the VIP with first datagrams loses the excess in the kernel and
+   * costs the control plane nothing. Counted as the program's `rateLimited`. Default none.
+   */
+  newClientLimits?: NewClientLimits;
 }
 
 export interface LoadBalancerOptions {
@@ -112,7 +118,8 @@ export interface ResolvedOptions {
   mapper: FlowMapper;
   datapath: DatapathMode;
   interfaces: string[];
-  xdp: Omit<XdpOptions, 'mode' | 'flowsMaxEntries' | 'sysctls' | 'detachOnStop'> & {
+  xdp: Omit<XdpOptions, 'mode' | 'flowsMaxEntries' | 'sysctls' | 'detachOnStop' | 'newClientLimits'> & {
+    newClientLimits: NewClientLimits | undefined;
     mode: XdpAttachMode;
     flowsMaxEntries: number;
     sysctls: boolean;
@@ -249,7 +256,14 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     mapper,
     datapath,
     interfaces: [...interfaces],
-    xdp: { ...xdpIn, mode, flowsMaxEntries, sysctls: xdpIn.sysctls ?? true, detachOnStop: xdpIn.detachOnStop ?? true },
+    xdp: {
+      ...xdpIn,
+      mode,
+      flowsMaxEntries,
+      sysctls: xdpIn.sysctls ?? true,
+      detachOnStop: xdpIn.detachOnStop ?? true,
+      newClientLimits: xdpIn.newClientLimits,
+    },
     connTtlMs,
     unconfirmedTtlMs,
     sweepIntervalMs,

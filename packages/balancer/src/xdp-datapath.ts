@@ -11,6 +11,9 @@ export interface XdpForwarderLike {
   readonly table: FlowTable;
   attach(ifaces: readonly string[], options?: { mode?: XdpAttachMode; sysctls?: boolean }): readonly XdpAttachmentInfo[] | void;
   detach(ifaces?: readonly string[]): void;
+  /** Where new clients send, for the program's new-client limits (XdpForwarder has it; a stand-in may not). */
+  setVips?(vips: ReadonlyArray<{ address: string; port: number }>): void;
+  setNewClientLimits?(limits: NewClientLimits): void;
   stats(): Record<string, number>;
   close(): void;
 }
@@ -23,6 +26,21 @@ export interface XdpAttachmentInfo {
   pinPath?: string;
   previousProgId?: number;
   replaced?: string;
+}
+
+/** The highest rate and burst the XDP program counts (`FLOWLB_RATE_MAX` in flowlb.h). */
+export const NEW_CLIENT_RATE_MAX = 1_000_000;
+
+/** A token bucket: `rate` datagrams a second with room for `burst` at once (default twice the rate). */
+export interface RateLimit {
+  rate: number;
+  burst?: number;
+}
+
+/** Limits on new clients' datagrams to the VIP, enforced in the XDP program (see `XdpOptions.newClientLimits`). */
+export interface NewClientLimits {
+  perSource?: RateLimit;
+  perNet24?: RateLimit;
 }
 
 export interface XdpLoadOptions {
@@ -88,6 +106,7 @@ export interface XdpDatapathOptions {
    * pinned links keep forwarding established flows until the next control plane takes them over).
    */
   detachOnStop: boolean;
+  newClientLimits: NewClientLimits | undefined;
 }
 
 /**
@@ -115,7 +134,15 @@ export class XdpDatapath implements Datapath {
   async start(ctx: DatapathContext): Promise<void> {
     this.#ctx = ctx;
     this.#senders = new SnatSenders((error) => ctx.emit({ type: 'error', where: 'snat socket', error }));
-    const { interfaces, mode, sysctls } = this.#options;
+    const { interfaces, mode, sysctls, newClientLimits } = this.#options;
+    if (newClientLimits) {
+      if (!this.forwarder.setVips || !this.forwarder.setNewClientLimits) {
+        throw new Error('xdp.newClientLimits needs an XdpForwarder that can set them (setVips, setNewClientLimits)');
+      }
+      // Before attaching, so that the program never runs here without them.
+      this.forwarder.setVips([ctx.vip]);
+      this.forwarder.setNewClientLimits(newClientLimits);
+    }
     if (interfaces.length > 0) {
       let attachments: readonly XdpAttachmentInfo[] | void;
       try {

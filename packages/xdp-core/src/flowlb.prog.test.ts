@@ -4,7 +4,7 @@
  * updated incrementally in the program is compared with one computed from nothing. Each case also says which single
  * counter moves and which flow entry has its last_used refreshed.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ETH_HLEN,
   ETH_P_8021AD,
@@ -30,7 +30,7 @@ import {
   type EthernetSpec,
   type UdpFrameSpec,
 } from '@flowlb/testkit';
-import { STAT_NAMES, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder, type StatName, type XdpStats } from './index.js';
+import { STAT_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder, type StatName, type XdpStats } from './index.js';
 import {
   LINKS,
   NEIGHBOURS,
@@ -932,6 +932,56 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       expect(delta(before, f.stats())).toEqual({ ...only('miss'), revHit: 1 });
       expect(f.flows.lookup(key)).toBeUndefined();
       expect([...f.flows.keys()].map((k) => k.toString('hex'))).toEqual([encodeFlowKey(rev.match).toString('hex')]);
+    });
+  });
+
+  describe('new-client limits', () => {
+    beforeEach(() => clearFlows(env().fwd));
+    afterEach(() => {
+      const { fwd: f } = env();
+      f.setNewClientLimits({});
+      f.setVips([]);
+    });
+    const vip = { address: VIP.addr, port: VIP.port };
+    const miss = (src: string, port: number, dst = VIP) => run('lan', udpFrame({ src: ep(src, port), dst }, 'lan')).retval;
+
+    it('drops the datagrams of new clients to a VIP beyond their source\'s burst, and nothing else', () => {
+      const { fwd: f } = env();
+      f.setVips([vip]);
+      f.setNewClientLimits({ perSource: { rate: 1, burst: 3 } });
+      const before = f.stats();
+      expect([40001, 40002, 40003, 40004, 40005].map((port) => miss('198.18.7.1', port))).toEqual([
+        XDP_PASS,
+        XDP_PASS,
+        XDP_PASS,
+        XDP_DROP,
+        XDP_DROP,
+      ]);
+      // Another source has a bucket of its own, and a port that is not a VIP is not watched.
+      expect(miss('198.18.7.2', 40001)).toBe(XDP_PASS);
+      expect(miss('198.18.7.1', 40006, ep(VIP.addr, VIP.port + 1))).toBe(XDP_PASS);
+      expect(delta(before, f.stats())).toEqual({ ...only('miss', 5), rateLimited: 2 });
+    });
+
+    it('shares one bucket among the addresses of a /24, and passes everything once the limits are off', () => {
+      const { fwd: f } = env();
+      f.setVips([vip]);
+      f.setNewClientLimits({ perNet24: { rate: 1, burst: 2 } });
+      expect(['198.18.8.1', '198.18.8.2', '198.18.8.3', '198.18.9.1'].map((a) => miss(a, 40001))).toEqual([
+        XDP_PASS,
+        XDP_PASS,
+        XDP_DROP,
+        XDP_PASS,
+      ]);
+      f.setNewClientLimits({});
+      expect(miss('198.18.8.4', 40001)).toBe(XDP_PASS);
+    });
+
+    it('refuses limits the program cannot count', () => {
+      const { fwd: f } = env();
+      expect(() => f.setNewClientLimits({ perSource: { rate: 0 } })).toThrow(/perSource\.rate 0 is not an integer from 1 to 1000000/);
+      expect(() => f.setNewClientLimits({ perNet24: { rate: 10, burst: 2_000_001 } })).toThrow(/perNet24\.burst/);
+      expect(() => f.setVips([{ address: '10.0.0.1', port: 0 }])).toThrow(/port 0/);
     });
   });
 

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { BpfMapFlowTable } from '@flowlb/flow-table';
+import { BpfMapFlowTable, parseIPv4 } from '@flowlb/flow-table';
 import { join } from 'node:path';
 import { ensureBpffsDir } from './bpffs.js';
 import { Link } from './link.js';
@@ -24,6 +24,27 @@ export const XDP_PASS_PROGRAM = 'xdp_pass';
 
 /** Names of what a forwarder pins under its `pinDir`. */
 const MAP_PINS = ['flows', 'stats'] as const;
+/** `FLOWLB_RATE_MAX` in flowlb.h: the program's token arithmetic is sized for rates and bursts up to this. */
+export const NEW_CLIENT_RATE_MAX = 1_000_000;
+/** `FLOWLB_VIPS_MAX_DEFAULT`: VIPs the limits can watch. */
+const VIPS_MAX = 64;
+
+/** A token bucket: `rate` datagrams a second with room for `burst` at once (default twice the rate). */
+export interface RateLimit {
+  rate: number;
+  burst?: number;
+}
+
+/**
+ * Limits on the datagrams of new clients (no flow yet) to the VIPs given to `setVips`, enforced in the program
+ * before anything reaches the control plane; the excess is dropped and counted as `rateLimited`.
+ */
+export interface NewClientLimits {
+  /** Per source address. */
+  perSource?: RateLimit;
+  /** Per source /24, which a flood from many addresses of one network shares. */
+  perNet24?: RateLimit;
+}
 const PROG_PIN = 'prog';
 const PROG_PIN_NEXT = 'prog-next';
 const LINK_PIN_PREFIX = 'link-';
@@ -161,7 +182,12 @@ export class XdpForwarder {
   #programPinned = false;
   #closed = false;
 
-  private constructor(program: Program, flows: BpfMap, stats: BpfMap, options: XdpForwarderOptions) {
+  readonly #vips: BpfMap;
+  readonly #limits: BpfMap;
+
+  private constructor(program: Program, flows: BpfMap, stats: BpfMap, vips: BpfMap, limits: BpfMap, options: XdpForwarderOptions) {
+    this.#vips = vips;
+    this.#limits = limits;
     this.program = program;
     this.flows = flows;
     this.table = new BpfMapFlowTable(flows);
@@ -181,7 +207,7 @@ export class XdpForwarder {
         for (const name of MAP_PINS) obj.setPinPath(name, join(options.pinDir, name));
       }
       await obj.load();
-      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), options);
+      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), obj.map('vips'), obj.map('limits'), options);
     } finally {
       obj.close();
     }
@@ -383,6 +409,42 @@ export class XdpForwarder {
     return pruned;
   }
 
+  /** The addresses and ports new clients send to, which the new-client limits watch; replaces the ones set before. */
+  setVips(vips: ReadonlyArray<{ address: string; port: number }>): void {
+    if (vips.length > VIPS_MAX) throw new RangeError(`setVips: at most ${VIPS_MAX} VIPs, got ${vips.length}`);
+    const keys = vips.map((v) => {
+      if (!Number.isInteger(v.port) || v.port < 1 || v.port > 65535) throw new RangeError(`setVips: port ${String(v.port)} is not a port number`);
+      const key = Buffer.alloc(8);
+      key.writeUInt32BE(parseIPv4(v.address, 'setVips: address'), 0);
+      key.writeUInt16BE(v.port, 4);
+      return key;
+    });
+    const wanted = new Set(keys.map((k) => k.toString('hex')));
+    for (const old of [...this.#vips.keys()]) if (!wanted.has(old.toString('hex'))) this.#vips.delete(old);
+    const one = Buffer.alloc(4);
+    one.writeUInt32LE(1);
+    for (const key of keys) this.#vips.update(key, one);
+  }
+
+  /** Sets the limits on new clients' datagrams to the VIPs; a limit left out is off. */
+  setNewClientLimits(limits: NewClientLimits): void {
+    const value = Buffer.alloc(16);
+    const put = (limit: RateLimit | undefined, at: number, what: string): void => {
+      if (limit === undefined) return;
+      const burst = limit.burst ?? 2 * limit.rate;
+      for (const [name, n, min] of [['rate', limit.rate, 1], ['burst', burst, 1]] as const) {
+        if (!Number.isInteger(n) || n < min || n > NEW_CLIENT_RATE_MAX) {
+          throw new RangeError(`setNewClientLimits: ${what}.${name} ${String(n)} is not an integer from ${min} to ${NEW_CLIENT_RATE_MAX}`);
+        }
+      }
+      value.writeUInt32LE(limit.rate, at);
+      value.writeUInt32LE(burst, at + 4);
+    };
+    put(limits.perSource, 0, 'perSource');
+    put(limits.perNet24, 8, 'perNet24');
+    this.#limits.update(Buffer.alloc(4), value);
+  }
+
   /** The counters, summed over CPUs. */
   stats(): XdpStats {
     const key = Buffer.alloc(4);
@@ -418,6 +480,8 @@ export class XdpForwarder {
     this.program.close();
     this.flows.close();
     this.statsMap.close();
+    this.#vips.close();
+    this.#limits.close();
     if (errors.length > 0) throw errors[0];
   }
 

@@ -15,6 +15,7 @@ export const STAT_NAMES = [
   'fibOther',
   'malformed',
   'notIpv4Udp',
+  'rateLimited',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

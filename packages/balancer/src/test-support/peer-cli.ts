@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { LoadBalancer } from '../balancer.js';
 import type { BalancerEvent } from '../events.js';
 import type { LimitsOptions } from '../options.js';
+import type { NewClientLimits } from '../xdp-datapath.js';
 import { scenarioMapper } from './scenario-mapper.js';
 import { bindUdp } from '../udp-socket.js';
 
@@ -35,6 +36,7 @@ export interface LbConfig {
   xdpMode?: 'native' | 'generic' | 'auto';
   connTtlSec?: number;
   unconfirmedTtlSec?: number;
+  newClientLimits?: NewClientLimits;
   sweepIntervalMs?: number;
   dropHoldMs?: number;
   limits?: LimitsOptions;
@@ -56,7 +58,7 @@ async function runLb(config: LbConfig): Promise<void> {
     mapper,
     datapath: config.datapath ?? 'xdp',
     interfaces: config.interfaces,
-    xdp: { mode: config.xdpMode ?? 'native' },
+    xdp: { mode: config.xdpMode ?? 'native', ...(config.newClientLimits ? { newClientLimits: config.newClientLimits } : {}) },
     connTtlSec: config.connTtlSec,
     unconfirmedTtlSec: config.unconfirmedTtlSec,
     sweepIntervalMs: config.sweepIntervalMs,

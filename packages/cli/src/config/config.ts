@@ -3,6 +3,7 @@ import {
   DEFAULT_LIMITS,
   DEFAULT_SNAT_PORTS,
   type DatapathMode,
+  type NewClientLimits,
   type PendingLimits,
   type PortRange,
   type XdpAttachMode,
@@ -30,6 +31,8 @@ export interface FlowlbConfig {
   /** Flows at once; the XDP map gets twice as many entries. */
   flowTableSize: number;
   pending: PendingLimits;
+  /** `rate_limit`: limits on new clients in the XDP program; undefined when none is set. */
+  newClientLimits: NewClientLimits | undefined;
   metricsAddr: HostPort | undefined;
   pinPath: string;
   /** False when pin_path is the default, which `run` may do without when no bpffs is mounted there. */

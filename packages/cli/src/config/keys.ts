@@ -1,4 +1,4 @@
-import { formatRange } from '@flowlb/balancer';
+import { formatRange, NEW_CLIENT_RATE_MAX } from '@flowlb/balancer';
 import { DEFAULTS } from './config.js';
 
 /** Every config key, for messages, `--help` and the README. Keys marked `seed` come from the original's config.yaml. */
@@ -9,6 +9,8 @@ export interface KeyDoc {
   doc: string;
   seed?: boolean;
 }
+
+export const RATE_LIMIT_KEYS = ['per_source', 'per_24'] as const;
 
 export const PENDING_KEYS = ['max_clients', 'max_per_source', 'max_datagrams', 'max_bytes_per_client', 'max_total_bytes', 'timeout_ms'] as const;
 
@@ -114,6 +116,24 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     expected: 'an integer greater than 0',
     default: String(DEFAULTS.pending.classifyTimeoutMs),
     doc: "the mapper must decide within this long of a client's first datagram",
+  },
+  {
+    key: 'rate_limit',
+    expected: `a mapping with ${RATE_LIMIT_KEYS.join(', ')}`,
+    default: 'none',
+    doc: "limits on new clients' datagrams to the VIP, enforced in the XDP program (the excess is dropped and counted as rateLimited)",
+  },
+  {
+    key: 'rate_limit.per_source',
+    expected: `an integer from 1 to ${NEW_CLIENT_RATE_MAX}`,
+    default: 'none',
+    doc: 'new clients a second from one address, with room for twice that at once',
+  },
+  {
+    key: 'rate_limit.per_24',
+    expected: `an integer from 1 to ${NEW_CLIENT_RATE_MAX}`,
+    default: 'none',
+    doc: 'new clients a second from one /24, with room for twice that at once',
   },
   {
     key: 'metrics_addr',

@@ -65,6 +65,7 @@ flow_table_size: 1024
 pending: {max_clients: 5, max_per_source: 4, max_datagrams: 6, max_bytes_per_client: 7000, max_total_bytes: 80000, timeout_ms: 900}
 metrics_addr: "127.0.0.1:0"
 pin_path: /sys/fs/bpf/flowlb/lb1
+rate_limit: {per_source: 50, per_24: 600000}
 `,
       'c.yaml',
     );
@@ -74,6 +75,7 @@ pin_path: /sys/fs/bpf/flowlb/lb1
       debug: false,
       connTtlSec: 0.5,
       unconfirmedTtlSec: 0.25,
+      newClientLimits: { perSource: { rate: 50, burst: 100 }, perNet24: { rate: 600_000, burst: 1_000_000 } },
       mode: 'xdp',
       xdpMode: 'native',
       snatAddr: '198.51.100.1',
@@ -144,18 +146,20 @@ pin_path: /sys/fs/bpf/flowlb/lb1
     [`${BASE}snat_address: 10.0.0.2\n`, ['config.yaml:3:1: snat_address: unknown key (did you mean "snat_addr"?)']],
     [`${BASE}port_min: 4\n`, ['config.yaml:3:1: port_min: unknown key (did you mean "snat_port_min"?)']],
     [`${BASE}pending:\n  timeout: 4\n`, ['config.yaml:4:3: pending.timeout: unknown key (did you mean "timeout_ms"?)']],
+    [`${BASE}rate_limit:\n  per_sources: 4\n`, ['config.yaml:4:3: rate_limit.per_sources: unknown key (did you mean "per_source"?)']],
+    [`${BASE}rate_limit:\n  per_24: 0\n`, ['config.yaml:4:11: rate_limit.per_24: expected an integer from 1 to 1000000, got 0']],
     [`${BASE}pending:\n  max_bytes: 4\n`, ['config.yaml:4:3: pending.max_bytes: unknown key (did you mean "max_bytes_per_client"?)']],
     // `snat` starts four keys alike: a guess would be a coin toss, so the keys are listed instead.
     [
       `${BASE}snat: 4\n`,
       [
-        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
+        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, rate_limit, metrics_addr, pin_path)',
       ],
     ],
     [
       `${BASE}colour: blue\n`,
       [
-        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, metrics_addr, pin_path)',
+        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, rate_limit, metrics_addr, pin_path)',
       ],
     ],
     ['- 1\n- 2\n', ['config.yaml:1:1: expected a mapping of config keys (port, addr, interface, …), got a list']],

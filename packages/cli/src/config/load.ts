@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { formatRange, parseDashedPortRange, type PortRange } from '@flowlb/balancer';
+import { formatRange, NEW_CLIENT_RATE_MAX, parseDashedPortRange, type NewClientLimits, type PortRange } from '@flowlb/balancer';
 import type { z } from 'zod';
 import { DEFAULTS, type FlowlbConfig } from './config.js';
 import { closestKey, describeValue } from './describe-value.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { defaultPinPath } from './instance.js';
-import { expectedFor, PENDING_KEYS, TOP_LEVEL_KEYS } from './keys.js';
+import { expectedFor, PENDING_KEYS, RATE_LIMIT_KEYS, TOP_LEVEL_KEYS } from './keys.js';
 import { configSchema, type RawConfig } from './schema.js';
 import { isIfName, parseHostPort } from './values.js';
 import { YamlSource, type PathSegment } from './yaml-source.js';
@@ -76,7 +76,7 @@ function reportSchemaIssues(issues: Issues, zodIssues: readonly z.core.$ZodIssue
   for (const zi of zodIssues) {
     const path = zi.path.filter((p): p is string | number => typeof p !== 'symbol');
     if (zi.code === 'unrecognized_keys') {
-      const known = path.length === 0 ? TOP_LEVEL_KEYS : path[0] === 'pending' ? PENDING_KEYS : [];
+      const known = path.length === 0 ? TOP_LEVEL_KEYS : path[0] === 'pending' ? PENDING_KEYS : path[0] === 'rate_limit' ? RATE_LIMIT_KEYS : [];
       for (const key of zi.keys) issues.unknownKey([...path, key], known);
     } else if (path.length === 0) {
       issues.at([], `expected a mapping of config keys (port, addr, interface, …), got ${describeValue(issues.raw)}`);
@@ -162,6 +162,15 @@ export function defaultRangeAvoiding(port: number): PortRange {
   return port - min >= max - port ? { min, max: port - 1 } : { min: port + 1, max };
 }
 
+/** `rate_limit` as the balancer takes it: datagrams of new clients a second, with room for two seconds' worth. */
+function newClientLimits(r: { per_source?: number | undefined; per_24?: number | undefined } | undefined): NewClientLimits | undefined {
+  if (r?.per_source === undefined && r?.per_24 === undefined) return undefined;
+  const limits: NewClientLimits = {};
+  if (r.per_source !== undefined) limits.perSource = { rate: r.per_source, burst: Math.min(NEW_CLIENT_RATE_MAX, 2 * r.per_source) };
+  if (r.per_24 !== undefined) limits.perNet24 = { rate: r.per_24, burst: Math.min(NEW_CLIENT_RATE_MAX, 2 * r.per_24) };
+  return limits;
+}
+
 /** Validates config text. Throws {@link ConfigError} listing every problem, each with file, line:column and key. */
 export function parseConfig(text: string, file: string): FlowlbConfig {
   const source = new YamlSource(text);
@@ -210,6 +219,7 @@ export function parseConfig(text: string, file: string): FlowlbConfig {
       maxPendingPerSource: p.max_per_source ?? DEFAULTS.pending.maxPendingPerSource,
       classifyTimeoutMs: p.timeout_ms ?? DEFAULTS.pending.classifyTimeoutMs,
     },
+    newClientLimits: newClientLimits(c.rate_limit),
     metricsAddr: c.metrics_addr === undefined ? undefined : parseHostPort(c.metrics_addr),
     pinPath: c.pin_path ?? defaultPinPath(vip),
     pinPathSet: c.pin_path !== undefined,

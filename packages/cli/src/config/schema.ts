@@ -1,4 +1,4 @@
-import { parseDashedPortRange } from '@flowlb/balancer';
+import { NEW_CLIENT_RATE_MAX, parseDashedPortRange } from '@flowlb/balancer';
 import { z } from 'zod';
 import { MAX_FLOW_TABLE_SIZE } from './keys.js';
 import { isIfName, isIPv4, parseHostPort } from './values.js';
@@ -22,6 +22,13 @@ export const pendingSchema = z.strictObject({
   timeout_ms: positiveInt.optional(),
 });
 
+const rate = z.number().int().min(1).max(NEW_CLIENT_RATE_MAX);
+
+export const rateLimitSchema = z.strictObject({
+  per_source: rate.optional(),
+  per_24: rate.optional(),
+});
+
 /** The file as written: each key checked on its own; rules between keys are in resolve.ts. */
 export const configSchema = z.strictObject({
   port,
@@ -40,6 +47,7 @@ export const configSchema = z.strictObject({
   reserve_snat_ports: bool.optional(),
   flow_table_size: z.number().int().min(1).max(MAX_FLOW_TABLE_SIZE).optional(),
   pending: pendingSchema.optional(),
+  rate_limit: rateLimitSchema.optional(),
   metrics_addr: z.string().refine((v) => parseHostPort(v) !== undefined).optional(),
   pin_path: z
     .string()

@@ -14,4 +14,5 @@ export const STAT_DOCS: Record<StatName, string> = {
   fibOther: 'known flow, other route lookup result: passed untouched',
   malformed: 'truncated headers or inconsistent lengths: passed untouched',
   notIpv4Udp: 'not IPv4/UDP (ARP, IPv6, VLAN, TCP, ...): passed untouched',
+  rateLimited: "a new client's datagram to the VIP beyond the rate_limit of its address or /24: dropped",
 };

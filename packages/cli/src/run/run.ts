@@ -204,7 +204,15 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
       // The balancer attaches the forwarder as it starts, before it adopts the flows, so that a previous run's
       // pinned links are taken over at once; on stop the links stay (or go with --detach-on-exit), which is ours.
       ...(plan.forwarder
-        ? { interfaces: config.interfaces, xdp: { mode: config.xdpMode, forwarder: plan.forwarder, detachOnStop: false } }
+        ? {
+            interfaces: config.interfaces,
+            xdp: {
+              mode: config.xdpMode,
+              forwarder: plan.forwarder,
+              detachOnStop: false,
+              ...(config.newClientLimits ? { newClientLimits: config.newClientLimits } : {}),
+            },
+          }
         : {}),
       connTtlSec: config.connTtlSec,
       // DTLS and QUIC clients always send more than their first datagram; a module's protocol may not.
