@@ -147,6 +147,7 @@ describePrivileged('flows and stats from pinned maps', () => {
       fibOther: 0,
       malformed: 0,
       notIpv4Udp: 1,
+      rateLimited: 0,
     });
     expect(s.balancer).toBeNull();
     expect(s.balancerError).toBe('no running `flowlb run` found for this pin path');
