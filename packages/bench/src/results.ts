@@ -103,6 +103,16 @@ export interface NewFlowsRow {
   installP50Ms: Measured;
   installP99Ms: Measured;
   refused: number;
+  /** New clients the generator sent per run (median). Absent in results written before it was recorded. */
+  offered?: number;
+  /** Datagrams that reached the balancer's VIP socket per run (median). */
+  reachedVip?: number;
+  /** Datagrams the kernel dropped at the full VIP socket per run (median); null where it cannot be read. */
+  socketDrops?: number | null;
+  /** Flows created per second of the balancer process's CPU time: what carries across machines. */
+  flowsPerCpuSec?: Measured;
+  /** The stage that held the rate down, from {@link limitingStage}. */
+  limitedBy?: string;
   error?: string;
 }
 

@@ -448,22 +448,34 @@ function newFlowsSection(nf: NewFlowsResult, runs: number): string[] {
   const datapathLabel = (d: string): string => (d === 'xdp' ? 'XDP' : d);
   const rows = nf.rows.map((r) => {
     const head = [mdCell(mapperLabel(r.mapper)), mdCell(datapathLabel(r.datapath)), formatCount(r.flows)];
-    if (r.error !== undefined) return [...head, `n/a: ${mdCell(r.error)}`, '—', '—', '—'];
+    if (r.error !== undefined) return [...head, `n/a: ${mdCell(r.error)}`, '—', '—', '—', '—', '—', '—', '—', '—'];
+    const count = (n: number | null | undefined): string => (n === undefined || n === null ? '—' : formatCount(n));
     return [
       ...head,
       formatMeasured(r.flowsPerSec, 'flows/s'),
       formatMeasured(r.installP50Ms, 'ms'),
       formatMeasured(r.installP99Ms, 'ms'),
       formatCount(r.refused),
+      count(r.offered),
+      count(r.reachedVip),
+      count(r.socketDrops),
+      r.flowsPerCpuSec ? formatMeasured(r.flowsPerCpuSec, 'flows/CPU-s') : '—',
+      r.limitedBy ? mdCell(r.limitedBy) : '—',
     ];
   });
   return [
     '## New flows',
     '',
     `Flows set up through the slow path per second, and the time from the balancer receiving a flow's first ` +
-      `datagram to the flow being installed; median of ${plural(runs, 'run')} (min–max in brackets).`,
+      `datagram to the flow being installed; median of ${plural(runs, 'run')} (min–max in brackets). Where the ` +
+      'new clients went: offered by the generator, read from the VIP socket, dropped by the kernel at the full ' +
+      "socket; flows made per second of the balancer's CPU time, which carries across machines; and the stage that " +
+      'held the rate down.',
     '',
-    ...table(['mapper', 'datapath', 'flows', 'new flows', 'install p50', 'install p99', 'refused'], rows),
+    ...table(
+      ['mapper', 'datapath', 'flows', 'new flows', 'install p50', 'install p99', 'refused', 'offered', 'at VIP socket', 'socket drops', 'per CPU-second', 'limited by'],
+      rows,
+    ),
     ...notes(nf.notes),
   ];
 }

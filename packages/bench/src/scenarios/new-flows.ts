@@ -111,6 +111,41 @@ async function runOnce(t: BenchTopology, spec: RowSpec, hellos: string[]): Promi
   }
 }
 
+export interface StageCounts {
+  /** New clients the generator sent. */
+  offered: number;
+  /** How fast it sent them, and how fast it was asked to. */
+  offeredPerSec: number;
+  askedPerSec: number;
+  /** Of those, datagrams that reached the VIP socket and the balancer read. */
+  reachedVip: number;
+  /** Datagrams the kernel dropped because the VIP socket's buffer was full; null when unknown. */
+  socketDrops: number | null;
+  created: number;
+  /** Share of the run the balancer's process was on a CPU, 0 to 1. */
+  busy: number;
+}
+
+/**
+ * Which stage held a run's rate down, so that a faster balancer shows in the bench or the bench says why not: the
+ * generator (everything offered became a flow), the VIP socket overflowing while the balancer was busy (its CPU) or
+ * idle (its buffer), datagrams lost before the socket (the kernel's receive path, on the generator's CPU here), or
+ * the balancer itself (it read them and made fewer flows).
+ */
+export function limitingStage(c: StageCounts): string {
+  const share = (n: number): number => (c.offered > 0 ? n / c.offered : 0);
+  if (share(c.created) >= 0.98) {
+    if (c.offeredPerSec < 0.9 * c.askedPerSec) {
+      return `the generator (${Math.round(c.offeredPerSec).toLocaleString('en')}/s of the ${c.askedPerSec.toLocaleString('en')}/s asked; the balancer kept up)`;
+    }
+    return 'offered rate (the balancer kept up)';
+  }
+  const drops = c.socketDrops ?? 0;
+  if (share(drops) >= 0.02) return c.busy >= 0.8 ? 'balancer CPU (VIP socket overflowed)' : 'VIP socket buffer';
+  if (share(c.reachedVip + drops) < 0.98) return "kernel receive path (datagrams lost before the VIP socket)";
+  return 'balancer (read, not set up)';
+}
+
 /**
  * New flows through the balancer's slow path: clients in another namespace each send one first datagram over a
  * veth, at the target rate, to a LoadBalancer in its own process pinned to a CPU; it classifies, takes a SNAT port
@@ -195,8 +230,22 @@ export async function runNewFlows(ctx: BenchContext): Promise<NewFlowsResult> {
         installP50Ms: measured(results.map((r) => r.lb.setupP50Ms)),
         installP99Ms: measured(results.map((r) => r.lb.setupP99Ms)),
         refused: Math.round(median(results.map((r) => r.lb.refused))),
+        offered: Math.round(median(results.map((r) => r.sender.sent))),
+        reachedVip: Math.round(median(results.map((r) => r.lb.slowPathIn))),
+        socketDrops: results.some((r) => r.lb.socketDrops === null) ? null : Math.round(median(results.map((r) => r.lb.socketDrops ?? 0))),
+        flowsPerCpuSec: measured(results.map((r) => (r.lb.cpuMs > 0 ? Math.round(r.lb.created / (r.lb.cpuMs / 1000)) : 0))),
+        limitedBy: limitingStage({
+          offered: median(results.map((r) => r.sender.sent)),
+          offeredPerSec: median(results.map((r) => (r.sender.ms > 0 ? r.sender.sent / (r.sender.ms / 1000) : 0))),
+          askedPerSec: OFFERED_PPS,
+          reachedVip: median(results.map((r) => r.lb.slowPathIn)),
+          socketDrops: results.some((r) => r.lb.socketDrops === null) ? null : median(results.map((r) => r.lb.socketDrops ?? 0)),
+          created: median(results.map((r) => r.lb.created)),
+          busy: median(results.map((r) => (r.lb.spanMs > 0 ? r.lb.cpuMs / r.lb.spanMs : 0))),
+        }),
         ...(error ? { error: `${runs - results.length} of ${runs} runs failed: ${error}` } : {}),
       });
+      ctx.log(`new flows: ${label}: limited by ${rows.at(-1)!.limitedBy}`);
       if (spec.mapper === 'dtls-sni' && spec.datapath === 'xdp') {
         for (const r of results) if (r.lb.created > 0) dtlsCpuPerFlowUs.push((r.lb.cpuMs * 1000) / r.lb.created);
       }
