@@ -18,8 +18,8 @@ export type {
 } from './options.js';
 export type { BalancerEvent, EventListener, DatapathKind } from './events.js';
 export type { Datapath, DatapathContext, DatapathChoice } from './datapath.js';
-export { NEW_CLIENT_RATE_MAX, XdpDatapath, XdpCoreUnavailableError, importXdpCore } from './xdp-datapath.js';
-export type { NewClientLimits, RateLimit, XdpAttachmentInfo, XdpCoreModule, XdpDatapathOptions, XdpForwarderLike, XdpLoadOptions } from './xdp-datapath.js';
+export { XdpDatapath, XdpCoreUnavailableError, importXdpCore } from './xdp-datapath.js';
+export type { XdpAttachmentInfo, XdpCoreModule, XdpDatapathOptions, XdpForwarderLike, XdpLoadOptions } from './xdp-datapath.js';
 export { chooseDatapath, XdpUnavailableError } from './datapath-choice.js';
 export type { DatapathDecision, DatapathRequest } from './datapath-choice.js';
 export { UserspaceDatapath } from './userspace-datapath.js';
@@ -46,3 +46,4 @@ export type { PendingLimits, PendingState, PendingAddResult } from './pending.js
 export { Counters, LatencyHistogram, DROP_REASONS, LATENCY_BUCKETS_MS } from './stats.js';
 export type { BalancerStats, DropReason, HistogramBucket, HistogramSnapshot } from './stats.js';
 export { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';
+export type { NewClientLimits, RateLimit } from '@flowlb/flow-table';

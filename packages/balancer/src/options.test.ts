@@ -1,9 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { staticMapper } from '@flowlb/mapper-api';
 import { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';
-import { NEW_CLIENT_RATE_MAX } from './xdp-datapath.js';
 import { DEFAULT_LIMITS, resolveOptions, type LoadBalancerOptions } from './options.js';
 
 const mapper = staticMapper({ address: '10.0.0.5', port: 7000 });
@@ -67,11 +64,3 @@ describe('capability check', () => {
     expect(effectiveCapabilities('Name:\tnode\n')).toBeUndefined();
   });
 });
-
-describe('new-client limits', () => {
-  it('stop where the XDP program counts: FLOWLB_RATE_MAX in flowlb.h', () => {
-    const header = readFileSync(join(import.meta.dirname, '..', '..', '..', 'bpf', 'include', 'flowlb.h'), 'utf8');
-    expect(Number(/#define FLOWLB_RATE_MAX (\d+)/.exec(header)?.[1])).toBe(NEW_CLIENT_RATE_MAX);
-  });
-});
-

@@ -2,7 +2,8 @@ import { parseIPv4 } from '@flowlb/flow-table';
 import type { FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
 import { assertPortRange, formatRange, PROC_IPV4_DIR, type PortRange } from './ephemeral-range.js';
 import type { EventListener } from './events.js';
-import type { NewClientLimits, XdpForwarderLike } from './xdp-datapath.js';
+import type { NewClientLimits } from '@flowlb/flow-table';
+import type { XdpForwarderLike } from './xdp-datapath.js';
 
 export type DatapathMode = 'auto' | 'xdp' | 'userspace';
 export type XdpAttachMode = 'native' | 'generic' | 'auto';

@@ -1,4 +1,4 @@
-import { FLOW_F_CONFIRMED, type Endpoint, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
+import { FLOW_F_CONFIRMED, type Endpoint, type NewClientLimits, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
 import type { XdpAttachMode } from './options.js';
 import { SnatSenders } from './snat-senders.js';
@@ -26,21 +26,6 @@ export interface XdpAttachmentInfo {
   pinPath?: string;
   previousProgId?: number;
   replaced?: string;
-}
-
-/** The highest rate and burst the XDP program counts (`FLOWLB_RATE_MAX` in flowlb.h). */
-export const NEW_CLIENT_RATE_MAX = 1_000_000;
-
-/** A token bucket: `rate` datagrams a second with room for `burst` at once (default twice the rate). */
-export interface RateLimit {
-  rate: number;
-  burst?: number;
-}
-
-/** Limits on new clients' datagrams to the VIP, enforced in the XDP program (see `XdpOptions.newClientLimits`). */
-export interface NewClientLimits {
-  perSource?: RateLimit;
-  perNet24?: RateLimit;
 }
 
 export interface XdpLoadOptions {

@@ -7,7 +7,9 @@ export {
   FLOW_F_CONFIRMED,
   FLOW_F_REVERSE,
   FLOWS_MAX_DEFAULT,
+  NEW_CLIENT_RATE_MAX,
 } from './layout.js';
+export type { NewClientLimits, RateLimit } from './layout.js';
 export { parseIPv4, formatIPv4 } from './ipv4.js';
 export { encodeKey, decodeKey, encodeValue, decodeValue, LastUsedBound } from './codec.js';
 export { flowKeyId, sameKey, describeKey } from './key-id.js';

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   FLOWS_MAX_DEFAULT,
+  NEW_CLIENT_RATE_MAX,
   FLOW_F_CONFIRMED,
   FLOW_F_REVERSE,
   FLOW_KEY_OFFSETS,
@@ -66,6 +67,7 @@ describe('layout against bpf/include/flowlb.h, as text', () => {
     expect(defineOf('FLOWLB_F_REVERSE')).toBe(FLOW_F_REVERSE);
     expect(defineOf('FLOWLB_F_CONFIRMED')).toBe(FLOW_F_CONFIRMED);
     expect(defineOf('FLOWLB_FLOWS_MAX_DEFAULT')).toBe(FLOWS_MAX_DEFAULT);
+    expect(defineOf('FLOWLB_RATE_MAX')).toBe(NEW_CLIENT_RATE_MAX);
   });
 });
 

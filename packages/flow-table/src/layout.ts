@@ -29,6 +29,26 @@ export const FLOW_F_REVERSE = 0x1;
 /** `FLOWLB_F_CONFIRMED`: set by the XDP program on a forward entry once the client has spoken after the install. */
 export const FLOW_F_CONFIRMED = 0x2;
 
+/** `FLOWLB_RATE_MAX`: the highest rate and burst of new clients the XDP program's token arithmetic counts. */
+export const NEW_CLIENT_RATE_MAX = 1_000_000;
+
+/** A token bucket: `rate` datagrams a second with room for `burst` at once (default twice the rate). */
+export interface RateLimit {
+  rate: number;
+  burst?: number;
+}
+
+/**
+ * Limits on the datagrams of new clients (no flow yet) to the VIPs, enforced in the XDP program before anything
+ * reaches the control plane (`struct flowlb_limits`); the excess is dropped and counted as `rateLimited`.
+ */
+export interface NewClientLimits {
+  /** Per source address. */
+  perSource?: RateLimit;
+  /** Per source /24, which a flood from many addresses of one network shares. */
+  perNet24?: RateLimit;
+}
+
 /** `FLOWLB_FLOWS_MAX_DEFAULT`: the flow map's size when the loader does not set one. */
 export const FLOWS_MAX_DEFAULT = 262144;
 

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { BpfMapFlowTable, parseIPv4 } from '@flowlb/flow-table';
+import { BpfMapFlowTable, NEW_CLIENT_RATE_MAX, parseIPv4, type NewClientLimits, type RateLimit } from '@flowlb/flow-table';
 import { join } from 'node:path';
 import { ensureBpffsDir } from './bpffs.js';
 import { Link } from './link.js';
@@ -24,31 +24,12 @@ export const XDP_PASS_PROGRAM = 'xdp_pass';
 
 /** Names of what a forwarder pins under its `pinDir`. */
 const MAP_PINS = ['flows', 'stats'] as const;
-/** `FLOWLB_RATE_MAX` in flowlb.h: the program's token arithmetic is sized for rates and bursts up to this. */
-export const NEW_CLIENT_RATE_MAX = 1_000_000;
-/** `FLOWLB_VIPS_MAX_DEFAULT`: VIPs the limits can watch. */
-const VIPS_MAX = 64;
-
-/** A token bucket: `rate` datagrams a second with room for `burst` at once (default twice the rate). */
-export interface RateLimit {
-  rate: number;
-  burst?: number;
-}
-
-/**
- * Limits on the datagrams of new clients (no flow yet) to the VIPs given to `setVips`, enforced in the program
- * before anything reaches the control plane; the excess is dropped and counted as `rateLimited`.
- */
-export interface NewClientLimits {
-  /** Per source address. */
-  perSource?: RateLimit;
-  /** Per source /24, which a flood from many addresses of one network shares. */
-  perNet24?: RateLimit;
-}
 const PROG_PIN = 'prog';
 const PROG_PIN_NEXT = 'prog-next';
 const LINK_PIN_PREFIX = 'link-';
 const BPF_LINK_TYPE_XDP = 6;
+/** `FLOWLB_VIPS_MAX_DEFAULT`: VIPs the new-client limits can watch. */
+const VIPS_MAX = 64;
 
 /**
  * The pin name of an interface's link. bpffs refuses '.' in names, and interface names may hold one (eth0.100) but

@@ -8,9 +8,6 @@ export {
   FLOWLB_PROGRAM,
   XDP_PASS_BPF_OBJECT,
   XDP_PASS_PROGRAM,
-  NEW_CLIENT_RATE_MAX,
-  type NewClientLimits,
-  type RateLimit,
   type XdpForwarderOptions,
   type AttachOptions,
   type Attachment,
@@ -36,3 +33,4 @@ export {
   type LiveRunOptions,
   type LiveRunResult,
 } from './types.js';
+export { NEW_CLIENT_RATE_MAX, type NewClientLimits, type RateLimit } from '@flowlb/flow-table';

@@ -17,7 +17,7 @@ import { createInterface } from 'node:readline';
 import { LoadBalancer } from '../balancer.js';
 import type { BalancerEvent } from '../events.js';
 import type { LimitsOptions } from '../options.js';
-import type { NewClientLimits } from '../xdp-datapath.js';
+import type { NewClientLimits } from '@flowlb/flow-table';
 import { scenarioMapper } from './scenario-mapper.js';
 import { bindUdp } from '../udp-socket.js';
 

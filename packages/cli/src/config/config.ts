@@ -3,11 +3,11 @@ import {
   DEFAULT_LIMITS,
   DEFAULT_SNAT_PORTS,
   type DatapathMode,
-  type NewClientLimits,
   type PendingLimits,
   type PortRange,
   type XdpAttachMode,
 } from '@flowlb/balancer';
+import type { NewClientLimits } from '@flowlb/flow-table';
 import type { HostPort } from './values.js';
 
 export type { DatapathMode, PendingLimits, XdpAttachMode };

@@ -1,4 +1,5 @@
-import { formatRange, NEW_CLIENT_RATE_MAX } from '@flowlb/balancer';
+import { formatRange } from '@flowlb/balancer';
+import { NEW_CLIENT_RATE_MAX } from '@flowlb/flow-table';
 import { DEFAULTS } from './config.js';
 
 /** Every config key, for messages, `--help` and the README. Keys marked `seed` come from the original's config.yaml. */

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { formatRange, NEW_CLIENT_RATE_MAX, parseDashedPortRange, type NewClientLimits, type PortRange } from '@flowlb/balancer';
+import { formatRange, parseDashedPortRange, type PortRange } from '@flowlb/balancer';
+import { NEW_CLIENT_RATE_MAX, type NewClientLimits } from '@flowlb/flow-table';
 import type { z } from 'zod';
 import { DEFAULTS, type FlowlbConfig } from './config.js';
 import { closestKey, describeValue } from './describe-value.js';

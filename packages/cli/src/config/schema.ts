@@ -1,4 +1,5 @@
-import { NEW_CLIENT_RATE_MAX, parseDashedPortRange } from '@flowlb/balancer';
+import { parseDashedPortRange } from '@flowlb/balancer';
+import { NEW_CLIENT_RATE_MAX } from '@flowlb/flow-table';
 import { z } from 'zod';
 import { MAX_FLOW_TABLE_SIZE } from './keys.js';
 import { isIfName, isIPv4, parseHostPort } from './values.js';
