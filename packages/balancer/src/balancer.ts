@@ -11,7 +11,7 @@ import { SlowPath } from './slow-path.js';
 import { SnatPortPools } from './snat-pool.js';
 import { Counters, type BalancerStats } from './stats.js';
 import { udpSocketDrops } from './socket-drops.js';
-import { bindUdp, closeQuietly } from './udp-socket.js';
+import { bindUdp, closeQuietly, sendAll } from './udp-socket.js';
 import { UserspaceDatapath } from './userspace-datapath.js';
 import { importXdpCore, XdpDatapath, type XdpForwarderLike } from './xdp-datapath.js';
 
@@ -124,6 +124,7 @@ export class LoadBalancer {
         limits: { ...o.limits },
         dropHoldMs: o.dropHoldMs,
         onPressure: (reason) => this.#pressure(reason),
+        reply: (to, datagrams) => this.#reply(to, datagrams),
       });
       this.#slow = slow;
       const balancer = this;
@@ -240,6 +241,19 @@ export class LoadBalancer {
     return this.#cleaner.sweep();
   }
 
+  /** A mapper's answer to a client, from the VIP socket. */
+  #reply(to: UdpEndpoint, datagrams: readonly Buffer[]): void {
+    const socket = this.#socket;
+    if (!socket) {
+      this.counters.repliesFailed += datagrams.length;
+      return;
+    }
+    sendAll(socket, datagrams, to, (outcome) => {
+      this.counters.repliesSent += outcome.sent;
+      this.counters.repliesFailed += outcome.failed;
+    });
+  }
+
   /** Every counter, as a plain JSON-serialisable object. */
   stats(): BalancerStats {
     const c = this.counters;
@@ -270,6 +284,8 @@ export class LoadBalancer {
         forwardedLate: c.forwardedLate,
         userspaceForward: c.userspaceForward,
         userspaceReverse: c.userspaceReverse,
+        repliesSent: c.repliesSent,
+        repliesFailed: c.repliesFailed,
         dropped: c.dropped,
         socketDrops: this.#socket ? (udpSocketDrops(this.options.vip) ?? null) : null,
       },
@@ -280,6 +296,7 @@ export class LoadBalancer {
         inFlight: slow?.inFlight ?? 0,
         errors: c.mapperErrors,
         timeouts: c.classifyTimeouts,
+        replies: c.mapperReplies,
       },
       snat: {
         portsInUse: this.pools.inUse,

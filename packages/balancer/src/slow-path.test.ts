@@ -49,6 +49,7 @@ describe('SlowPath flow-created setupMs', () => {
     const slow = new SlowPath({
       vip: { address: '127.0.0.1', port: 5000 },
       snatAddress: '127.0.0.1',
+      reply: () => undefined,
       mapper,
       datapath: tableDatapath(AFTER_WRITE_MS, written),
       pools: new SnatPortPools({ min: 10000, max: 10010 }),
@@ -93,6 +94,7 @@ describe('SlowPath SNAT quarantine', () => {
     const slow = new SlowPath({
       vip,
       snatAddress: '127.0.0.1',
+      reply: () => undefined,
       mapper: { findFlow: () => ({ action: 'forward', flow: { dstAddr: target } }) },
       datapath,
       pools,
@@ -143,6 +145,7 @@ describe('SlowPath with a slow mapper', () => {
     const slow = new SlowPath({
       vip: { address: '127.0.0.1', port: 5000 },
       snatAddress: '127.0.0.1',
+      reply: () => undefined,
       mapper: { findFlow: () => new Promise<Decision>((resolve) => answers.push(resolve)) },
       datapath: tableDatapath(),
       pools: new SnatPortPools({ min: 10000, max: 10010 }),
@@ -183,6 +186,7 @@ describe('SlowPath under a flood of first datagrams that never go on', () => {
     const slow = new SlowPath({
       vip: { address: '127.0.0.1', port: 5000 },
       snatAddress: '127.0.0.1',
+      reply: () => undefined,
       // A hello in two datagrams: the forged clients only ever send the first.
       mapper: { findFlow: (_c, packets) => (packets.length < 2 ? { action: 'wait' } : { action: 'forward', flow: { dstAddr: target } }) },
       datapath: tableDatapath(),
@@ -214,6 +218,7 @@ describe('SlowPath when the pending bytes run out', () => {
     const slow = new SlowPath({
       vip: { address: '127.0.0.1', port: 5000 },
       snatAddress: '127.0.0.1',
+      reply: () => undefined,
       mapper: { findFlow: () => ({ action: 'wait' }) },
       datapath: tableDatapath(),
       pools: new SnatPortPools({ min: 10000, max: 10010 }),
@@ -235,6 +240,69 @@ describe('SlowPath when the pending bytes run out', () => {
       expect(slow.pending.bytes).toBe(900);
     } finally {
       slow.shutdown();
+    }
+  });
+});
+
+describe('SlowPath mapper replies', () => {
+  function replying(decide: (packets: readonly Uint8Array[]) => Decision) {
+    const sent: { to: { address: string; port: number }; datagrams: Buffer[] }[] = [];
+    const counters = new Counters();
+    const events: BalancerEvent[] = [];
+    const datapath = tableDatapath();
+    const slow = new SlowPath({
+      vip: { address: '127.0.0.1', port: 5000 },
+      snatAddress: '127.0.0.1',
+      reply: (to, datagrams) => sent.push({ to, datagrams: [...datagrams] }),
+      mapper: { findFlow: (_c, packets) => decide(packets) },
+      datapath,
+      pools: new SnatPortPools({ min: 10000, max: 10010 }),
+      counters,
+      emit: (e) => events.push(e),
+      limits: { ...DEFAULT_LIMITS },
+      dropHoldMs: 10_000,
+    });
+    return { slow, sent, counters, events, datapath };
+  }
+  const client = { address: '127.0.0.2', port: 4000 };
+
+  it('answers the client, keeps no state, and classifies its next datagram afresh', () => {
+    const challenge = Buffer.from('come back with this');
+    const target = { address: '127.0.0.9', port: 7000 };
+    const { slow, sent, counters, datapath } = replying((packets) =>
+      Buffer.from(packets[0]!).toString().startsWith('cookie') ? { action: 'forward', flow: { dstAddr: target } } : { action: 'reply', datagrams: [challenge], reason: 'no cookie' },
+    );
+    try {
+      slow.handleDatagram(Buffer.from('first hello, a little longer than the answer'), client);
+      expect(sent).toEqual([{ to: client, datagrams: [challenge] }]);
+      expect(slow.pending.size).toBe(0);
+      expect(slow.held).toBe(0);
+      expect(counters.mapperReplies).toBe(1);
+      expect(counters.drops.answered).toBe(1);
+      // Not held off: the answer asked the client to come back.
+      slow.handleDatagram(Buffer.from('cookie: come back with this'), client);
+      expect(counters.drops['drop-hold']).toBe(0);
+      expect(counters.mapperCalls).toBe(2);
+    } finally {
+      slow.shutdown();
+    }
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      expect(counters.flowsCreated).toBe(1);
+      expect(datapath.table.size).toBe(2);
+    });
+  });
+
+  it('refuses a reply larger than what the client sent, and replies that are not datagrams', () => {
+    for (const datagrams of [[Buffer.alloc(100)], [], ['text'], undefined]) {
+      const { slow, sent, counters, events } = replying(() => ({ action: 'reply', datagrams, reason: 'x' }) as unknown as Decision);
+      try {
+        slow.handleDatagram(Buffer.alloc(40), client);
+        expect(sent).toEqual([]);
+        expect(counters.drops['invalid-decision']).toBe(1);
+        expect(events.find((e) => e.type === 'client-dropped')).toMatchObject({ reason: 'invalid-decision' });
+      } finally {
+        slow.shutdown();
+      }
     }
   });
 });

@@ -15,6 +15,8 @@ export interface SlowPathOptions {
   pools: SnatPortPools;
   counters: Counters;
   emit: (event: BalancerEvent) => void;
+  /** Sends a mapper's `reply` datagrams to the client from the VIP, counting them. */
+  reply: (to: UdpEndpoint, datagrams: readonly Buffer[]) => void;
   /** A new flow was refused because SNAT ports or table entries ran out. */
   onPressure?: (reason: 'snat-exhausted' | 'flow-limit') => void;
   limits: PendingLimits & { maxFlows: number };
@@ -178,6 +180,9 @@ export class SlowPath {
       case 'drop':
         this.#dropClient(client, 'mapper-drop', String((decision as { reason?: unknown }).reason ?? ''), true);
         return;
+      case 'reply':
+        this.#reply(client, decision as { datagrams?: unknown; reason?: unknown });
+        return;
       case 'forward': {
         const flow = (decision as { flow?: unknown }).flow;
         this.#establish(client, flow).catch((error: unknown) => this.#internalError(client, error));
@@ -186,6 +191,35 @@ export class SlowPath {
       default:
         this.#dropClient(client, 'invalid-decision', `the mapper returned ${describeValue(decision)}`, true);
     }
+  }
+
+  /**
+   * Answers the client and forgets it: no hold, since the answer asks it to come back. A reply may not be larger than
+   * what the client sent, so that a forged source cannot make the balancer amplify traffic towards a victim.
+   */
+  #reply(client: PendingClient, decision: { datagrams?: unknown; reason?: unknown }): void {
+    const { datagrams } = decision;
+    if (!Array.isArray(datagrams) || datagrams.length === 0 || !datagrams.every((d) => d instanceof Uint8Array)) {
+      this.#dropClient(client, 'invalid-decision', `the mapper replied with ${describeValue(datagrams)}, not datagrams`, true);
+      return;
+    }
+    const replyBytes = (datagrams as Uint8Array[]).reduce((n, d) => n + d.byteLength, 0);
+    if (replyBytes > client.bytes) {
+      this.#dropClient(
+        client,
+        'invalid-decision',
+        `the mapper's reply (${replyBytes} bytes) is larger than what the client sent (${client.bytes} bytes)`,
+        true,
+      );
+      return;
+    }
+    const buffered = this.pending.remove(client);
+    this.#o.counters.mapperReplies++;
+    this.#o.counters.drop('answered', buffered.length);
+    this.#o.reply(
+      { ...client.endpoint },
+      (datagrams as Uint8Array[]).map((d) => (Buffer.isBuffer(d) ? d : Buffer.from(d.buffer, d.byteOffset, d.byteLength))),
+    );
   }
 
   async #establish(client: PendingClient, flow: unknown): Promise<void> {

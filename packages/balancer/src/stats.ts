@@ -14,6 +14,8 @@ export const DROP_REASONS = [
   'total-bytes-limit',
   /** The mapper answered drop. */
   'mapper-drop',
+  /** The mapper answered the client itself (`reply`, a stateless challenge); its datagrams go no further. */
+  'answered',
   /** The mapper threw or its promise rejected. */
   'mapper-error',
   /** The mapper answered something that is not a decision, or a forward to an unusable target. */
@@ -118,6 +120,11 @@ export class Counters {
   userspaceReverse = 0;
   mapperCalls = 0;
   mapperErrors = 0;
+  /** Clients the mapper answered itself (`reply`). */
+  mapperReplies = 0;
+  /** Datagrams of those answers sent from the VIP, and those whose send failed. */
+  repliesSent = 0;
+  repliesFailed = 0;
   classifyTimeouts = 0;
   snatPortsQuarantined = 0;
   readonly drops: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<
@@ -175,6 +182,10 @@ export interface BalancerStats {
     userspaceForward: number;
     /** Userspace mode: target replies sent back to the client from the VIP. */
     userspaceReverse: number;
+    /** Datagrams of mapper replies sent from the VIP to clients. */
+    repliesSent: number;
+    /** Datagrams of mapper replies whose send failed. */
+    repliesFailed: number;
     /** Sum of `drops`. */
     dropped: number;
     /**
@@ -191,6 +202,8 @@ export interface BalancerStats {
     inFlight: number;
     errors: number;
     timeouts: number;
+    /** Clients the mapper answered itself (a stateless challenge such as a DTLS HelloVerifyRequest). */
+    replies: number;
   };
   snat: {
     portsInUse: number;

@@ -18,7 +18,7 @@ import { encodeKey, encodeValue, forwardEntry, reverseEntry, type FlowPair } fro
 import { hashMapper, type FlowMapper, type UdpEndpoint } from '@flowlb/mapper-api';
 import { DtlsSniMapper, mappingsFromObject } from '@flowlb/mapper-dtls-sni';
 import { ifIndex, XdpForwarder } from '@flowlb/xdp-core';
-import { BenchPrograms, u32, type ClientSpread } from './bench-object.js';
+import { BenchPrograms, LIVE_BATCH_MAX, LIVE_RUN_MAX, u32, type ClientSpread } from './bench-object.js';
 import { percentile } from './stats.js';
 
 export interface NewFlowsLbJob {
@@ -208,8 +208,6 @@ function genTemplate(progs: BenchPrograms, job: NewFlowsSenderJob, payload: Buff
 
 const PROGRESS_EVERY_MS = 1000;
 
-/** Frames per live run: small, so that the payloads interleave finely and the pace stays even. */
-const CHUNK = 32;
 
 async function newFlowsSender(job: NewFlowsSenderJob): Promise<NewFlowsSenderReport> {
   const progs = await BenchPrograms.load();
@@ -239,10 +237,10 @@ async function newFlowsSender(job: NewFlowsSenderJob): Promise<NewFlowsSenderRep
         continue;
       }
       while (sent < due) {
-        const n = Math.min(due - sent, CHUNK);
+        const n = Math.min(due - sent, LIVE_RUN_MAX);
         const t = templates[k++ % templates.length]!;
         cfgMap.update(zero, t.cfg);
-        gen.runLive({ data: t.frame, ingressIfindex, repeat: n, batchSize: n });
+        gen.runLive({ data: t.frame, ingressIfindex, repeat: n, batchSize: Math.min(n, LIVE_BATCH_MAX) });
         sent += n;
       }
     }

@@ -8,7 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ifIndex } from '@flowlb/xdp-core';
-import { BenchPrograms, type ClientSpread, type GeneratorFrame } from './bench-object.js';
+import { BenchPrograms, LIVE_BATCH_MAX, LIVE_RUN_MAX, type ClientSpread, type GeneratorFrame } from './bench-object.js';
 
 export interface GeneratorJob {
   ifname: string;
@@ -28,8 +28,6 @@ export interface GeneratorReport {
 
 /** Frames per live call when blasting: large enough that the syscall is noise, small enough to stop on time. */
 const BLAST_CHUNK = 1 << 18;
-/** The kernel's largest batch: fewer flushes per frame. */
-const BATCH = 256;
 
 async function main(job: GeneratorJob): Promise<GeneratorReport> {
   const progs = await BenchPrograms.load();
@@ -43,7 +41,7 @@ async function main(job: GeneratorJob): Promise<GeneratorReport> {
     if (job.mode === 'blast') {
       const deadline = t0 + (job.seconds ?? 3) * 1000;
       while (performance.now() < deadline) {
-        gen.runLive({ data, ingressIfindex, repeat: BLAST_CHUNK, batchSize: BATCH });
+        gen.runLive({ data, ingressIfindex, repeat: BLAST_CHUNK, batchSize: LIVE_BATCH_MAX });
         sent += BLAST_CHUNK;
       }
     } else {
@@ -54,8 +52,8 @@ async function main(job: GeneratorJob): Promise<GeneratorReport> {
       while (sent < total && performance.now() < deadline) {
         const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * pps));
         if (due > sent) {
-          const n = Math.min(due - sent, 256);
-          gen.runLive({ data, ingressIfindex, repeat: n, batchSize: Math.min(n, BATCH) });
+          const n = Math.min(due - sent, LIVE_RUN_MAX);
+          gen.runLive({ data, ingressIfindex, repeat: n, batchSize: Math.min(n, LIVE_BATCH_MAX) });
           sent += n;
         } else {
           await new Promise((r) => setTimeout(r, 1));

@@ -12,6 +12,10 @@ export function drop(reason: string): Decision {
   return { action: 'drop', reason };
 }
 
+export function reply(datagrams: readonly Uint8Array[], reason: string): Decision {
+  return { action: 'reply', datagrams, reason };
+}
+
 /** The key the balancer and the mappers use for a client: `ip:port`, IPv6 in brackets. */
 export function endpointKey(e: UdpEndpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;

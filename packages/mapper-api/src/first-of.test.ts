@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { drop, forward, wait } from './decisions.js';
+import { drop, forward, reply, wait } from './decisions.js';
 import { firstOf } from './first-of.js';
 import type { Decision, FlowMapper } from './types.js';
 
@@ -33,6 +33,14 @@ describe('firstOf', () => {
       answering(forward(T2), calls, 'c'),
     );
     expect(m.findFlow(client, packets)).toEqual(forward(T1));
+    expect(calls).toEqual(['a', 'b']);
+  });
+
+  it('answers with a reply and asks no further', () => {
+    const calls: string[] = [];
+    const challenge = reply([Uint8Array.of(1, 2, 3)], 'prove your address');
+    const m = firstOf(answering(drop('not mine'), calls, 'a'), answering(challenge, calls, 'b'), answering(forward(T2), calls, 'c'));
+    expect(m.findFlow(client, packets)).toEqual(challenge);
     expect(calls).toEqual(['a', 'b']);
   });
 

@@ -4,7 +4,7 @@ import type { Decision, FlowMapper, UdpEndpoint } from './types.js';
 /**
  * Asks `mappers` in order and answers with the first one that does not drop:
  *
- * - `forward` from a mapper is the answer; later mappers are not asked.
+ * - `forward` or `reply` from a mapper is the answer; later mappers are not asked.
  * - `wait` from a mapper is the answer too: that mapper has priority over the ones after it and may still forward
  *   once it has seen more datagrams, so a later mapper must not claim the client meanwhile.
  * - `drop`, a throw, a rejected promise or anything that is not a decision passes the client on to the next mapper.
@@ -59,7 +59,7 @@ function consult(
 /** The decision that ends the search, or undefined after recording why this mapper dropped. */
 function settle(decision: unknown, reasons: string[]): Decision | undefined {
   const action = (decision as { action?: unknown } | null)?.action;
-  if (action === 'forward' || action === 'wait') return decision as Decision;
+  if (action === 'forward' || action === 'wait' || action === 'reply') return decision as Decision;
   if (action === 'drop') {
     reasons.push(String((decision as { reason?: unknown }).reason ?? ''));
   } else {

@@ -1,5 +1,5 @@
 export type { UdpEndpoint, Flow, Decision, FlowMapper } from './types.js';
-export { forward, wait, drop, endpointKey } from './decisions.js';
+export { forward, wait, drop, reply, endpointKey } from './decisions.js';
 export { staticMapper } from './static-mapper.js';
 export { hashMapper } from './hash-mapper.js';
 export type { HashMapperOptions } from './hash-mapper.js';

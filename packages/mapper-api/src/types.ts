@@ -17,7 +17,13 @@ export type Decision =
   | { action: 'forward'; flow: Flow }
   /** The mapper needs more datagrams from this client before it can decide. */
   | { action: 'wait' }
-  | { action: 'drop'; reason: string };
+  | { action: 'drop'; reason: string }
+  /**
+   * Answer the client with `datagrams`, sent from the VIP, and keep nothing: no flow, no buffered datagram, no hold.
+   * For stateless challenges such as a DTLS HelloVerifyRequest, whose answer brings the client back with proof that
+   * it receives at its address.
+   */
+  | { action: 'reply'; datagrams: readonly Uint8Array[]; reason: string };
 
 /**
  * Classifies a new flow. `packets` holds every datagram buffered so far for `client`, oldest first. A throw or a

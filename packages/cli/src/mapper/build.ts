@@ -29,6 +29,7 @@ function describeDecision(d: Decision): Record<string, unknown> {
   if (d.action === 'forward') {
     return { action: 'forward', target: `${d.flow.dstAddr.address}:${d.flow.dstAddr.port}` };
   }
+  if (d.action === 'reply') return { action: 'reply', reason: d.reason, datagrams: d.datagrams.length };
   return d.action === 'drop' ? { action: 'drop', reason: d.reason } : { action: 'wait' };
 }
 

@@ -8,7 +8,7 @@ const stats = {
   datapathReason: 'test',
   flows: { active: 3, created: 5, expired: 2, unconfirmedExpired: 1, evictedUnderPressure: 1, pressureEpisodes: 4, refused: 1, adopted: 0 },
   pending: { clients: 1, datagrams: 2, bytes: 300, held: 0 },
-  datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 1, userspaceForward: 0, userspaceReverse: 0, dropped: 2, socketDrops: 5 },
+  datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 1, userspaceForward: 0, userspaceReverse: 0, repliesSent: 11, repliesFailed: 1, dropped: 2, socketDrops: 5 },
   drops: { 'mapper-drop': 2, 'snat-exhausted': 0 },
   classification: {
     count: 4,
@@ -22,6 +22,7 @@ const stats = {
     inFlight: 0,
     errors: 1,
     timeouts: 0,
+    replies: 12,
   },
   snat: { portsInUse: 3, pools: 2, quarantined: 1, quarantinedTotal: 7, range: { min: 10000, max: 10099 } },
 } as unknown as BalancerStats;
@@ -74,6 +75,9 @@ describe('metrics', () => {
       'flowlb_socket_drops_total 5',
       'flowlb_mapper_calls_total 6',
       'flowlb_mapper_errors_total 1',
+      'flowlb_mapper_replies_total 12',
+      'flowlb_mapper_reply_datagrams_total 11',
+      'flowlb_mapper_reply_failures_total 1',
       'flowlb_classification_seconds_bucket{le="0.0005"} 1',
       'flowlb_classification_seconds_bucket{le="0.005"} 3',
       'flowlb_classification_seconds_bucket{le="+Inf"} 4',

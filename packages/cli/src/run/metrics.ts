@@ -112,6 +112,9 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
   counter('flowlb_mapper_calls_total', 'Calls of the mapper', (st) => st.classification.calls);
   counter('flowlb_mapper_errors_total', 'Mapper calls that threw or rejected', (st) => st.classification.errors);
   counter('flowlb_classify_timeouts_total', 'Clients not decided within pending.timeout_ms', (st) => st.classification.timeouts);
+  counter('flowlb_mapper_replies_total', 'Clients the mapper answered itself (stateless challenges such as a DTLS HelloVerifyRequest)', (st) => st.classification.replies);
+  counter('flowlb_mapper_reply_datagrams_total', 'Datagrams of mapper replies sent from the VIP', (st) => st.datagrams.repliesSent);
+  counter('flowlb_mapper_reply_failures_total', 'Datagrams of mapper replies whose send failed', (st) => st.datagrams.repliesFailed);
   gauge('flowlb_mapper_in_flight', 'Mapper calls running now', (st) => st.classification.inFlight);
   registerSnapshotMetric(registry, {
     name: 'flowlb_classification_seconds',
