@@ -9,7 +9,8 @@
         "native/program.cc",
         "native/link.cc",
         "native/map.cc",
-        "native/system.cc"
+        "native/system.cc",
+        "native/udp.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

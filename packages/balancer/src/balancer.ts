@@ -11,9 +11,9 @@ import { SlowPath } from './slow-path.js';
 import { SnatPortPools } from './snat-pool.js';
 import { Counters, type BalancerStats } from './stats.js';
 import { udpSocketDrops } from './socket-drops.js';
-import { bindUdp, closeQuietly, sendAll } from './udp-socket.js';
+import { DEFAULT_VIP_RECEIVE_BUFFER_BYTES, openVipSocket, type VipSocket } from './vip-socket.js';
 import { UserspaceDatapath } from './userspace-datapath.js';
-import { importXdpCore, XdpDatapath, type XdpForwarderLike } from './xdp-datapath.js';
+import { importXdpCore, XdpDatapath, type SyncUdpSocketClass, type XdpCoreModule, type XdpForwarderLike } from './xdp-datapath.js';
 
 /** The TTL of unconfirmed flows while new flows are refused for want of SNAT ports or table entries. */
 const PRESSURE_UNCONFIRMED_TTL_MS = 1000;
@@ -42,7 +42,7 @@ export class LoadBalancer {
   #state: BalancerState = 'new';
   #choice: DatapathChoice | undefined;
   #datapath: Datapath | undefined;
-  #socket: dgram.Socket | undefined;
+  #socket: VipSocket | undefined;
   #slow: SlowPath | undefined;
   #cleaner: Cleaner | undefined;
   #snatCheck: SnatPortCheck | undefined;
@@ -108,7 +108,7 @@ export class LoadBalancer {
         this.#emit({ type: 'snat-ports-reserved', ranges: this.#snatCheck.reservedAdded });
       }
 
-      const { datapath, choice } = await this.#chooseDatapath();
+      const { datapath, choice, udp } = await this.#chooseDatapath();
       this.#datapath = datapath;
       this.#choice = choice;
       this.#emit({ type: 'datapath', kind: choice.kind, reason: choice.reason });
@@ -132,8 +132,9 @@ export class LoadBalancer {
         vip: o.vip,
         // Bound below, before any flow can exist that would need it.
         get vipSocket(): dgram.Socket {
-          if (!balancer.#socket) throw new Error('the VIP socket is not open');
-          return balancer.#socket;
+          const socket = balancer.#socket?.dgram;
+          if (!socket) throw new Error('the VIP socket is not open (or is not a Node socket)');
+          return socket;
         },
         counters: this.counters,
         emit: (event) => this.#emit(event),
@@ -144,8 +145,15 @@ export class LoadBalancer {
         this.#emit({ type: 'flows-adopted', count: adopted });
       }
 
-      const socket = await bindUdp(o.vip, (error) => this.#emit({ type: 'error', where: 'VIP socket', error }), {
+      // The XDP datapath reads the VIP with @flowlb/xdp-core's sockets (many datagrams per wakeup); the userspace
+      // one replies to clients from it with Node's.
+      this.#socket = await openVipSocket({
+        vip: o.vip,
+        udp,
         receiveBufferBytes: o.receiveBufferBytes,
+        // Attached before the event loop turns, so no datagram arrives without a listener.
+        onDatagram: (datagram, from) => slow.handleDatagram(datagram, from),
+        onError: (error) => this.#emit({ type: 'error', where: 'VIP socket', error }),
       }).catch((error: unknown) => {
         const code = (error as { code?: string }).code ?? (error as Error).message;
         throw new Error(
@@ -155,9 +163,7 @@ export class LoadBalancer {
           { cause: error },
         );
       });
-      this.#socket = socket;
-      // Attached before the event loop turns, so no datagram is emitted without a listener.
-      socket.on('message', (msg, rinfo) => slow.handleDatagram(msg, { address: rinfo.address, port: rinfo.port }));
+      this.#checkReceiveBuffer(this.#socket);
 
       this.#cleaner = new Cleaner(datapath.table, {
         ttlMs: o.connTtlMs,
@@ -241,6 +247,22 @@ export class LoadBalancer {
     return this.#cleaner.sweep();
   }
 
+  /** A receive buffer smaller than asked for lets bursts of new clients overflow it: say so, once. */
+  #checkReceiveBuffer(socket: VipSocket): void {
+    const asked = this.options.receiveBufferBytes ?? (socket.dgram ? undefined : DEFAULT_VIP_RECEIVE_BUFFER_BYTES);
+    const got = socket.receiveBufferBytes;
+    // The kernel reports twice what it grants, for its own bookkeeping.
+    if (asked === undefined || got === undefined || got >= 2 * asked) return;
+    this.#emit({
+      type: 'warning',
+      where: 'VIP socket',
+      message:
+        `the VIP socket's receive buffer is ${Math.floor(got / 2)} bytes, not the ${asked} asked for: net.core.rmem_max caps it ` +
+        'without CAP_NET_ADMIN. Bursts of new clients beyond it are dropped by the kernel (socketDrops); run as root, or raise ' +
+        `net.core.rmem_max to ${asked}`,
+    });
+  }
+
   /** A mapper's answer to a client, from the VIP socket. */
   #reply(to: UdpEndpoint, datagrams: readonly Buffer[]): void {
     const socket = this.#socket;
@@ -248,7 +270,7 @@ export class LoadBalancer {
       this.counters.repliesFailed += datagrams.length;
       return;
     }
-    sendAll(socket, datagrams, to, (outcome) => {
+    socket.send(to, datagrams, (outcome) => {
       this.counters.repliesSent += outcome.sent;
       this.counters.repliesFailed += outcome.failed;
     });
@@ -316,7 +338,7 @@ export class LoadBalancer {
     clearTimeout(this.#pressureTimer);
     await this.#cleaner?.stop();
     this.#slow?.shutdown();
-    if (this.#socket) closeQuietly(this.#socket);
+    this.#socket?.close();
     this.#socket = undefined;
     try {
       await this.#datapath?.stop();
@@ -326,27 +348,34 @@ export class LoadBalancer {
     if (errors.length > 0) throw errors[0];
   }
 
-  async #chooseDatapath(): Promise<{ datapath: Datapath; choice: DatapathChoice }> {
+  async #chooseDatapath(): Promise<{ datapath: Datapath; choice: DatapathChoice; udp?: SyncUdpSocketClass }> {
     const o = this.options;
-    const xdp = (forwarder: XdpForwarderLike, owned: boolean, reason: string) => ({
+    let core: XdpCoreModule | undefined;
+    const xdp = (forwarder: XdpForwarderLike, owned: boolean, reason: string, udp: SyncUdpSocketClass) => ({
       datapath: new XdpDatapath({
         forwarder,
         owned,
+        udp,
         interfaces: o.interfaces,
         mode: o.xdp.mode,
         sysctls: o.xdp.sysctls,
-        maxLateSenders: o.limits.maxLateSenders,
         detachOnStop: o.xdp.detachOnStop,
         newClientLimits: o.xdp.newClientLimits,
       }),
       choice: { kind: 'xdp' as const, reason },
+      udp,
     });
-    if (o.xdp.forwarder) return xdp(o.xdp.forwarder, false, 'an XDP forwarder was passed in (xdp.forwarder)');
+    if (o.xdp.forwarder) {
+      // The forwarder came from @flowlb/xdp-core, whose sockets send a new flow's first datagrams.
+      core = await importXdpCore();
+      return xdp(o.xdp.forwarder, false, 'an XDP forwarder was passed in (xdp.forwarder)', core.UdpSocket);
+    }
     const decision = await chooseDatapath({
       mode: o.datapath,
       interfaces: o.interfaces,
       load: async () => {
         const mod = await importXdpCore();
+        core = mod;
         const forwarder = await mod.XdpForwarder.load({
           flowsMaxEntries: o.xdp.flowsMaxEntries,
           pinDir: o.xdp.pinDir,
@@ -355,7 +384,7 @@ export class LoadBalancer {
         return { forwarder, detail: `@flowlb/xdp-core loads (libbpf ${mod.libbpfVersion()})` };
       },
     });
-    if (decision.kind === 'xdp') return xdp(decision.forwarder, true, decision.reason);
+    if (decision.kind === 'xdp') return xdp(decision.forwarder, true, decision.reason, core!.UdpSocket);
     return {
       datapath: new UserspaceDatapath({ maxFlows: o.limits.maxFlows }),
       choice: { kind: 'userspace', reason: decision.reason },

@@ -38,6 +38,8 @@ export type BalancerEvent =
   | { type: 'client-dropped'; client: UdpEndpoint; reason: DropReason; datagrams: number; detail?: string }
   | { type: 'mapper-error'; client: UdpEndpoint; error: unknown }
   | { type: 'snat-port-quarantined'; snat: UdpEndpoint; target: UdpEndpoint; error: string }
+  /** Something works, but worse than configured (a smaller receive buffer than asked for, say). */
+  | { type: 'warning'; where: string; message: string }
   | { type: 'error'; where: string; error: unknown };
 
 export type EventListener = (event: BalancerEvent) => void;

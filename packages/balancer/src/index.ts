@@ -19,7 +19,15 @@ export type {
 export type { BalancerEvent, EventListener, DatapathKind } from './events.js';
 export type { Datapath, DatapathContext, DatapathChoice } from './datapath.js';
 export { XdpDatapath, XdpCoreUnavailableError, importXdpCore } from './xdp-datapath.js';
-export type { XdpAttachmentInfo, XdpCoreModule, XdpDatapathOptions, XdpForwarderLike, XdpLoadOptions } from './xdp-datapath.js';
+export type {
+  SyncUdpSocket,
+  SyncUdpSocketClass,
+  XdpAttachmentInfo,
+  XdpCoreModule,
+  XdpDatapathOptions,
+  XdpForwarderLike,
+  XdpLoadOptions,
+} from './xdp-datapath.js';
 export { chooseDatapath, XdpUnavailableError } from './datapath-choice.js';
 export type { DatapathDecision, DatapathRequest } from './datapath-choice.js';
 export { UserspaceDatapath } from './userspace-datapath.js';

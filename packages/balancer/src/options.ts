@@ -24,7 +24,10 @@ export interface LimitsOptions {
   classifyTimeoutMs?: number;
   /** Flows installed at once; also sizes the XDP flow map (two entries per flow). Default 131,072. */
   maxFlows?: number;
-  /** Short-lived sockets forwarding late datagrams of installed flows at once (XDP mode). Default 1024. */
+  /**
+   * @deprecated Has no effect: late datagrams of installed flows (XDP mode) are sent through a socket that is bound,
+   * used and closed in one synchronous step, so none stay open. Accepted so that existing options still type-check.
+   */
   maxLateSenders?: number;
 }
 
@@ -92,7 +95,11 @@ export interface LoadBalancerOptions {
    */
   dropHoldMs?: number;
   limits?: LimitsOptions;
-  /** SO_RCVBUF of the VIP socket; the system default when absent. */
+  /**
+   * Receive buffer of the VIP socket, in bytes. XDP datapath: default 8 MiB, set past net.core.rmem_max when the
+   * process has CAP_NET_ADMIN (a 'warning' event says when less was granted). Userspace datapath: the system default
+   * when absent, capped at net.core.rmem_max.
+   */
   receiveBufferBytes?: number;
   /** Receives every event; see {@link BalancerEvent}. */
   onEvent?: EventListener;
@@ -108,7 +115,6 @@ export interface ResolvedLimits {
   maxTotalBytes: number;
   classifyTimeoutMs: number;
   maxFlows: number;
-  maxLateSenders: number;
 }
 
 export interface ResolvedOptions {
@@ -146,7 +152,6 @@ export const DEFAULT_LIMITS: Readonly<ResolvedLimits> = Object.freeze({
   maxTotalBytes: 32 * 1024 * 1024,
   classifyTimeoutMs: 3000,
   maxFlows: 131_072,
-  maxLateSenders: 1024,
 });
 
 export const DEFAULT_CONN_TTL_SEC = 60;
@@ -201,7 +206,6 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     maxTotalBytes: positiveInt(limitsIn.maxTotalBytes, DEFAULT_LIMITS.maxTotalBytes, 'limits.maxTotalBytes'),
     classifyTimeoutMs: positiveNumber(limitsIn.classifyTimeoutMs, DEFAULT_LIMITS.classifyTimeoutMs, 'limits.classifyTimeoutMs'),
     maxFlows: positiveInt(limitsIn.maxFlows, DEFAULT_LIMITS.maxFlows, 'limits.maxFlows'),
-    maxLateSenders: positiveInt(limitsIn.maxLateSenders, DEFAULT_LIMITS.maxLateSenders, 'limits.maxLateSenders'),
   };
 
   const xdpIn = options.xdp ?? {};

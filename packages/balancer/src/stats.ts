@@ -34,8 +34,6 @@ export const DROP_REASONS = [
   'install-failed',
   /** Sending a datagram on to its target failed. */
   'send-failed',
-  /** Too many short-lived sockets are busy forwarding late datagrams of installed flows. */
-  'late-senders-limit',
   /** A reply from a target arrived for a flow that is gone (userspace datapath). */
   'reply-no-flow',
   /** Sending a reply back to the client from the VIP failed (userspace datapath). */

@@ -1,7 +1,7 @@
 import { FLOW_F_CONFIRMED, type Endpoint, type NewClientLimits, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
+import type { SendOutcome } from './udp-socket.js';
 import type { XdpAttachMode } from './options.js';
-import { SnatSenders } from './snat-senders.js';
 
 /**
  * What the balancer needs of `XdpForwarder` from @flowlb/xdp-core, by shape, so that this package's types do not
@@ -34,9 +34,22 @@ export interface XdpLoadOptions {
   netns?: string | undefined;
 }
 
+/** A socket of @flowlb/xdp-core's `UdpSocket`: bound on creation, sends synchronously, reads in batches. */
+export interface SyncUdpSocket {
+  send(to: Endpoint, datagrams: readonly Uint8Array[]): number;
+  receive(onDatagram: (datagram: Buffer, from: Endpoint) => void, onBatchEnd?: () => void): void;
+  receiveBufferBytes(): number;
+  close(): void;
+}
+
+export interface SyncUdpSocketClass {
+  bind(local: Endpoint, options?: { reuseAddr?: boolean; reusePort?: boolean; receiveBufferBytes?: number }): SyncUdpSocket;
+}
+
 /** The part of @flowlb/xdp-core's exports the balancer uses. */
 export interface XdpCoreModule {
   XdpForwarder: { load(options: XdpLoadOptions): Promise<XdpForwarderLike> };
+  UdpSocket: SyncUdpSocketClass;
   libbpfVersion(): string;
 }
 
@@ -82,10 +95,11 @@ export interface XdpDatapathOptions {
   forwarder: XdpForwarderLike;
   /** Close the forwarder on stop (the balancer loaded it); false for one the caller passed in. */
   owned: boolean;
+  /** Sockets bound to a SNAT port to send from it (@flowlb/xdp-core's UdpSocket). */
+  udp: SyncUdpSocketClass;
   interfaces: readonly string[];
   mode: XdpAttachMode;
   sysctls: boolean;
-  maxLateSenders: number;
   /**
    * Detach what start() attached when stopping a forwarder the caller owns. False leaves the program attached (its
    * pinned links keep forwarding established flows until the next control plane takes them over).
@@ -96,14 +110,15 @@ export interface XdpDatapathOptions {
 
 /**
  * Flows live in the XDP program's `flows` map and no socket is held per flow: the kernel forwards both directions.
- * The control plane only touches a flow's SNAT port when it has to send from it, through a short-lived socket.
+ * The control plane only touches a flow's SNAT port when it has to send from it (a new flow's buffered datagrams,
+ * a late datagram of an installed one): it binds a socket there, which also proves that no other socket holds the
+ * port, sends, and closes it, all in synchronous syscalls, so two sends from one port never overlap.
  */
 export class XdpDatapath implements Datapath {
   readonly kind = 'xdp' as const;
   readonly forwarder: XdpForwarderLike;
   readonly #options: XdpDatapathOptions;
   #ctx: DatapathContext | undefined;
-  #senders: SnatSenders | undefined;
   #attached: string[] = [];
   #stopped = false;
 
@@ -118,7 +133,6 @@ export class XdpDatapath implements Datapath {
 
   async start(ctx: DatapathContext): Promise<void> {
     this.#ctx = ctx;
-    this.#senders = new SnatSenders((error) => ctx.emit({ type: 'error', where: 'snat socket', error }));
     const { interfaces, mode, sysctls, newClientLimits } = this.#options;
     if (newClientLimits) {
       if (!this.forwarder.setVips || !this.forwarder.setNewClientLimits) {
@@ -146,19 +160,16 @@ export class XdpDatapath implements Datapath {
 
   async install(pair: FlowPair, take: () => Buffer[]): Promise<void> {
     const ctx = this.#ready();
-    // Binding first proves SNAT:P is ours before any entry points at it.
-    const lease = await this.#senders!.acquire(pair.snat);
+    // A forwarder passed in outlives the balancer: nothing may be written into it once stopped.
+    if (this.#stopped) throw new Error('the datapath has stopped');
+    // Binding first proves SNAT:P is ours before any entry points at it (EADDRINUSE otherwise).
+    const socket = this.#options.udp.bind(pair.snat);
     try {
-      // A forwarder passed in outlives the balancer: nothing may be written into it once stopped.
-      if (this.#stopped) throw new Error('the datapath has stopped');
       this.table.installPair(pair, process.hrtime.bigint());
-    } catch (error) {
-      lease.release();
-      throw error;
+      sendFrom(ctx, socket, pair.target, take(), 'forwardedNew');
+    } finally {
+      socket.close();
     }
-    const datagrams = take();
-    lease.send(pair.target, datagrams, (outcome) => countSends(ctx, outcome, 'forwardedNew'));
-    lease.release();
   }
 
   forwardInstalled(client: Endpoint, datagram: Buffer): boolean {
@@ -174,23 +185,19 @@ export class XdpDatapath implements Datapath {
     } catch {
       return false;
     }
-    const snat = { address: value.srcAddr, port: value.srcPort };
-    const target = { address: value.dstAddr, port: value.dstPort };
-    const senders = this.#senders!;
-    if (!senders.has(snat) && senders.open >= this.#options.maxLateSenders) {
-      ctx.counters.drop('late-senders-limit');
+    let socket: SyncUdpSocket;
+    try {
+      socket = this.#options.udp.bind({ address: value.srcAddr, port: value.srcPort });
+    } catch (error) {
+      ctx.counters.drop('send-failed');
+      ctx.emit({ type: 'error', where: `late forward from ${value.srcAddr}:${value.srcPort}`, error });
       return true;
     }
-    senders.acquire(snat).then(
-      (lease) => {
-        lease.send(target, [datagram], (outcome) => countSends(ctx, outcome, 'forwardedLate'));
-        lease.release();
-      },
-      (error: unknown) => {
-        ctx.counters.drop('send-failed');
-        ctx.emit({ type: 'error', where: `late forward from ${snat.address}:${snat.port}`, error });
-      },
-    );
+    try {
+      sendFrom(ctx, socket, { address: value.dstAddr, port: value.dstPort }, [datagram], 'forwardedLate');
+    } finally {
+      socket.close();
+    }
     return true;
   }
 
@@ -209,7 +216,6 @@ export class XdpDatapath implements Datapath {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#senders?.closeAll();
     const errors: unknown[] = [];
     if (this.#options.owned) {
       try {
@@ -232,6 +238,30 @@ export class XdpDatapath implements Datapath {
     if (!this.#ctx) throw new Error('XdpDatapath: not started');
     return this.#ctx;
   }
+}
+
+/**
+ * Sends through a synchronous socket and says how it went; the socket throws at the first datagram it cannot send
+ * (a full send buffer), with the count of those before it.
+ */
+export function sendSync(socket: SyncUdpSocket, to: Endpoint, datagrams: readonly Buffer[]): SendOutcome {
+  try {
+    return { sent: socket.send(to, datagrams), failed: 0 };
+  } catch (e) {
+    const sent = (e as { sent?: number }).sent ?? 0;
+    return { sent, failed: datagrams.length - sent, error: e as Error };
+  }
+}
+
+/** Sends and counts: the datagrams sent, and those that could not be (a full send buffer) as send-failed. */
+function sendFrom(
+  ctx: DatapathContext,
+  socket: SyncUdpSocket,
+  to: Endpoint,
+  datagrams: readonly Buffer[],
+  field: 'forwardedNew' | 'forwardedLate',
+): void {
+  countSends(ctx, sendSync(socket, to, datagrams), field);
 }
 
 /** The plain fields of an attachment: the forwarder's own object also holds its live link. */

@@ -20,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLink(env, exports);
   InitMap(env, exports);
   InitSystem(env, exports);
+  InitUdp(env, exports);
   return exports;
 }
 

@@ -16,6 +16,7 @@ export {
 } from './forwarder.js';
 export { STAT_NAMES, sumPerCpu, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';
+export { UdpSocket, type UdpBindOptions, type UdpEndpointLike } from './udp.js';
 export { ensureBpffsDir, BPFFS_DEFAULT_MOUNT, type EnsureBpffsOptions, type BpffsDir } from './bpffs.js';
 export {
   XDP_ABORTED,

@@ -74,8 +74,16 @@ export interface NativeObject {
   close(): void;
 }
 
+export interface NativeUdpSocket {
+  send(address: string, port: number, datagrams: readonly Uint8Array[]): number;
+  startReceiving(callback: (data: Buffer, meta: Buffer, count: number) => void): void;
+  receiveBuffer(): number;
+  close(): void;
+}
+
 export interface NativeAddon {
   BpfObject: new (path: string) => NativeObject;
+  UdpSocket: new (address: string, port: number, flags: number, receiveBufferBytes: number) => NativeUdpSocket;
   openPinnedMap(path: string): NativeMap;
   openPinnedProgram(path: string): NativeProgram;
   openPinnedLink(path: string): NativeLink;

@@ -53,6 +53,15 @@ interface RunResult {
   sender: NewFlowsSenderReport;
 }
 
+/**
+ * FLOWLB_BENCH_CPU_PROFILE=<dir> has each balancer child write a V8 CPU profile there (open it in Chrome's DevTools
+ * or speedscope), to see where a row's CPU goes.
+ */
+function profileArgs(): string[] {
+  const dir = process.env.FLOWLB_BENCH_CPU_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}
+
 function lastReport<T>(stdout: string): T {
   const line = stdout.trim().split('\n').reverse().find((l) => l.includes('"report"'));
   if (!line) throw new Error('no report');
@@ -77,6 +86,7 @@ async function runOnce(t: BenchTopology, spec: RowSpec, hellos: string[]): Promi
     '-c',
     String(SYSTEM_CPU),
     process.execPath,
+    ...profileArgs(),
     join(DIST_DIR, 'control-plane-child.js'),
     JSON.stringify(lbJob),
   ]);

@@ -76,6 +76,9 @@ export function logBalancerEvent(log: Logger, e: BalancerEvent): void {
     case 'snat-port-quarantined':
       log.warn({ snat: ep(e.snat), target: ep(e.target), error: e.error }, 'SNAT port taken by another socket, set aside');
       return;
+    case 'warning':
+      log.warn({ where: e.where }, e.message);
+      return;
     case 'error':
       log.error({ where: e.where, error: errorText(e.error) }, 'error');
       return;
