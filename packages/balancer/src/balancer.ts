@@ -1,6 +1,6 @@
 import type dgram from 'node:dgram';
 import { Cleaner, type SweepStats } from '@flowlb/cleaner';
-import { parseIPv4, type FlowTable } from '@flowlb/flow-table';
+import { parseIPv4, snatPortOf, type FlowKey, type FlowTable, type FlowValue } from '@flowlb/flow-table';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
 import type { Datapath, DatapathChoice } from './datapath.js';
 import { chooseDatapath } from './datapath-choice.js';
@@ -56,7 +56,10 @@ export class LoadBalancer {
   /** Checks the options (throwing a TypeError or RangeError that names the bad one); starts nothing. */
   constructor(options: LoadBalancerOptions) {
     this.options = resolveOptions(options);
-    this.pools = new SnatPortPools(this.options.snatPorts, { vip: this.options.vip });
+    this.pools = new SnatPortPools(this.options.snatPorts, {
+      vip: this.options.vip,
+      ...(this.options.worker ? { slice: this.options.worker } : {}),
+    });
   }
 
   get state(): BalancerState {
@@ -150,6 +153,7 @@ export class LoadBalancer {
       this.#socket = await openVipSocket({
         vip: o.vip,
         udp,
+        reusePort: o.worker !== undefined,
         receiveBufferBytes: o.receiveBufferBytes,
         // Attached before the event loop turns, so no datagram arrives without a listener.
         onDatagram: (datagram, from) => slow.handleDatagram(datagram, from),
@@ -168,6 +172,7 @@ export class LoadBalancer {
       this.#cleaner = new Cleaner(datapath.table, {
         ttlMs: o.connTtlMs,
         unconfirmedTtlMs: o.unconfirmedTtlMs,
+        ...(o.worker ? { owns: (key: FlowKey, value: FlowValue) => this.#ownsFlowOn(snatPortOf(key, value)) } : {}),
         onExpire: (pair, flow) => {
           this.counters.flowsExpired++;
           if (flow.unconfirmed) {
@@ -245,6 +250,12 @@ export class LoadBalancer {
   sweep(): Promise<SweepStats> {
     if (!this.#cleaner) return Promise.reject(new Error(`LoadBalancer: sweep() in state '${this.#state}'`));
     return this.#cleaner.sweep();
+  }
+
+  /** Among workers, a flow belongs to the owner of its SNAT port; the first worker looks after ports outside the range. */
+  #ownsFlowOn(port: number): boolean {
+    const { min, max } = this.options.snatPorts;
+    return port >= min && port <= max ? this.pools.owns(port) : this.options.worker?.index === 0;
   }
 
   /** A receive buffer smaller than asked for lets bursts of new clients overflow it: say so, once. */
@@ -373,6 +384,7 @@ export class LoadBalancer {
     const decision = await chooseDatapath({
       mode: o.datapath,
       interfaces: o.interfaces,
+      attachedElsewhere: o.worker !== undefined,
       load: async () => {
         const mod = await importXdpCore();
         core = mod;
@@ -385,6 +397,9 @@ export class LoadBalancer {
       },
     });
     if (decision.kind === 'xdp') return xdp(decision.forwarder, true, decision.reason, core!.UdpSocket);
+    if (o.worker) {
+      throw new Error(`LoadBalancer: worker needs the XDP datapath, and it is not available: ${decision.reason}`);
+    }
     return {
       datapath: new UserspaceDatapath({ maxFlows: o.limits.maxFlows }),
       choice: { kind: 'userspace', reason: decision.reason },

@@ -23,6 +23,10 @@ describe('chooseDatapath', () => {
       kind: 'xdp',
       reason: "datapath 'xdp' was asked for, @flowlb/xdp-core loads (libbpf 1.1.0), interfaces eth0",
     });
+    expect(await chooseDatapath({ ...base, mode: 'xdp', interfaces: [], attachedElsewhere: true })).toMatchObject({
+      kind: 'xdp',
+      reason: "datapath 'xdp' was asked for, @flowlb/xdp-core loads (libbpf 1.1.0), attached by another worker",
+    });
   });
 
   it.each<[string, Partial<DatapathRequest<string>>, string]>([

@@ -17,6 +17,8 @@ export class XdpUnavailableError extends Error {
 export interface DatapathRequest<F> {
   mode: DatapathMode;
   interfaces: readonly string[];
+  /** Another process (a worker) attaches the program whose maps this one shares: no interfaces are needed here. */
+  attachedElsewhere?: boolean;
   /**
    * Loads the XDP program; called only once everything else says XDP can run. `detail` ends up in the reason,
    * e.g. "@flowlb/xdp-core loads (libbpf 1.1.0)".
@@ -45,7 +47,7 @@ export async function chooseDatapath<F>(request: DatapathRequest<F>): Promise<Da
     if (mode === 'xdp') throw new XdpUnavailableError(why, cause === undefined ? {} : { cause });
     return { kind: 'userspace', reason: `auto: ${why}` };
   };
-  if (interfaces.length === 0) return unable('no interfaces were given to attach XDP to');
+  if (interfaces.length === 0 && !request.attachedElsewhere) return unable('no interfaces were given to attach XDP to');
   const platform = request.platform ?? process.platform;
   if (platform !== 'linux') return unable(`XDP needs Linux, this is ${platform}`);
   const caps = xdpCapabilityCheck('capabilities' in request ? request.capabilities : effectiveCapabilities());
@@ -58,7 +60,8 @@ export async function chooseDatapath<F>(request: DatapathRequest<F>): Promise<Da
     return unable(`the XDP program cannot be loaded here: ${firstLine(error)}`, error);
   }
   const why = mode === 'xdp' ? "datapath 'xdp' was asked for" : `auto: ${caps.reason}`;
-  return { kind: 'xdp', forwarder: loaded.forwarder, reason: `${why}, ${loaded.detail}, interfaces ${interfaces.join(', ')}` };
+  const where = interfaces.length > 0 ? `interfaces ${interfaces.join(', ')}` : 'attached by another worker';
+  return { kind: 'xdp', forwarder: loaded.forwarder, reason: `${why}, ${loaded.detail}, ${where}` };
 }
 
 function firstLine(error: unknown): string {

@@ -32,7 +32,7 @@ export { chooseDatapath, XdpUnavailableError } from './datapath-choice.js';
 export type { DatapathDecision, DatapathRequest } from './datapath-choice.js';
 export { UserspaceDatapath } from './userspace-datapath.js';
 export { SnatPortPool, SnatPortPools } from './snat-pool.js';
-export type { SnatPortPoolOptions, SnatPortPoolsOptions } from './snat-pool.js';
+export type { PortSlice, SnatPortPoolOptions, SnatPortPoolsOptions } from './snat-pool.js';
 export {
   ensureSnatPortsReserved,
   planSnatReservation,

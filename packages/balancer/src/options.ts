@@ -4,6 +4,7 @@ import { assertPortRange, formatRange, PROC_IPV4_DIR, type PortRange } from './e
 import type { EventListener } from './events.js';
 import type { NewClientLimits } from '@flowlb/flow-table';
 import type { XdpForwarderLike } from './xdp-datapath.js';
+import { assertPortSlice, type PortSlice } from './snat-pool.js';
 
 export type DatapathMode = 'auto' | 'xdp' | 'userspace';
 export type XdpAttachMode = 'native' | 'generic' | 'auto';
@@ -72,6 +73,14 @@ export interface LoadBalancerOptions {
    * (merged with what is there) instead of refusing to start. Default false.
    */
   reserveSnatPorts?: boolean;
+  /**
+   * This balancer is worker `index` of `count` processes that serve one VIP together, for more than one core: each
+   * binds the VIP with SO_REUSEPORT (the kernel spreads clients over the workers by their address and port), hands
+   * out only its slice of the SNAT ports (every count-th port from min+index), and expires only the flows on its
+   * ports. All must use one XDP flow map (the same `xdp.pinDir`, or forwarders sharing their maps), and one of them
+   * attaches the program; the others pass no `interfaces`. XDP datapath only. Default: a single process.
+   */
+  worker?: PortSlice;
   mapper: FlowMapper;
   /** Default 'auto': XDP when this machine can run it and interfaces are given, else userspace. */
   datapath?: DatapathMode;
@@ -122,6 +131,7 @@ export interface ResolvedOptions {
   snatAddress: string;
   snatPorts: PortRange;
   reserveSnatPorts: boolean;
+  worker: PortSlice | undefined;
   mapper: FlowMapper;
   datapath: DatapathMode;
   interfaces: string[];
@@ -181,6 +191,13 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
   }
 
   const datapath = options.datapath ?? 'auto';
+  const worker = options.worker && { index: options.worker.index, count: options.worker.count };
+  if (worker) {
+    assertPortSlice(worker, 'LoadBalancer: worker');
+    if (datapath === 'userspace') {
+      throw new RangeError("LoadBalancer: worker needs the XDP datapath (the userspace datapath keeps its flows in one process's sockets)");
+    }
+  }
   if (datapath !== 'auto' && datapath !== 'xdp' && datapath !== 'userspace') {
     throw new RangeError(`LoadBalancer: datapath must be 'auto', 'xdp' or 'userspace', got ${JSON.stringify(datapath)}`);
   }
@@ -224,9 +241,10 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     }
   }
 
-  if (datapath === 'xdp' && interfaces.length === 0 && xdpIn.forwarder === undefined) {
+  // A worker may leave attaching to another worker, whose maps it shares.
+  if (datapath === 'xdp' && interfaces.length === 0 && xdpIn.forwarder === undefined && worker === undefined) {
     throw new RangeError(
-      "LoadBalancer: datapath 'xdp' needs interfaces to attach the program to, or an attached xdp.forwarder",
+      "LoadBalancer: datapath 'xdp' needs interfaces to attach the program to, or an attached xdp.forwarder, or a worker",
     );
   }
 
@@ -258,6 +276,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     snatAddress,
     snatPorts: { min: snatPorts.min, max: snatPorts.max },
     reserveSnatPorts: options.reserveSnatPorts ?? false,
+    worker,
     mapper,
     datapath,
     interfaces: [...interfaces],

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SnatPortPool, SnatPortPools } from './snat-pool.js';
+import { inSlice, SnatPortPool, SnatPortPools } from './snat-pool.js';
 
 type Op = { kind: 'alloc' } | { kind: 'free'; pick: number } | { kind: 'freeAny'; port: number } | { kind: 'take'; port: number };
 
@@ -72,6 +72,72 @@ describe('SnatPortPool', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('with a slice, agrees with a set of held ports of that slice only, over any sequence of operations', () => {
+    const sliced = range.chain((r) =>
+      fc.tuple(
+        fc.constant(r),
+        fc.integer({ min: 1, max: 5 }).chain((count) => fc.record({ index: fc.integer({ min: 0, max: count - 1 }), count: fc.constant(count) })),
+        opsFor(r.min, r.max),
+      ),
+    );
+    fc.assert(
+      fc.property(sliced, ([r, slice, ops]) => {
+        const pool = new SnatPortPool(r, { slice });
+        const mine = (p: number): boolean => p >= r.min && p <= r.max && inSlice(p, r.min, slice);
+        let size = 0;
+        for (let p = r.min; p <= r.max; p++) if (mine(p)) size++;
+        expect(pool.size).toBe(size);
+        const held = new Set<number>();
+        for (const op of ops) {
+          if (op.kind === 'alloc') {
+            const port = pool.alloc();
+            if (held.size === size) expect(port).toBeUndefined();
+            else {
+              expect(mine(port!)).toBe(true);
+              expect(held.has(port!)).toBe(false);
+              held.add(port!);
+            }
+          } else if (op.kind === 'free') {
+            if (held.size === 0) continue;
+            const port = [...held][op.pick % held.size]!;
+            expect(pool.free(port)).toBe(true);
+            held.delete(port);
+          } else if (op.kind === 'freeAny') {
+            expect(pool.free(op.port)).toBe(held.delete(op.port));
+          } else {
+            const ok = pool.take(op.port);
+            expect(ok).toBe(mine(op.port) && !held.has(op.port));
+            if (ok) held.add(op.port);
+          }
+          expect(pool.inUse).toBe(held.size);
+        }
+        for (let p = r.min; p <= r.max; p++) {
+          expect(pool.has(p)).toBe(held.has(p));
+          expect(pool.owns(p)).toBe(mine(p));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('splits a range between workers: their slices are disjoint and cover it, exclusions apply within each', () => {
+    const r = { min: 20000, max: 20010 };
+    const vip = { address: '10.0.0.1', port: 20004 };
+    const target = { address: '10.0.0.1', port: 20007 };
+    const seen: number[] = [];
+    for (let index = 0; index < 3; index++) {
+      const pools = new SnatPortPools(r, { vip, slice: { index, count: 3 } });
+      const own: number[] = [];
+      for (let p = pools.alloc('10.0.0.1', target); p !== undefined; p = pools.alloc('10.0.0.1', target)) own.push(p);
+      expect(own.every((p) => pools.owns(p) && (p - r.min) % 3 === index)).toBe(true);
+      expect(pools.owns(r.min + ((index + 1) % 3))).toBe(false);
+      seen.push(...own);
+    }
+    // Every port but the VIP's and the target's own, each handed out by exactly one worker.
+    expect(seen.sort()).toEqual([20000, 20001, 20002, 20003, 20005, 20006, 20008, 20009, 20010]);
+    expect(() => new SnatPortPools(r, { slice: { index: 3, count: 3 } })).toThrow(/is not a slice/);
   });
 
   it('hands out every port of the range exactly once before it is exhausted', () => {

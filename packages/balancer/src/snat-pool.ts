@@ -5,12 +5,36 @@ const INITIAL_QUEUE = 64;
 /** A VIP bound to every address holds its port on the SNAT address too. */
 const ANY_ADDRESS = '0.0.0.0';
 
+/**
+ * Worker `index` of `count` balancer processes sharing one SNAT range: it owns the ports min+index, min+index+count,
+ * min+index+2·count and so on, so that no two processes ever hand out the same port, with no coordination.
+ */
+export interface PortSlice {
+  index: number;
+  count: number;
+}
+
 export interface SnatPortPoolOptions {
   /**
    * Ports of the range never to hand out: a flow's socket on one of them would collide with something that is
    * known to live there (the target itself, the VIP). Ports outside the range are ignored.
    */
   exclude?: Iterable<number>;
+  /** Only this slice of the range is the pool's. Default: all of it. */
+  slice?: PortSlice;
+}
+
+/** Checks a slice; throws a RangeError that names `what`. */
+export function assertPortSlice(slice: PortSlice, what: string): void {
+  const { index, count } = slice;
+  if (!Number.isSafeInteger(count) || count < 1 || !Number.isSafeInteger(index) || index < 0 || index >= count) {
+    throw new RangeError(`${what}: index ${String(index)} of count ${String(count)} is not a slice (0 ≤ index < count)`);
+  }
+}
+
+/** Whether `port` of the range starting at `min` is in `slice`. */
+export function inSlice(port: number, min: number, slice: PortSlice | undefined): boolean {
+  return slice === undefined || (port - min) % slice.count === slice.index;
 }
 
 /**
@@ -34,8 +58,11 @@ export class SnatPortPool {
   /** Bit i: port min+i is handed out, or excluded (which `#excluded` tells apart). */
   readonly #held: Uint32Array;
   readonly #excluded: ReadonlySet<number>;
-  /** Ports in the range, excluded ones included: the offsets run from 0 to this. */
+  /** Ports of the slice, excluded ones included: the offsets run from 0 to this. */
   readonly #span: number;
+  /** Offset o is port #first + o·#stride. */
+  readonly #first: number;
+  readonly #stride: number;
   /** Bit i: port min+i sits in the ring (possibly taken meanwhile; then it is skipped when it comes up). */
   readonly #queued: Uint32Array;
   #ring: Uint16Array;
@@ -47,9 +74,13 @@ export class SnatPortPool {
 
   constructor(range: PortRange, options: SnatPortPoolOptions = {}) {
     assertPortRange(range, 'SnatPortPool range');
+    const slice = options.slice ?? { index: 0, count: 1 };
+    assertPortSlice(slice, 'SnatPortPool slice');
     this.min = range.min;
     this.max = range.max;
-    const span = range.max - range.min + 1;
+    this.#first = range.min + slice.index;
+    this.#stride = slice.count;
+    const span = this.#first > range.max ? 0 : Math.floor((range.max - this.#first) / slice.count) + 1;
     this.#span = span;
     const words = Math.ceil(span / 32);
     this.#held = new Uint32Array(words);
@@ -63,9 +94,9 @@ export class SnatPortPool {
       setBit(this.#held, off);
     }
     this.#excluded = excluded;
-    this.excluded = [...excluded].sort((x, y) => x - y).map((off) => this.min + off);
+    this.excluded = [...excluded].sort((x, y) => x - y).map((off) => this.#port(off));
     this.size = span - excluded.size;
-    this.#ring = new Uint16Array(Math.min(INITIAL_QUEUE, this.size));
+    this.#ring = new Uint16Array(Math.max(1, Math.min(INITIAL_QUEUE, this.size)));
   }
 
   get inUse(): number {
@@ -79,6 +110,11 @@ export class SnatPortPool {
   /** Bytes of typed arrays this pool holds. */
   get footprint(): number {
     return this.#held.byteLength + this.#queued.byteLength + this.#ring.byteLength;
+  }
+
+  /** Whether `port` belongs to this pool's slice of the range. */
+  owns(port: number): boolean {
+    return this.#offset(port) !== undefined;
   }
 
   /** Whether `port` is handed out. */
@@ -125,14 +161,19 @@ export class SnatPortPool {
   }
 
   #offset(port: number): number | undefined {
-    if (!Number.isInteger(port) || port < this.min || port > this.max) return undefined;
-    return port - this.min;
+    if (!Number.isInteger(port) || port < this.#first || port > this.max) return undefined;
+    const d = port - this.#first;
+    return d % this.#stride === 0 ? d / this.#stride : undefined;
+  }
+
+  #port(off: number): number {
+    return this.#first + off * this.#stride;
   }
 
   #hold(off: number): number {
     setBit(this.#held, off);
     this.#inUse++;
-    return this.min + off;
+    return this.#port(off);
   }
 
   #enqueue(off: number): void {
@@ -180,6 +221,8 @@ export interface SnatPortPoolsOptions {
    * beyond this the one emptied longest ago is dropped. Default 256.
    */
   maxIdlePools?: number;
+  /** This process's slice of the range, when several balancer processes share it. Default: all of it. */
+  slice?: PortSlice;
 }
 
 const DEFAULT_MAX_IDLE_POOLS = 256;
@@ -196,6 +239,7 @@ const DEFAULT_MAX_IDLE_POOLS = 256;
 export class SnatPortPools {
   readonly range: PortRange;
   readonly vip: Endpoint | undefined;
+  readonly slice: PortSlice | undefined;
   readonly #pools = new Map<string, SnatPortPool>();
   /** Keys of the pools that hold no port, the one emptied longest ago first. */
   readonly #idle = new Set<string>();
@@ -206,6 +250,8 @@ export class SnatPortPools {
     assertPortRange(range, 'SnatPortPools range');
     this.range = { min: range.min, max: range.max };
     this.vip = options.vip && { address: options.vip.address, port: options.vip.port };
+    if (options.slice) assertPortSlice(options.slice, 'SnatPortPools slice');
+    this.slice = options.slice && { index: options.slice.index, count: options.slice.count };
     const maxIdle = options.maxIdlePools ?? DEFAULT_MAX_IDLE_POOLS;
     if (!Number.isSafeInteger(maxIdle) || maxIdle < 0) {
       throw new RangeError(`SnatPortPools: maxIdlePools ${String(maxIdle)} is not an integer ≥ 0`);
@@ -268,6 +314,11 @@ export class SnatPortPools {
     return true;
   }
 
+  /** Whether `port` is this process's to hand out: in the range and in its slice. */
+  owns(port: number): boolean {
+    return port >= this.range.min && port <= this.range.max && inSlice(port, this.range.min, this.slice);
+  }
+
   has(snatAddress: string, target: Endpoint, port: number): boolean {
     return this.#pools.get(poolKey(snatAddress, target))?.has(port) ?? false;
   }
@@ -276,8 +327,7 @@ export class SnatPortPools {
   available(snatAddress: string, target: Endpoint): number {
     const pool = this.#pools.get(poolKey(snatAddress, target));
     if (pool) return pool.available;
-    const { min, max } = this.range;
-    return max - min + 1 - this.excluded(snatAddress, target).length;
+    return this.#newPool(snatAddress, target).size;
   }
 
   /** The ports of the range that the pool towards `target` never hands out, ascending. */
@@ -286,7 +336,9 @@ export class SnatPortPools {
     if (target.address === snatAddress) ports.add(target.port);
     const vip = this.vip;
     if (vip && (vip.address === snatAddress || vip.address === ANY_ADDRESS)) ports.add(vip.port);
-    return [...ports].filter((p) => p >= this.range.min && p <= this.range.max).sort((x, y) => x - y);
+    return [...ports]
+      .filter((p) => p >= this.range.min && p <= this.range.max && inSlice(p, this.range.min, this.slice))
+      .sort((x, y) => x - y);
   }
 
   clear(): void {
@@ -302,7 +354,10 @@ export class SnatPortPools {
   }
 
   #newPool(snatAddress: string, target: Endpoint): SnatPortPool {
-    return new SnatPortPool(this.range, { exclude: this.excluded(snatAddress, target) });
+    return new SnatPortPool(this.range, {
+      exclude: this.excluded(snatAddress, target),
+      ...(this.slice ? { slice: this.slice } : {}),
+    });
   }
 }
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { udpSocketDrops } from './socket-drops.js';
 
 describe('udpSocketDrops', () => {
-  it('reads the drops column of the socket bound to the address', () => {
+  it('reads the drops column of the sockets bound to the address, summed over workers sharing it', () => {
     const dir = mkdtempSync(join(tmpdir(), 'flowlb-udp-'));
     try {
       const file = join(dir, 'udp');
@@ -17,10 +17,13 @@ describe('udpSocketDrops', () => {
           '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops',
           ' 1234: 0101C90A:1388 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17',
           ' 1235: 0100007F:1388 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4243 2 0000000000000000 3',
+          ' 1236: 0201C90A:1388 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4244 2 0000000000000000 5',
+          ' 1237: 0201C90A:1388 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4245 2 0000000000000000 6',
         ].join('\n'),
       );
       expect(udpSocketDrops({ address: '10.201.1.1', port: 5000 }, file)).toBe(17);
       expect(udpSocketDrops({ address: '127.0.0.1', port: 5000 }, file)).toBe(3);
+      expect(udpSocketDrops({ address: '10.201.1.2', port: 5000 }, file)).toBe(11);
       expect(udpSocketDrops({ address: '127.0.0.1', port: 5001 }, file)).toBeUndefined();
       expect(udpSocketDrops({ address: '::1', port: 5000 }, file)).toBeUndefined();
       expect(udpSocketDrops({ address: '127.0.0.1', port: 5000 }, join(dir, 'missing'))).toBeUndefined();

@@ -13,9 +13,9 @@ function procAddress(address: string): string {
 }
 
 /**
- * Datagrams the kernel dropped for the UDP socket bound to `local` because its receive buffer was full: the last
- * column of its line in /proc/net/udp (of the caller's network namespace). Undefined when it cannot be read (not
- * Linux, not IPv4, no such socket). Node does not expose SO_RXQ_OVFL, and these drops happen before the balancer
+ * Datagrams the kernel dropped for the UDP sockets bound to `local` because their receive buffer was full: the last
+ * column of their lines in /proc/net/udp (of the caller's network namespace), summed over the sockets that share
+ * the port (the workers of one VIP). Undefined when it cannot be read (not Linux, not IPv4, no such socket). Node does not expose SO_RXQ_OVFL, and these drops happen before the balancer
  * sees the datagram, so this is the only way to count them.
  */
 export function udpSocketDrops(local: UdpEndpoint, table = '/proc/net/udp'): number | undefined {
@@ -27,12 +27,12 @@ export function udpSocketDrops(local: UdpEndpoint, table = '/proc/net/udp'): num
     return undefined;
   }
   const want = `${procAddress(local.address)}:${local.port.toString(16).padStart(4, '0').toUpperCase()}`;
+  let total: number | undefined;
   for (const line of text.split('\n').slice(1)) {
     const fields = line.trim().split(/\s+/);
-    if (fields[1] === want) {
-      const drops = Number(fields[fields.length - 1]);
-      return Number.isFinite(drops) ? drops : undefined;
-    }
+    if (fields[1] !== want) continue;
+    const drops = Number(fields[fields.length - 1]);
+    if (Number.isFinite(drops)) total = (total ?? 0) + drops;
   }
-  return undefined;
+  return total;
 }

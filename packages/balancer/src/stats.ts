@@ -189,6 +189,7 @@ export interface BalancerStats {
     /**
      * Dropped by the kernel before the balancer could read them, because the VIP socket's receive buffer was full
      * (from /proc/net/udp; null where it cannot be read). Not part of `dropped`, which counts the balancer's own.
+     * With workers, the drops of every worker's VIP socket together.
      */
     socketDrops: number | null;
   };

@@ -24,6 +24,8 @@ export interface VipSocketOptions {
   vip: Endpoint;
   /** @flowlb/xdp-core's sockets: read in batches with recvmmsg. Absent: a Node dgram socket. */
   udp: SyncUdpSocketClass | undefined;
+  /** Share the port with the other workers (native sockets only). */
+  reusePort: boolean;
   receiveBufferBytes: number | undefined;
   onDatagram(datagram: Buffer, from: UdpEndpoint): void;
   /** After each batch of datagrams read in one go (native sockets only). */
@@ -34,6 +36,7 @@ export interface VipSocketOptions {
 /** Binds the VIP. Rejects with the bind error (EADDRINUSE, EADDRNOTAVAIL) and leaves nothing open. */
 export async function openVipSocket(o: VipSocketOptions): Promise<VipSocket> {
   if (!o.udp) {
+    if (o.reusePort) throw new Error('a VIP shared between workers needs the XDP datapath');
     const socket = await bindUdp(o.vip, o.onError, { receiveBufferBytes: o.receiveBufferBytes });
     socket.on('message', (msg, rinfo) => o.onDatagram(msg, { address: rinfo.address, port: rinfo.port }));
     return {
@@ -43,7 +46,10 @@ export async function openVipSocket(o: VipSocketOptions): Promise<VipSocket> {
       close: () => closeQuietly(socket),
     };
   }
-  const socket = o.udp.bind(o.vip, { receiveBufferBytes: o.receiveBufferBytes ?? DEFAULT_VIP_RECEIVE_BUFFER_BYTES });
+  const socket = o.udp.bind(o.vip, {
+    reusePort: o.reusePort,
+    receiveBufferBytes: o.receiveBufferBytes ?? DEFAULT_VIP_RECEIVE_BUFFER_BYTES,
+  });
   socket.receive(o.onDatagram, o.onBatchEnd);
   return {
     dgram: undefined,

@@ -1,4 +1,4 @@
-import { MemoryFlowTable, flowKeyId, forwardEntry, isReverse, reverseEntry } from '@flowlb/flow-table';
+import { MemoryFlowTable, flowKeyId, forwardEntry, isReverse, reverseEntry, snatPortOf } from '@flowlb/flow-table';
 import type { FlowKey, FlowPair, ScanBatch, ScanCursor } from '@flowlb/flow-table';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Cleaner, createCleaner } from './cleaner.js';
@@ -127,6 +127,28 @@ describe('Cleaner.sweep', () => {
     expect(table.touch(forwardEntry(p)[0], time.now)).toBe(false);
     expect((await cleaner.sweep()).expired).toBe(0);
     expect(onExpire).toHaveBeenCalledTimes(1);
+    expect(table.count()).toBe(0);
+  });
+
+  it('with owns, removes only the flows it looks after: two cleaners share a table by SNAT port', async () => {
+    const time = fakeClock();
+    const table = new MemoryFlowTable();
+    const pairs = Array.from({ length: 10 }, (_, i) => pair(i));
+    for (const p of pairs) table.installPair(p, time.now);
+    const expired: FlowPair[][] = [[], []];
+    const byParity = [0, 1].map((parity) =>
+      make(table, {
+        clock: time.clock,
+        owns: (key, value) => snatPortOf(key, value) % 2 === parity,
+        onExpire: (p) => expired[parity]!.push(p),
+      }),
+    );
+    time.advanceMs(TTL_MS + 1);
+    expect((await byParity[0]!.sweep()).expired).toBe(5);
+    expect(expired[0]!.map((p) => p.snat.port % 2)).toEqual([0, 0, 0, 0, 0]);
+    expect(table.count()).toBe(10);
+    expect((await byParity[1]!.sweep()).expired).toBe(5);
+    expect(new Set([...expired[0]!, ...expired[1]!].map((p) => p.snat.port))).toEqual(new Set(pairs.map((p) => p.snat.port)));
     expect(table.count()).toBe(0);
   });
 

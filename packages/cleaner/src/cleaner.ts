@@ -1,4 +1,4 @@
-import type { FlowPair, IdleScanBatch, ScanCursor } from '@flowlb/flow-table';
+import type { FlowKey, FlowPair, FlowValue, IdleScanBatch, ScanCursor } from '@flowlb/flow-table';
 import { expireIfIdle } from './expire-flow.js';
 import type { ExpiredFlow, SweepableTable } from './expire-flow.js';
 
@@ -21,6 +21,11 @@ export interface CleanerOptions {
    * program stamps its coarse variant, at most a tick behind, so a flow may expire a tick late.
    */
   clock?: () => bigint;
+  /**
+   * The flows this cleaner looks after, judged from either of their entries; the others are left alone. For
+   * balancer processes that share one table, each freeing the SNAT ports of its own flows. Default: every flow.
+   */
+  owns?: (key: FlowKey, value: FlowValue) => boolean;
   /** Called once per removed flow, so its owner can free the SNAT port. */
   onExpire?: (pair: FlowPair, flow: ExpiredFlow) => void;
   /** Called after each sweep with its figures. */
@@ -221,7 +226,9 @@ export class Cleaner {
       const idle = this.#scanIdle(now, cursor);
       stats.batches++;
       stats.scanned += idle.scanned;
-      for (const [key] of idle.entries) {
+      const owns = this.#options.owns;
+      for (const [key, value] of idle.entries) {
+        if (owns && !owns(key, value)) continue;
         // Each removal is a few system calls; a step that finds thousands of idle flows (traffic has stopped)
         // yields part-way rather than hold the event loop for all of them.
         if (performance.now() - stepStarted > STEP_BUDGET_MS) {

@@ -20,6 +20,7 @@ export {
   pairFromEntry,
   isConfirmed,
   isReverse,
+  snatPortOf,
   sameRewrite,
 } from './pair.js';
 export type {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FLOW_F_REVERSE } from './layout.js';
-import { forwardEntry, isReverse, pairFromEntry, partnerKey, reverseEntry, sameRewrite } from './pair.js';
+import { forwardEntry, isReverse, pairFromEntry, partnerKey, reverseEntry, sameRewrite, snatPortOf } from './pair.js';
 import { flowPair } from './testing/arbitraries.js';
 import type { FlowPair } from './types.js';
 
@@ -58,6 +58,16 @@ describe('forward and reverse entries', () => {
     expect(isReverse(reverseEntry(pair)[1])).toBe(true);
     expect(isReverse({ flags: 0xfffffffe })).toBe(false);
     expect(isReverse({ flags: 3 })).toBe(true);
+  });
+});
+
+describe('snatPortOf', () => {
+  it("gives the flow's SNAT port from either of its entries", () => {
+    fc.assert(
+      fc.property(flowPair, (pair) => {
+        for (const [key, value] of [forwardEntry(pair), reverseEntry(pair)]) expect(snatPortOf(key, value)).toBe(pair.snat.port);
+      }),
+    );
   });
 });
 

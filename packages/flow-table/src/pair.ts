@@ -45,6 +45,11 @@ export function isReverse(value: Pick<FlowValue, 'flags'>): boolean {
   return (value.flags & FLOW_F_REVERSE) !== 0;
 }
 
+/** The SNAT port of the flow an entry belongs to: the forward entry rewrites the source to it, the reverse one is keyed by it. */
+export function snatPortOf(key: FlowKey, value: FlowValue): number {
+  return isReverse(value) ? key.dstPort : value.srcPort;
+}
+
 /**
  * The key of the entry that carries the other direction of the same flow: for a forward entry the reverse key,
  * for a reverse entry the forward key.
