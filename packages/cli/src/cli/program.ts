@@ -10,7 +10,10 @@ import * as help from './help-text.js';
 import type { Io } from './io.js';
 
 export interface CommandRunners {
-  run: (opts: { config: string; mappings?: string; mapper?: string; detachOnExit?: boolean }, io: Io) => Promise<number>;
+  run: (
+    opts: { config: string; mappings?: string; mapper?: string; detachOnExit?: boolean; worker?: string; workerPinDir?: string },
+    io: Io,
+  ) => Promise<number>;
   demo: (opts: { userspace?: boolean; keep?: boolean }, io: Io) => Promise<number>;
   /** A signal that fires on Ctrl-C, for `stats --watch`; made on demand so other commands keep the default. */
   interrupts?: () => AbortSignal;
@@ -50,8 +53,11 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
     .option('-m, --mappings <file>', 'DTLS SNI mappings file: use the DTLS SNI mapper')
     .option('--mapper <module>', 'ES module exporting your FlowMapper (or a function making one)')
     .option('--detach-on-exit', 'on stop detach the XDP program and remove every pin, leaving nothing behind')
+    // How `flowlb run` starts its workers; not for people.
+    .addOption(new Option('--worker <index/count>').hideHelp())
+    .addOption(new Option('--worker-pin-dir <dir>').hideHelp())
     .addHelpText('after', help.RUN_AFTER)
-    .action(async (opts: { config: string; mappings?: string; mapper?: string; detachOnExit?: boolean }) => {
+    .action(async (opts: { config: string; mappings?: string; mapper?: string; detachOnExit?: boolean; worker?: string; workerPinDir?: string }) => {
       setExit(await runners.run(opts, io));
     });
 

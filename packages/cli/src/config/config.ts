@@ -30,6 +30,8 @@ export interface FlowlbConfig {
   reserveSnatPorts: boolean;
   /** Flows at once; the XDP map gets twice as many entries. */
   flowTableSize: number;
+  /** Processes that set up new flows (`workers`). */
+  workers: number;
   pending: PendingLimits;
   /** `rate_limit`: limits on new clients in the XDP program; undefined when none is set. */
   newClientLimits: NewClientLimits | undefined;
@@ -48,6 +50,7 @@ export const DEFAULTS = {
   snatPorts: DEFAULT_SNAT_PORTS,
   reserveSnatPorts: false,
   flowTableSize: DEFAULT_LIMITS.maxFlows,
+  workers: 1,
   pending: {
     maxPendingClients: DEFAULT_LIMITS.maxPendingClients,
     maxPendingPerSource: DEFAULT_LIMITS.maxPendingPerSource,

@@ -17,6 +17,9 @@ export const PENDING_KEYS = ['max_clients', 'max_per_source', 'max_datagrams', '
 
 export const MAX_FLOW_TABLE_SIZE = 1 << 26;
 
+/** Workers on one VIP at most: each is a process with its slice of the SNAT ports. */
+export const MAX_WORKERS = 64;
+
 export const KEY_DOCS: readonly KeyDoc[] = [
   { key: 'port', seed: true, expected: 'an integer from 1 to 65535', default: 'required', doc: 'UDP port of the VIP' },
   {
@@ -95,6 +98,12 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     expected: `an integer from 1 to ${MAX_FLOW_TABLE_SIZE}`,
     default: String(DEFAULTS.flowTableSize),
     doc: 'flows installed at once; the XDP map holds two entries per flow',
+  },
+  {
+    key: 'workers',
+    expected: `an integer from 1 to ${MAX_WORKERS}`,
+    default: '1',
+    doc: 'processes that set up new flows, for more than one core: they share the VIP and the flow map, each with its slice of the SNAT ports; a worker that dies is started again and takes back its flows (XDP datapath only)',
   },
   {
     key: 'pending',

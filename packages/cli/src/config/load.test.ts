@@ -40,6 +40,7 @@ describe('parseConfig', () => {
       snatPorts: { min: 10001, max: 29999 },
       reserveSnatPorts: false,
       flowTableSize: 131072,
+      workers: 1,
       pending: { maxPendingClients: 10000, maxPendingPerSource: 256, maxDatagramsPerClient: 32, maxBytesPerClient: 65536, maxTotalBytes: 33554432, classifyTimeoutMs: 3000 },
       metricsAddr: undefined,
       pinPath: '/sys/fs/bpf/flowlb/31_32_33_34-10000',
@@ -62,6 +63,7 @@ snat_addr: 198.51.100.1
 snat_ports: "40000-40999"
 reserve_snat_ports: yes
 flow_table_size: 1024
+workers: 3
 pending: {max_clients: 5, max_per_source: 4, max_datagrams: 6, max_bytes_per_client: 7000, max_total_bytes: 80000, timeout_ms: 900}
 metrics_addr: "127.0.0.1:0"
 pin_path: /sys/fs/bpf/flowlb/lb1
@@ -82,6 +84,7 @@ rate_limit: {per_source: 50, per_24: 600000}
       snatPorts: { min: 40000, max: 40999 },
       reserveSnatPorts: true,
       flowTableSize: 1024,
+      workers: 3,
       pending: { maxPendingClients: 5, maxPendingPerSource: 4, maxDatagramsPerClient: 6, maxBytesPerClient: 7000, maxTotalBytes: 80000, classifyTimeoutMs: 900 },
       metricsAddr: { host: '127.0.0.1', port: 0 },
       pinPath: '/sys/fs/bpf/flowlb/lb1',
@@ -153,13 +156,13 @@ rate_limit: {per_source: 50, per_24: 600000}
     [
       `${BASE}snat: 4\n`,
       [
-        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, rate_limit, metrics_addr, pin_path)',
+        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, workers, pending, rate_limit, metrics_addr, pin_path)',
       ],
     ],
     [
       `${BASE}colour: blue\n`,
       [
-        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, pending, rate_limit, metrics_addr, pin_path)',
+        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, workers, pending, rate_limit, metrics_addr, pin_path)',
       ],
     ],
     ['- 1\n- 2\n', ['config.yaml:1:1: expected a mapping of config keys (port, addr, interface, …), got a list']],

@@ -146,6 +146,9 @@ function crossCheck(issues: Issues, raw: RawConfig): { snatPorts: PortRange; int
       interfaces.push(name);
     });
   }
+  if ((raw.workers ?? 1) > 1 && raw.mode === 'userspace') {
+    issues.at(['workers'], 'workers share the XDP flow map: mode userspace runs in one process; remove workers or the mode');
+  }
   if (raw.mode === 'xdp' && raw.interface === undefined && (raw.interfaces ?? []).length === 0 && !issues.has('interface')) {
     issues.at(['mode'], 'xdp needs an interface to attach to: set interface (and interfaces for more)');
   }
@@ -212,6 +215,7 @@ export function parseConfig(text: string, file: string): FlowlbConfig {
     snatPorts,
     reserveSnatPorts: c.reserve_snat_ports ?? DEFAULTS.reserveSnatPorts,
     flowTableSize: c.flow_table_size ?? DEFAULTS.flowTableSize,
+    workers: c.workers ?? DEFAULTS.workers,
     pending: {
       maxPendingClients: p.max_clients ?? DEFAULTS.pending.maxPendingClients,
       maxDatagramsPerClient: p.max_datagrams ?? DEFAULTS.pending.maxDatagramsPerClient,

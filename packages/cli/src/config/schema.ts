@@ -1,7 +1,7 @@
 import { parseDashedPortRange } from '@flowlb/balancer';
 import { NEW_CLIENT_RATE_MAX } from '@flowlb/flow-table';
 import { z } from 'zod';
-import { MAX_FLOW_TABLE_SIZE } from './keys.js';
+import { MAX_FLOW_TABLE_SIZE, MAX_WORKERS } from './keys.js';
 import { isIfName, isIPv4, parseHostPort } from './values.js';
 
 /** YAML 1.2 reads `yes` as a string; the Go original (YAML 1.1) read it as true, so both spellings are accepted. */
@@ -47,6 +47,7 @@ export const configSchema = z.strictObject({
   snat_ports: z.string().refine((v) => parseDashedPortRange(v) !== undefined).optional(),
   reserve_snat_ports: bool.optional(),
   flow_table_size: z.number().int().min(1).max(MAX_FLOW_TABLE_SIZE).optional(),
+  workers: z.number().int().min(1).max(MAX_WORKERS).optional(),
   pending: pendingSchema.optional(),
   rate_limit: rateLimitSchema.optional(),
   metrics_addr: z.string().refine((v) => parseHostPort(v) !== undefined).optional(),

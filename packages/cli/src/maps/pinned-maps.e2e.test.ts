@@ -161,11 +161,11 @@ describePrivileged('flows and stats from pinned maps', () => {
   it("stats adds the balancer's counters from the metrics server a running instance announced", async () => {
     const balancer = {
       datapath: 'xdp',
-      flows: { active: 2, created: 5, expired: 3, unconfirmedExpired: 2, refused: 0, adopted: 0 },
+      flows: { active: 2, created: 5, expired: 3, unconfirmedExpired: 2, evictedUnderPressure: 1, pressureEpisodes: 4, refused: 0, adopted: 0 },
       pending: { clients: 0, datagrams: 0, bytes: 0, held: 0 },
       datagrams: { slowPathIn: 9, forwardedNew: 7, forwardedLate: 0, userspaceForward: 0, userspaceReverse: 0, dropped: 2 },
       drops: { 'mapper-drop': 2 },
-      classification: { calls: 6, inFlight: 0, errors: 0, timeouts: 0, count: 6, sumMs: 1, buckets: [] },
+      classification: { calls: 6, inFlight: 0, errors: 0, timeouts: 0, replies: 3, count: 6, sumMs: 1, buckets: [] },
       snat: { portsInUse: 2, pools: 2, quarantined: 1, quarantinedTotal: 3, range: { min: 10000, max: 29999 } },
     };
     server = createServer((req, res) => {
@@ -187,6 +187,9 @@ describePrivileged('flows and stats from pinned maps', () => {
     expect(text.stdout).toContain(`balancer (${url}/stats), xdp datapath\n`);
     expect(text.stdout).toMatch(/^ {2}flows active\s+2$/m);
     expect(text.stdout).toMatch(/^ {4}of which the client never spoke again\s+2$/m);
+    expect(text.stdout).toMatch(/^ {6}removed early under pressure\s+1$/m);
+    expect(text.stdout).toMatch(/^ {4}times SNAT ports or table entries ran short\s+4$/m);
+    expect(text.stdout).toMatch(/^ {2}clients answered by the mapper \(stateless challenge\)\s+3$/m);
     expect(text.stdout).toMatch(/^ {2} {2}dropped: mapper-drop\s+2$/m);
     expect(text.stdout).toMatch(/^ {2}SNAT ports set aside \(held by others\)\s+1 now, 3 since start$/m);
   });

@@ -7,6 +7,8 @@ import type { DatapathPlan } from './datapath-plan.js';
 import { healthReport, type HealthReport } from './health.js';
 import type { MetricsServer } from './http-server.js';
 import type { Logger } from './logger.js';
+import { mergeStats } from './merge-stats.js';
+import type { WorkerPool } from './workers.js';
 
 function readSysctl(rel: string): string | undefined {
   try {
@@ -26,6 +28,8 @@ export class Instance {
   reloads = { ok: 0, failed: 0 };
   /** The pins are on a bpffs mounted in a namespace that ends with this process. */
   pinsEndWithRun = false;
+  /** Workers 1 and up, with `workers` above 1. */
+  workers: WorkerPool | undefined;
   #core: typeof import('@flowlb/xdp-core') | undefined;
 
   constructor(
@@ -39,8 +43,11 @@ export class Instance {
     if (this.plan.forwarder) this.#core = await importXdpCore<typeof import('@flowlb/xdp-core')>();
   }
 
+  /** The counters of the whole balancer: this process's and those its workers last sent. */
   stats(): BalancerStats | undefined {
-    return this.lb && this.lb.state !== 'new' ? this.lb.stats() : undefined;
+    const own = this.lb && this.lb.state !== 'new' ? this.lb.stats() : undefined;
+    if (!own || !this.workers) return own;
+    return mergeStats([own, ...this.workers.stats()]);
   }
 
   /** The flows of the running datapath's table (the kernel map, or the userspace one), most recent first. */

@@ -1,9 +1,9 @@
-import { LoadBalancer } from '@flowlb/balancer';
+import { LoadBalancer, type LoadBalancerOptions } from '@flowlb/balancer';
 import type { XdpForwarder } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
-import { formatHostPort, instanceName, loadConfig } from '../config/index.js';
-import { buildMapper } from '../mapper/build.js';
+import { formatHostPort, instanceName, loadConfig, type FlowlbConfig } from '../config/index.js';
+import { buildMapper, type BuiltMapper } from '../mapper/build.js';
 import { VERSION } from '../version.js';
 import { createdHere, prunePinnedLinks } from './attach.js';
 import { mountBpffsForPins } from './bpffs.js';
@@ -16,6 +16,7 @@ import { createLogger } from './logger.js';
 import { createMetricsRegistry } from './metrics.js';
 import { findRunState, removeRunState, runDir, writeRunState } from './state-file.js';
 import { watchFile } from './watch-file.js';
+import { WORKER_STATS_INTERVAL_MS, WorkerPool, type WorkerMessage } from './workers.js';
 
 /** How long a flow of the SNI mappers may wait for its client to speak again. */
 const DTLS_UNCONFIRMED_TTL_SEC = 10;
@@ -25,6 +26,10 @@ export interface RunOptions {
   mappings?: string;
   mapper?: string;
   detachOnExit?: boolean;
+  /** Set by `flowlb run` for the workers it starts: `index/count`. */
+  worker?: string;
+  /** With `worker`: where worker 0 pinned the maps. */
+  workerPinDir?: string;
 }
 
 export interface RunDeps {
@@ -39,6 +44,7 @@ export interface RunDeps {
 const defaultDeps: RunDeps = { signals: process, exit: (code) => process.exit(code) };
 
 async function reload(inst: Instance): Promise<void> {
+  inst.workers?.signal('SIGHUP');
   const r = await inst.mapper.reload();
   if (r.ok) {
     inst.reloads.ok++;
@@ -95,6 +101,7 @@ async function shutdown(inst: Instance, how: StopHow): Promise<unknown[]> {
       inst.log.error({ error: (error as Error).message }, `stopping: ${what} failed`);
     }
   };
+  if (inst.workers) await attempt('the workers', () => inst.workers!.stop());
   // A balancer whose start failed has released everything already.
   if (inst.lb && inst.lb.state !== 'new' && inst.lb.state !== 'stopped') await attempt('the balancer', () => inst.lb!.stop());
   const fwd = inst.plan.forwarder;
@@ -119,8 +126,28 @@ function refuseSecondRun(pinPath: string, env: NodeJS.ProcessEnv): void {
   }
 }
 
+/**
+ * What the LoadBalancer of every process of one `flowlb run` has in common. With workers, each gets its share of
+ * flow_table_size, so that together they never outgrow the map.
+ */
+function sharedBalancerOptions(config: FlowlbConfig, opts: RunOptions, mapper: BuiltMapper, index: number): LoadBalancerOptions {
+  return {
+    vip: config.vip,
+    snatAddress: config.snatAddr,
+    snatPorts: config.snatPorts,
+    reserveSnatPorts: config.reserveSnatPorts,
+    mapper: mapper.mapper,
+    connTtlSec: config.connTtlSec,
+    // DTLS and QUIC clients always send more than their first datagram; a module's protocol may not.
+    unconfirmedTtlSec: config.unconfirmedTtlSec ?? (opts.mappings ? DTLS_UNCONFIRMED_TTL_SEC : config.connTtlSec),
+    limits: { ...config.pending, maxFlows: Math.ceil(config.flowTableSize / config.workers) },
+    ...(config.workers > 1 ? { worker: { index, count: config.workers } } : {}),
+  };
+}
+
 /** `flowlb run`: runs in the foreground until SIGINT or SIGTERM; SIGHUP or a change of the file reloads the mappings. */
 export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defaultDeps): Promise<number> {
+  if (opts.worker !== undefined) return runWorker(opts, deps);
   const config = await loadConfig(opts.config);
   const log = createLogger({ debug: config.debug });
   const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper }, config, log);
@@ -194,12 +221,14 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
       log.info({ url: inst.metrics.url }, 'metrics, health, stats and flows served at /metrics, /healthz, /stats, /flows');
     }
 
+    if (config.workers > 1 && plan.datapath !== 'xdp') {
+      throw new CliError(`workers: ${config.workers} needs the XDP datapath, which is not used here: ${plan.reason}`, EXIT.FAILURE);
+    }
+    if (config.workers > 1 && !plan.pinDir) {
+      throw new CliError(`workers: ${config.workers} needs pin_path on a bpffs, where the workers find the flow map: ${plan.reason}`, EXIT.FAILURE);
+    }
     const lb = new LoadBalancer({
-      vip: config.vip,
-      snatAddress: config.snatAddr,
-      snatPorts: config.snatPorts,
-      reserveSnatPorts: config.reserveSnatPorts,
-      mapper: mapper.mapper,
+      ...sharedBalancerOptions(config, opts, mapper, 0),
       datapath: plan.datapath,
       // The balancer attaches the forwarder as it starts, before it adopts the flows, so that a previous run's
       // pinned links are taken over at once; on stop the links stay (or go with --detach-on-exit), which is ours.
@@ -214,10 +243,6 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
             },
           }
         : {}),
-      connTtlSec: config.connTtlSec,
-      // DTLS and QUIC clients always send more than their first datagram; a module's protocol may not.
-      unconfirmedTtlSec: config.unconfirmedTtlSec ?? (opts.mappings ? DTLS_UNCONFIRMED_TTL_SEC : config.connTtlSec),
-      limits: { ...config.pending, maxFlows: config.flowTableSize },
       // The balancer only knows it was handed a forwarder; the reason it was loaded is ours.
       onEvent: (e) => {
         if (e.type === 'xdp-attached') i.attachments = e.attachments;
@@ -228,6 +253,24 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     if (plan.datapath === 'userspace') log.info({ reason: plan.reason }, 'XDP datapath not used');
     await lb.start();
     if (plan.forwarder) prunePinnedLinks(plan.forwarder, log);
+    if (config.workers > 1) {
+      inst.workers = new WorkerPool({
+        count: config.workers,
+        log,
+        args: (index) => [
+          'run',
+          '--config',
+          opts.config,
+          ...(opts.mappings ? ['--mappings', opts.mappings] : []),
+          ...(opts.mapper ? ['--mapper', opts.mapper] : []),
+          '--worker',
+          `${index}/${config.workers}`,
+          '--worker-pin-dir',
+          plan.pinDir!,
+        ],
+      });
+      inst.workers.start();
+    }
     try {
       inst.stateFile = writeRunState(runDir(io.env), {
         pid: process.pid,
@@ -266,5 +309,74 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     deps.signals.removeListener('SIGTERM', handlers.SIGTERM);
     deps.signals.removeListener('SIGHUP', onHup);
     unwatch?.();
+  }
+}
+
+/** `index/count` as `flowlb run` passes it to its workers. */
+function parseWorker(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || !(index >= 1 && index < count)) throw new CliError(`--worker ${text}: expected index/count with 1 ≤ index < count`, EXIT.USAGE);
+  return { index, count };
+}
+
+/**
+ * A worker of `flowlb run`, started by worker 0: the same config and mapper, the flow map that worker 0 pinned, its
+ * own slice of the SNAT ports and its own flows to expire. It attaches nothing and serves no metrics: it sends its
+ * counters to worker 0, which serves them with its own. It stops with SIGTERM or when worker 0 goes away.
+ */
+async function runWorker(opts: RunOptions, deps: RunDeps): Promise<number> {
+  const { index } = parseWorker(opts.worker!);
+  if (!opts.workerPinDir) throw new CliError('--worker needs --worker-pin-dir', EXIT.USAGE);
+  const config = await loadConfig(opts.config);
+  if (config.workers <= index) throw new CliError(`--worker ${opts.worker}: the config now has workers: ${config.workers}`, EXIT.FAILURE);
+  const log = createLogger({ debug: config.debug }).child({ worker: index });
+  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper }, config, log);
+  const send = (m: WorkerMessage): void => {
+    if (process.connected) process.send?.(m);
+  };
+  let stop: (why: string) => void = () => undefined;
+  const stopped = new Promise<string>((resolve) => (stop = resolve));
+  const onTerm = (): void => stop('SIGTERM');
+  const onInt = (): void => stop('SIGINT');
+  const onHup = (): void => {
+    mapper.reload().then(
+      (r) => (r.ok ? log.info({ detail: r.detail }, 'mappings reloaded') : log.error({ error: r.detail }, 'reload failed; the previous mappings stay in force')),
+      (error: unknown) => log.error({ error: (error as Error).message }, 'reload failed'),
+    );
+  };
+  const onDisconnect = (): void => stop('worker 0 went away');
+  deps.signals.on('SIGTERM', onTerm);
+  deps.signals.on('SIGINT', onInt);
+  deps.signals.on('SIGHUP', onHup);
+  process.on('disconnect', onDisconnect);
+  const lb = new LoadBalancer({
+    ...sharedBalancerOptions(config, opts, mapper, index),
+    datapath: 'xdp',
+    interfaces: [],
+    // The map worker 0 made: same size, found through its pins.
+    xdp: { mode: config.xdpMode, pinDir: opts.workerPinDir, flowsMaxEntries: 2 * config.flowTableSize },
+    onEvent: (e) => logBalancerEvent(log, e),
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await lb.start();
+    send({ type: 'ready' });
+    timer = setInterval(() => send({ type: 'stats', stats: lb.stats() }), WORKER_STATS_INTERVAL_MS);
+    const why = await stopped;
+    log.info({ why }, 'worker stopping');
+    return EXIT.OK;
+  } catch (error) {
+    log.error({ error: (error as Error).message }, 'worker cannot run');
+    return exitCodeFor(error);
+  } finally {
+    clearInterval(timer);
+    await lb.stop().catch((error: unknown) => log.error({ error: (error as Error).message }, 'stopping the worker failed'));
+    await mapper.close().catch(() => undefined);
+    deps.signals.removeListener('SIGTERM', onTerm);
+    deps.signals.removeListener('SIGINT', onInt);
+    deps.signals.removeListener('SIGHUP', onHup);
+    process.removeListener('disconnect', onDisconnect);
   }
 }
