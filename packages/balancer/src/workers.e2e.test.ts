@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describePrivileged } from '@flowlb/testkit';
-import type { XdpForwarder } from '@flowlb/xdp-core';
 import { LoadBalancer } from './balancer.js';
 import type { LoadBalancerOptions } from './options.js';
 import type { BalancerEvent } from './events.js';
 import { scenarioMapper } from './test-support/scenario-mapper.js';
-import { EchoBackend, TestClient, waitUntil } from './test-support/udp-peers.js';
+import { useLoopbackForwarder } from './test-support/loopback-forwarder.js';
+import { TestClient, waitUntil } from './test-support/udp-peers.js';
 
 const CLIENTS = 120;
 const SNAT = { min: 25000, max: 25999 };
@@ -15,28 +15,14 @@ const SNAT = { min: 25000, max: 25999 };
 describePrivileged('LoadBalancer workers', () => {
   const VIP = { address: '127.77.11.1', port: 5000 };
   const target = { address: '127.77.11.2', port: 7000 };
-  let forwarder: XdpForwarder;
-  let echo: EchoBackend;
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    const { XdpForwarder } = await import('@flowlb/xdp-core');
-    forwarder = await XdpForwarder.load({ flowsMaxEntries: 1024 });
-    echo = await EchoBackend.start('t', target.address, target.port);
-  });
-
-  afterAll(() => {
-    for (const c of clients) c.close();
-    echo?.close();
-    forwarder?.close();
-  });
+  const bed = useLoopbackForwarder(target);
 
   const worker = (index: number, created: Array<{ port: number; client: string }>, options: Partial<LoadBalancerOptions> = {}) =>
     new LoadBalancer({
       vip: VIP,
       snatPorts: SNAT,
       mapper: scenarioMapper([target]),
-      xdp: { forwarder },
+      xdp: { forwarder: bed.forwarder },
       worker: { index, count: 2 },
       onEvent: (e: BalancerEvent) => {
         if (e.type === 'flow-created') created.push({ port: e.pair.snat.port, client: `${e.pair.client.address}:${e.pair.client.port}` });
@@ -51,10 +37,10 @@ describePrivileged('LoadBalancer workers', () => {
     try {
       for (let i = 0; i < CLIENTS; i++) {
         const c = await TestClient.open('127.77.11.100');
-        clients.push(c);
+        bed.clients.push(c);
         await c.send(`to:0:client ${i}`, VIP);
       }
-      await waitUntil(() => echo.received.length === CLIENTS, 10_000, `${CLIENTS} datagrams at the backend`);
+      await waitUntil(() => bed.echo.received.length === CLIENTS, 10_000, `${CLIENTS} datagrams at the backend`);
       // Each worker made some of the flows (the kernel hashes each client to one socket), on its own ports only.
       for (const index of [0, 1]) {
         expect(created[index]!.length).toBeGreaterThan(0);
@@ -65,11 +51,11 @@ describePrivileged('LoadBalancer workers', () => {
       expect(all).toHaveLength(CLIENTS);
       expect(new Set(all.map((f) => f.port)).size).toBe(CLIENTS);
       expect(new Set(all.map((f) => f.client)).size).toBe(CLIENTS);
-      expect(new Set(echo.received.map((r) => r.from)).size).toBe(CLIENTS);
+      expect(new Set(bed.echo.received.map((r) => r.from)).size).toBe(CLIENTS);
 
       // Worker 1 goes away and comes back: its flows stayed in the map, and it adopts those and no others.
       await workers[1]!.stop();
-      expect(forwarder.table.count()).toBe(2 * CLIENTS);
+      expect(bed.forwarder.table.count()).toBe(2 * CLIENTS);
       const again: Array<{ port: number; client: string }> = [];
       workers[1] = worker(1, again);
       await workers[1].start();
@@ -95,7 +81,7 @@ describePrivileged('LoadBalancer workers', () => {
     );
     await Promise.all(workers.map((w) => w.start()));
     try {
-      await waitUntil(() => forwarder.table.count() === 0, 10_000, 'every flow to expire');
+      await waitUntil(() => bed.forwarder.table.count() === 0, 10_000, 'every flow to expire');
       expect(expired).toEqual([created[0]!.length, created[1]!.length]);
       for (const w of workers) expect(w.stats().snat.portsInUse).toBe(0);
     } finally {

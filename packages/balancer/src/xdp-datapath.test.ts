@@ -1,44 +1,30 @@
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
 import { describePrivileged, spawnLocal, Topology } from '@flowlb/testkit';
-import type { XdpForwarder } from '@flowlb/xdp-core';
 import { LoadBalancer } from './balancer.js';
 import type { BalancerEvent } from './events.js';
 import { bundlePeerCli } from './test-support/bundle.js';
 import { LbProcess } from './test-support/lb-process.js';
 import { scenarioMapper } from './test-support/scenario-mapper.js';
+import { useLoopbackForwarder } from './test-support/loopback-forwarder.js';
 import { EchoBackend, TestClient, waitUntil } from './test-support/udp-peers.js';
 
 // The XDP datapath in this process: a forwarder passed in (as tests and embedders do), and 'auto' deciding.
 describePrivileged('XDP datapath with a forwarder passed in', () => {
   const VIP = { address: '127.77.9.1', port: 5000 };
   const target = { address: '127.77.9.2', port: 7000 };
-  let forwarder: XdpForwarder;
-  let echo: EchoBackend;
-  const clients: TestClient[] = [];
-
-  beforeAll(async () => {
-    const { XdpForwarder } = await import('@flowlb/xdp-core');
-    forwarder = await XdpForwarder.load({ flowsMaxEntries: 1024 });
-    echo = await EchoBackend.start('t', target.address, target.port);
-  });
-
-  afterAll(() => {
-    for (const c of clients) c.close();
-    echo?.close();
-    forwarder?.close();
-  });
+  const bed = useLoopbackForwarder(target);
 
   it('adopts the flows it finds, never hands out their ports again, and forwards late datagrams from the flow port', async () => {
     const now = process.hrtime.bigint();
     // Three flows of an earlier balancer on this VIP, and one of another VIP that happens to use port 24003
     // towards the same target: its reverse entry makes 24003 unusable for us.
     for (let i = 0; i < 3; i++) {
-      forwarder.table.installPair(
+      bed.forwarder.table.installPair(
         { client: { address: '127.77.9.50', port: 1000 + i }, vip: VIP, snat: { address: VIP.address, port: 24000 + i }, target },
         now,
       );
     }
-    forwarder.table.installPair(
+    bed.forwarder.table.installPair(
       {
         client: { address: '127.77.9.51', port: 1000 },
         vip: { address: '127.77.9.99', port: 5000 },
@@ -52,7 +38,7 @@ describePrivileged('XDP datapath with a forwarder passed in', () => {
       vip: VIP,
       snatPorts: { min: 24000, max: 24999 },
       mapper: scenarioMapper([target]),
-      xdp: { forwarder },
+      xdp: { forwarder: bed.forwarder },
       onEvent: (e) => events.push(e),
     });
     await lb.start();
@@ -62,10 +48,10 @@ describePrivileged('XDP datapath with a forwarder passed in', () => {
       expect(events).toContainEqual({ type: 'flows-adopted', count: 3 });
 
       const c = await TestClient.open('127.77.9.60');
-      clients.push(c);
+      bed.clients.push(c);
       await c.send('to:0:one', VIP);
-      await waitUntil(() => echo.received.length === 1, 3000, 'the first datagram at the backend');
-      expect(echo.received[0]).toEqual({ from: `${VIP.address}:24004`, data: 'to:0:one' });
+      await waitUntil(() => bed.echo.received.length === 1, 3000, 'the first datagram at the backend');
+      expect(bed.echo.received[0]).toEqual({ from: `${VIP.address}:24004`, data: 'to:0:one' });
       expect(events).toContainEqual(
         expect.objectContaining({ type: 'snat-port-quarantined', snat: { address: VIP.address, port: 24003 }, target }),
       );
@@ -73,11 +59,11 @@ describePrivileged('XDP datapath with a forwarder passed in', () => {
       // Nothing forwards in the kernel on loopback, so the next datagram reaches the VIP socket: the flow table
       // says where it goes, and it leaves from the flow's own port, and the flow counts as used.
       const forwardKey = { dstAddr: VIP.address, srcAddr: '127.77.9.60', dstPort: VIP.port, srcPort: c.port };
-      const installedAt = forwarder.table.get(forwardKey)!.lastUsed;
+      const installedAt = bed.forwarder.table.get(forwardKey)!.lastUsed;
       await c.send('to:0:two', VIP);
-      await waitUntil(() => echo.received.length === 2, 3000, 'the late datagram at the backend');
-      expect(echo.received[1]).toEqual({ from: `${VIP.address}:24004`, data: 'to:0:two' });
-      expect(forwarder.table.get(forwardKey)!.lastUsed).toBeGreaterThan(installedAt);
+      await waitUntil(() => bed.echo.received.length === 2, 3000, 'the late datagram at the backend');
+      expect(bed.echo.received[1]).toEqual({ from: `${VIP.address}:24004`, data: 'to:0:two' });
+      expect(bed.forwarder.table.get(forwardKey)!.lastUsed).toBeGreaterThan(installedAt);
       const s = lb.stats();
       expect(s.datagrams.forwardedNew).toBe(1);
       expect(s.datagrams.forwardedLate).toBe(1);
@@ -90,7 +76,7 @@ describePrivileged('XDP datapath with a forwarder passed in', () => {
       await lb.stop();
     }
     // The forwarder belongs to the caller: still open, flows kept.
-    expect(forwarder.table.count()).toBe(10);
+    expect(bed.forwarder.table.count()).toBe(10);
   });
 });
 
