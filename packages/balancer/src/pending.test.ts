@@ -24,6 +24,22 @@ describe('PendingClients', () => {
     expect(p.get(key(1))!.datagrams.map(String)).toEqual(['a', 'b']);
   });
 
+  it('says a client is gone once it is removed and no mapper call for it runs any more, once', () => {
+    const gone: string[] = [];
+    const p = new PendingClients(limits, (c) => gone.push(c.key));
+    const idle = p.add(key(1), ep(1), Buffer.from('a'), 0n);
+    const busy = p.add(key(2), ep(2), Buffer.from('b'), 0n);
+    if (!('client' in idle) || !('client' in busy)) throw new Error('refused');
+    busy.client.state = 'classifying';
+    p.remove(idle.client);
+    p.remove(busy.client);
+    expect(gone).toEqual([key(1)]);
+    p.remove(idle.client);
+    p.settled(busy.client);
+    p.settled(busy.client);
+    expect(gone).toEqual([key(1), key(2)]);
+  });
+
   it('keeps charging a client removed during a mapper call until the call answers, and gives its key no second call', () => {
     const p = new PendingClients(limits);
     const added = p.add(key(1), ep(1), Buffer.alloc(90), 0n);

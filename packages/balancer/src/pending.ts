@@ -66,8 +66,11 @@ export class PendingClients {
   #orphanBytes = 0;
   #bytes = 0;
   #datagrams = 0;
+  readonly #onGone: ((client: PendingClient) => void) | undefined;
 
-  constructor(limits: PendingLimits) {
+  /** `onGone`: a client has been removed and no mapper call for it is running any more. */
+  constructor(limits: PendingLimits, onGone?: (client: PendingClient) => void) {
+    this.#onGone = onGone;
     this.limits = { ...limits };
     this.#timeoutNs = BigInt(Math.round(limits.classifyTimeoutMs * 1e6));
   }
@@ -140,12 +143,14 @@ export class PendingClients {
     const datagrams = client.datagrams;
     this.#bytes -= client.bytes;
     this.#datagrams -= datagrams.length;
-    if (client.state === 'classifying') {
+    const running = client.state === 'classifying';
+    if (running) {
       this.#orphans.set(client.key, client.bytes);
       this.#orphanBytes += client.bytes;
     }
     client.datagrams = [];
     client.bytes = 0;
+    if (!running) this.#onGone?.(client);
     return datagrams;
   }
 
@@ -166,6 +171,7 @@ export class PendingClients {
     if (bytes === undefined) return;
     this.#orphans.delete(client.key);
     this.#orphanBytes -= bytes;
+    this.#onGone?.(client);
   }
 
   /**

@@ -306,3 +306,43 @@ describe('SlowPath mapper replies', () => {
     }
   });
 });
+
+describe('SlowPath and mappers that keep state per client', () => {
+  it('releases every client once the balancer is done with it: forwarded, dropped or timed out', async () => {
+    const released: string[] = [];
+    const target = { address: '127.0.0.9', port: 7000 };
+    const mapper: FlowMapper = {
+      findFlow: (_c, packets): Decision => {
+        const text = Buffer.from(packets.at(-1)!).toString();
+        if (text === 'go') return { action: 'forward', flow: { dstAddr: target } };
+        if (text === 'no') return { action: 'drop', reason: 'no' };
+        return { action: 'wait' };
+      },
+      release: (c) => released.push(`${c.address}:${c.port}`),
+    };
+    const slow = new SlowPath({
+      vip: { address: '127.0.0.1', port: 5000 },
+      snatAddress: '127.0.0.1',
+      reply: () => undefined,
+      mapper,
+      datapath: tableDatapath(),
+      pools: new SnatPortPools({ min: 10000, max: 10010 }),
+      counters: new Counters(),
+      emit: () => undefined,
+      limits: { ...DEFAULT_LIMITS, classifyTimeoutMs: 50 },
+      dropHoldMs: 0,
+    });
+    try {
+      slow.handleDatagram(Buffer.from('hello'), { address: '127.0.0.2', port: 1 });
+      slow.handleDatagram(Buffer.from('go'), { address: '127.0.0.2', port: 1 });
+      slow.handleDatagram(Buffer.from('no'), { address: '127.0.0.2', port: 2 });
+      slow.handleDatagram(Buffer.from('hello'), { address: '127.0.0.2', port: 3 });
+      await sleep(20);
+      expect(released.sort()).toEqual(['127.0.0.2:1', '127.0.0.2:2']);
+      for (let i = 0; i < 100 && released.length < 3; i++) await sleep(20);
+      expect(released.sort()).toEqual(['127.0.0.2:1', '127.0.0.2:2', '127.0.0.2:3']);
+    } finally {
+      slow.shutdown();
+    }
+  });
+});

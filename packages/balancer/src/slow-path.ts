@@ -61,7 +61,14 @@ export class SlowPath {
 
   constructor(options: SlowPathOptions) {
     this.#o = options;
-    this.pending = new PendingClients(options.limits);
+    const { mapper } = options;
+    this.pending = new PendingClients(options.limits, (client) => {
+      try {
+        mapper.release?.({ address: client.endpoint.address, port: client.endpoint.port });
+      } catch (error) {
+        options.emit({ type: 'error', where: `mapper release of ${client.key}`, error });
+      }
+    });
     this.#holdNs = BigInt(Math.round(options.dropHoldMs * 1e6));
   }
 

@@ -36,6 +36,14 @@ describe('firstOf', () => {
     expect(calls).toEqual(['a', 'b']);
   });
 
+  it('passes release on to every mapper that has it', () => {
+    const released: string[] = [];
+    const keeper = (name: string): FlowMapper => ({ findFlow: () => drop(name), release: (c) => released.push(`${name} ${c.port}`) });
+    const m = firstOf(keeper('a'), answering(wait(), [], 'b'), keeper('c'));
+    m.release!(client);
+    expect(released).toEqual([`a ${client.port}`, `c ${client.port}`]);
+  });
+
   it('answers with a reply and asks no further', () => {
     const calls: string[] = [];
     const challenge = reply([Uint8Array.of(1, 2, 3)], 'prove your address');

@@ -23,6 +23,9 @@ export function firstOf(...mappers: FlowMapper[]): FlowMapper {
   const list = [...mappers];
   return {
     findFlow: (client, packets) => consult(list, client, packets, 0, []),
+    release: (client) => {
+      for (const m of list) m.release?.(client);
+    },
   };
 }
 

@@ -26,9 +26,16 @@ export type Decision =
   | { action: 'reply'; datagrams: readonly Uint8Array[]; reason: string };
 
 /**
- * Classifies a new flow. `packets` holds every datagram buffered so far for `client`, oldest first. A throw or a
+ * Classifies a new flow. `packets` holds every datagram buffered so far for `client`, oldest first: each call gets
+ * the same datagram objects as the one before, in the same order, plus those that arrived since. A throw or a
  * rejected promise counts as a drop.
  */
 export interface FlowMapper {
   findFlow(client: UdpEndpoint, packets: readonly Uint8Array[]): Decision | Promise<Decision>;
+  /**
+   * Optional: the balancer is done with `client` (decided, dropped, timed out or pushed out, and no call for it is
+   * running). A mapper that keeps state per client between calls, so as to read each datagram once, frees it here.
+   * A client may come back later as new, with a first call that starts over.
+   */
+  release?(client: UdpEndpoint): void;
 }

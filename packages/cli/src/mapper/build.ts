@@ -51,6 +51,9 @@ export function traceDecisions(inner: FlowMapper, log: Logger): FlowMapper {
       logged(client, packets.length, r);
       return r;
     },
+    release(client) {
+      inner.release?.(client);
+    },
   };
 }
 
