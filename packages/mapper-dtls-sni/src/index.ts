@@ -12,9 +12,13 @@ export { MessageReassembler } from './reassembly.js';
 export type { FragmentAddResult } from './reassembly.js';
 export { normalizeHostName, parseNamePattern } from './names.js';
 export type { NamePattern } from './names.js';
-export type { MappingTable, MappingRule, MatchKind, Resolution } from './table.js';
+export type { MappingTable, MappingRule, MappingTableOptions, MatchKind, Resolution } from './table.js';
 export { loadMappings, loadMappingsSync, mappingsFromYaml, mappingsFromObject, MappingsError } from './mappings.js';
 export type { MappingsIssue, MappingsEntryRef, MappingsSourceOptions } from './mappings.js';
+export { HelloCookies, encodeCookieInput, COOKIE_LENGTH, DEFAULT_COOKIE_ROTATION_MS, MIN_COOKIE_SECRET_LENGTH } from './cookie.js';
+export type { CookieInput, HelloCookiesOptions } from './cookie.js';
+export { helloVerifyRequest, MAX_COOKIE_LENGTH } from './hello-verify.js';
+export type { HelloVerifyRequestOptions } from './hello-verify.js';
 export { DtlsSniMapper } from './mapper.js';
 export type {
   DtlsSniMapperOptions,
@@ -24,4 +28,6 @@ export type {
   DtlsDropReason,
   Affinity,
   FileMapperOptions,
+  HelloVerifyMode,
+  CookieOutcome,
 } from './mapper.js';

@@ -163,6 +163,9 @@ describe('DtlsSniMapper.stats', () => {
       routedWildcard: 1,
       routedDefault: 0,
       dropped: 5,
+      helloVerifySent: 0,
+      cookiesAccepted: 0,
+      cookiesRejected: 0,
       reloads: 0,
       reloadFailures: 0,
     });

@@ -1,5 +1,7 @@
-import { drop, endpointKey, forward, wait } from '@flowlb/mapper-api';
+import { drop, endpointKey, forward, reply, wait } from '@flowlb/mapper-api';
 import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
+import { HelloCookies, type CookieInput, type HelloCookiesOptions } from './cookie.js';
+import { helloVerifyRequest } from './hello-verify.js';
 import { loadMappings, loadMappingsSync, MappingsError } from './mappings.js';
 import { parseClientHello } from './parser.js';
 import type { InvalidReason, ParseResult } from './result.js';
@@ -7,6 +9,22 @@ import type { MappingTable, Resolution } from './table.js';
 
 /** Which part of the client's address keeps it on the same target when a name has several. */
 export type Affinity = 'endpoint' | 'address';
+
+/**
+ * Which hellos must first prove that the client receives at its address, by coming back with the cookie of the
+ * mapper's own HelloVerifyRequest: those whose mappings entry says `helloVerify: true` (`per-name`), every hello
+ * that has a target (`all`), or none, whatever the mappings say (`off`).
+ */
+export type HelloVerifyMode = 'per-name' | 'all' | 'off';
+
+/** What the cookie check made of a hello that needed one. */
+export type CookieOutcome =
+  /** No cookie: answered with a HelloVerifyRequest. */
+  | 'missing'
+  /** A cookie this mapper (or one sharing its secret) issued, still fresh: forwarded. */
+  | 'accepted'
+  /** A cookie that is not ours, or has expired: answered with a new HelloVerifyRequest. */
+  | 'rejected';
 
 export interface DtlsSniMapperOptions {
   mappings: MappingTable;
@@ -25,6 +43,18 @@ export interface DtlsSniMapperOptions {
    * balancer's own per-client limit (32 by default): past that, the balancer drops the datagrams before they get here.
    */
   maxDatagrams?: number;
+  /** Which hellos get a HelloVerifyRequest before they are forwarded. Default `per-name`. */
+  helloVerify?: HelloVerifyMode;
+  /**
+   * The secret cookies are derived from (at least 16 bytes). Give several balancer processes the same one so that
+   * a client may bring the cookie of one to another. Default: random, private to this mapper.
+   */
+  cookieSecret?: string | Uint8Array;
+  /**
+   * How often the cookie key changes, in milliseconds (default 60 s). Cookies of the current and the previous key
+   * are accepted, so a cookie lives between one and two of these.
+   */
+  cookieRotationMs?: number;
 }
 
 /** Options of the mappers built from a file, which supplies the mappings. */
@@ -36,15 +66,15 @@ export type DtlsDropReason = InvalidReason | 'too-many-datagrams' | 'no-name' | 
 export interface MapperStats {
   /** findFlow calls. Each lands in exactly one of hellos, needMore and invalid. */
   calls: number;
-  /** Complete, valid ClientHellos. */
+  /** Complete, valid ClientHellos: routed + helloVerifySent + those with no route. */
   hellos: number;
   /** Calls answered with `wait`. */
   needMore: number;
   /** Calls answered with a drop because the datagrams are not a usable ClientHello, by reason. */
   invalid: Partial<Record<InvalidReason | 'too-many-datagrams', number>>;
-  /** Hellos without a server name (routed to the default or dropped). */
+  /** Hellos without a server name (routed to the default, asked for a cookie, or dropped). */
   noName: number;
-  /** Hellos whose name matched no entry (routed to the default or dropped). */
+  /** Hellos whose name matched no entry (routed to the default, asked for a cookie, or dropped). */
   unknownName: number;
   /** Hellos forwarded: routedExact + routedWildcard + routedDefault. */
   routed: number;
@@ -53,6 +83,12 @@ export interface MapperStats {
   routedDefault: number;
   /** Every drop: the invalid ones plus hellos with no route. */
   dropped: number;
+  /** Hellos answered with a HelloVerifyRequest instead of being forwarded (a cookie missing or rejected). */
+  helloVerifySent: number;
+  /** Hellos forwarded because they brought a valid cookie. */
+  cookiesAccepted: number;
+  /** Hellos whose cookie was not ours or had expired (each also counts in helloVerifySent). */
+  cookiesRejected: number;
   /** Reloads that read a valid table. */
   reloads: number;
   /** Reloads that failed and left the table as it was. */
@@ -73,6 +109,8 @@ export interface Classification {
   resolution?: Resolution;
   /** Why the flow is dropped, when it is. */
   dropReason?: DtlsDropReason;
+  /** Set when the hello's entry needed a cookie. */
+  cookie?: CookieOutcome;
 }
 
 /** Fragmented hellos from real clients take 2 to 8 datagrams, even at small MTUs and with post-quantum key shares. */
@@ -84,6 +122,17 @@ const DEFAULT_MAX_DATAGRAMS = 16;
  * The mapper holds no per-client state: the balancer hands it every datagram buffered for a client, and it parses
  * them all each time. That is what lets a fragmented or reordered ClientHello complete over several calls without
  * the mapper having to know when a client's flow is over.
+ *
+ * HelloVerifyRequest: for names with `helloVerify: true` (or all names, see {@link HelloVerifyMode}), a complete
+ * hello without a valid cookie is answered with the mapper's own HelloVerifyRequest (a `reply` decision: the
+ * balancer keeps no flow, port or datagram for it), and only the client's retry carrying the cookie is forwarded.
+ * Forged first datagrams from spoofed addresses then never reach a backend or hold a SNAT port. The cookie is a
+ * truncated HMAC-SHA256 of the client's ip, port and the hello fields RFC 6347 requires a retry to repeat, under a
+ * key that changes every `cookieRotationMs`; it is stateless, so any mapper sharing `cookieSecret` accepts it.
+ *
+ * The backend then receives a ClientHello with message_seq 1 that carries the mapper's cookie, and must carry on
+ * from there: accept it without a cookie exchange of its own, or, if it runs one, answer with the hello's
+ * message_seq rather than 0 (see the package README for which servers do).
  */
 export class DtlsSniMapper implements FlowMapper {
   private table: MappingTable;
@@ -91,6 +140,8 @@ export class DtlsSniMapper implements FlowMapper {
   private readonly maxMessageSize: number | undefined;
   private readonly affinity: Affinity;
   private readonly maxDatagrams: number;
+  private readonly helloVerify: HelloVerifyMode;
+  private readonly cookies: HelloCookies;
   /** Ticket of the latest change started, and of the one whose table is in force. */
   private latestTicket = 0;
   private appliedTicket = 0;
@@ -110,6 +161,15 @@ export class DtlsSniMapper implements FlowMapper {
     this.maxMessageSize = options.maxMessageSize;
     this.affinity = options.affinity ?? 'endpoint';
     this.maxDatagrams = options.maxDatagrams ?? DEFAULT_MAX_DATAGRAMS;
+    const mode = options.helloVerify ?? 'per-name';
+    if (mode !== 'per-name' && mode !== 'all' && mode !== 'off') {
+      throw new RangeError(`helloVerify must be 'per-name', 'all' or 'off', got ${String(mode)}`);
+    }
+    this.helloVerify = mode;
+    const cookieOptions: HelloCookiesOptions = {};
+    if (options.cookieSecret !== undefined) cookieOptions.secret = options.cookieSecret;
+    if (options.cookieRotationMs !== undefined) cookieOptions.rotationMs = options.cookieRotationMs;
+    this.cookies = new HelloCookies(cookieOptions);
   }
 
   /** A mapper over a mappings file, which `reload()` re-reads. Rejects with {@link MappingsError}. */
@@ -138,7 +198,12 @@ export class DtlsSniMapper implements FlowMapper {
       counters.hellos++;
       if (parse.sni === undefined) counters.noName++;
       const r = c.resolution;
-      if (r?.kind === 'target') {
+      if (c.cookie === 'accepted') counters.cookiesAccepted++;
+      else if (c.cookie === 'rejected') counters.cookiesRejected++;
+      if (c.decision.action === 'reply') {
+        counters.helloVerifySent++;
+        if (r?.kind === 'target' && r.match === 'default' && parse.sni !== undefined) counters.unknownName++;
+      } else if (r?.kind === 'target') {
         counters.routed++;
         if (r.match === 'exact') counters.routedExact++;
         else if (r.match === 'wildcard') counters.routedWildcard++;
@@ -173,8 +238,35 @@ export class DtlsSniMapper implements FlowMapper {
     if (parse.kind === 'invalid') return { decision: drop(parse.reason), parse, dropReason: parse.reason };
     const key = this.affinity === 'address' ? client.address : endpointKey(client);
     const resolution = this.table.resolve(parse.sni, key);
-    if (resolution.kind === 'target') return { decision: forward(resolution.target), parse, resolution };
-    return { decision: drop(resolution.why), parse, resolution, dropReason: resolution.why };
+    if (resolution.kind !== 'target') return { decision: drop(resolution.why), parse, resolution, dropReason: resolution.why };
+    if (!this.needsCookie(resolution)) return { decision: forward(resolution.target), parse, resolution };
+    const input: CookieInput = {
+      address: client.address,
+      port: client.port,
+      clientVersion: parse.clientVersion,
+      random: parse.random,
+      sessionId: parse.sessionId,
+      cipherSuites: parse.cipherSuites,
+      compressionMethods: parse.compressionMethods,
+    };
+    if (parse.cookie.length > 0 && this.cookies.verify(input, parse.cookie)) {
+      return { decision: forward(resolution.target), parse, resolution, cookie: 'accepted' };
+    }
+    const hvr = helloVerifyRequest(this.cookies.issue(input), {
+      recordSequence: parse.recordSequence,
+      messageSeq: parse.messageSeq,
+    });
+    return {
+      decision: reply([hvr], 'hello-verify'),
+      parse,
+      resolution,
+      cookie: parse.cookie.length > 0 ? 'rejected' : 'missing',
+    };
+  }
+
+  private needsCookie(resolution: Extract<Resolution, { kind: 'target' }>): boolean {
+    if (this.helloVerify === 'per-name') return resolution.helloVerify === true;
+    return this.helloVerify === 'all';
   }
 
   /** Decides new flows with `table` from now on. */
@@ -250,6 +342,9 @@ function emptyCounters(): Omit<MapperStats, 'invalid'> {
     routedWildcard: 0,
     routedDefault: 0,
     dropped: 0,
+    helloVerifySent: 0,
+    cookiesAccepted: 0,
+    cookiesRejected: 0,
     reloads: 0,
     reloadFailures: 0,
   };

@@ -269,3 +269,76 @@ describe('files', () => {
     expect(errorOf(() => loadMappingsSync(missing)).reason).toContain('cannot read');
   });
 });
+
+describe('helloVerify', () => {
+  const text = `sniMappings:
+  - fqdn: "guarded.example"
+    ipv4: "10.0.0.1"
+    port: 4433
+    helloVerify: true
+  - fqdn: "*.guarded.example"
+    targets:
+      - { ipv4: 10.0.0.2, port: 4433 }
+    helloVerify: true
+  - fqdn: "open.example"
+    ipv4: "10.0.0.3"
+    port: 4433
+    helloVerify: false
+  - fqdn: "plain.example"
+    ipv4: "10.0.0.4"
+    port: 4433
+default: { ipv4: 10.0.9.9, port: 4433, helloVerify: true }
+`;
+
+  it('is carried on the rule and the resolution only where it is on', () => {
+    const table = mappingsFromYaml(text);
+    expect(table.rules.map((r) => r.helloVerify)).toEqual([true, true, undefined, undefined]);
+    expect(table.resolve('guarded.example', 'c')).toMatchObject({ match: 'exact', helloVerify: true });
+    expect(table.resolve('a.guarded.example', 'c')).toMatchObject({ match: 'wildcard', helloVerify: true });
+    expect(table.resolve('open.example', 'c')).not.toHaveProperty('helloVerify');
+    expect(table.resolve('plain.example', 'c')).not.toHaveProperty('helloVerify');
+  });
+
+  it('applies to the default in its object forms', () => {
+    const table = mappingsFromYaml(text);
+    expect(table.defaultHelloVerify).toBe(true);
+    expect(table.resolve('elsewhere.example', 'c')).toMatchObject({ match: 'default', helloVerify: true });
+    expect(table.resolve(undefined, 'c')).toMatchObject({ match: 'default', helloVerify: true });
+    const withTargets = mappingsFromObject({ sniMappings: [], default: { targets: [{ ipv4: '10.0.0.1', port: 1 }], helloVerify: true } });
+    expect(withTargets.resolve('x.example', 'c')).toMatchObject({ helloVerify: true });
+    const without = mappingsFromObject({ sniMappings: [], default: { ipv4: '10.0.0.1', port: 1 } });
+    expect(without.defaultHelloVerify).toBe(false);
+    expect(without.resolve('x.example', 'c')).not.toHaveProperty('helloVerify');
+  });
+
+  it('leaves the original format and tables without the key as they were', () => {
+    const table = mappingsFromYaml(SEED_FORMAT);
+    expect(table.rules.every((r) => !('helloVerify' in r))).toBe(true);
+    expect(table.defaultHelloVerify).toBe(false);
+  });
+
+  it.each([
+    ['yes', 'got "yes"'],
+    ['"true"', 'got "true"'],
+    ['1', 'got 1'],
+    ['null', 'got null'],
+    ['[true]', 'got a list'],
+  ])('refuses helloVerify: %s, with file, line, entry and key', (value, reason) => {
+    const yaml = `sniMappings:\n  - fqdn: "a.example"\n    ipv4: "10.0.0.1"\n    port: 1\n    helloVerify: ${value}\n`;
+    const err = errorOf(() => mappingsFromYaml(yaml, { file: 'm.yaml' }));
+    expect(err.issues).toHaveLength(1);
+    expect(err).toMatchObject({ file: 'm.yaml', line: 5, entry: { index: 0, fqdn: 'a.example' }, key: 'helloVerify' });
+    expect(err.reason).toBe(`must be true or false, ${reason}`);
+    expect(err.message).toBe(`m.yaml:5: sniMappings[0] (fqdn "a.example"): helloVerify: must be true or false, ${reason}`);
+  });
+
+  it('refuses a bad value on the default, and a misspelt key', () => {
+    const bad = errorOf(() => mappingsFromYaml('sniMappings: []\ndefault: { ipv4: 10.0.0.1, port: 1, helloVerify: on }\n'));
+    expect(bad).toMatchObject({ line: 2, key: 'default.helloVerify', entry: undefined });
+    const misspelt = errorOf(() =>
+      mappingsFromObject({ sniMappings: [{ fqdn: 'a.example', ipv4: '10.0.0.1', port: 1, helloVerfy: true }] }),
+    );
+    expect(misspelt).toMatchObject({ key: 'helloVerfy', entry: { index: 0 } });
+    expect(misspelt.reason).toContain('helloVerify');
+  });
+});

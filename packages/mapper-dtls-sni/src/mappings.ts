@@ -100,7 +100,7 @@ function parseIpv4(v: string): string | undefined {
 
 const TOP_KEYS = new Set(['sniMappings', 'default']);
 const TARGET_KEYS = new Set(['ipv4', 'port']);
-const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets']);
+const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets', 'helloVerify']);
 
 /** Collects problems with their location; `locate` turns a document path into a line for YAML sources. */
 class Validator {
@@ -159,6 +159,16 @@ class Validator {
     }
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65535) {
       this.report(path, `must be an integer from 1 to 65535, got ${show(value)}`, entry);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** The optional `helloVerify` switch: a YAML boolean, nothing else (`yes` and `"true"` are strings there). */
+  helloVerify(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): boolean | undefined {
+    if (value === undefined) return false;
+    if (typeof value !== 'boolean') {
+      this.report(path, `must be true or false, got ${show(value)}`, entry);
       return undefined;
     }
     return value;
@@ -247,7 +257,9 @@ function validate(
       if (typeof item.fqdn === 'string') entry.fqdn = item.fqdn;
       const before = v.issues.length;
       for (const key of Object.keys(item)) {
-        if (!ENTRY_KEYS.has(key)) v.report([...path, key], 'unknown key; an entry has fqdn and ipv4/port or targets', entry);
+        if (!ENTRY_KEYS.has(key)) {
+          v.report([...path, key], 'unknown key; an entry has fqdn, ipv4/port or targets, and optionally helloVerify', entry);
+        }
       }
       let pattern: ReturnType<typeof parseNamePattern> | undefined;
       if (item.fqdn === undefined) v.report([...path, 'fqdn'], 'missing', entry);
@@ -257,6 +269,7 @@ function validate(
         if ('error' in pattern) v.report([...path, 'fqdn'], pattern.error, entry);
       }
       const targets = v.targets(item, path, entry);
+      const helloVerify = v.helloVerify(item.helloVerify, [...path, 'helloVerify'], entry);
       if (pattern === undefined || 'error' in pattern || targets === undefined || v.issues.length !== before) return;
       const name = pattern.wildcard ? pattern.suffix : pattern.name;
       const dupKey = `${pattern.wildcard ? '*.' : ''}${name}`;
@@ -267,21 +280,25 @@ function validate(
       }
       seen.set(dupKey, index);
       const fqdn = item.fqdn as string;
-      rules.push(Object.freeze({ index, fqdn, wildcard: pattern.wildcard, name, targets: Object.freeze(targets) }));
+      const rule: MappingRule = { index, fqdn, wildcard: pattern.wildcard, name, targets: Object.freeze(targets) };
+      // Left out when off, so that tables written without the key are the same objects as before it existed.
+      rules.push(Object.freeze(helloVerify === true ? { ...rule, helloVerify } : rule));
     });
   }
 
   let defaultTargets: UdpEndpoint[] | undefined;
+  let defaultHelloVerify: boolean | undefined = false;
   if (doc.default !== undefined) {
     const d = doc.default;
     if (d === 'drop') defaultTargets = undefined;
     else if (isPlainObject(d)) {
       for (const key of Object.keys(d)) {
         if (!ENTRY_KEYS.has(key) || key === 'fqdn') {
-          v.report(['default', key], 'unknown key; default has ipv4/port or targets');
+          v.report(['default', key], 'unknown key; default has ipv4/port or targets, and optionally helloVerify');
         }
       }
       defaultTargets = v.targets(d, ['default'], undefined);
+      defaultHelloVerify = v.helloVerify(d.helloVerify, ['default', 'helloVerify'], undefined);
     } else {
       v.report(['default'], `must be "drop", {ipv4, port} or {targets: [...]}, got ${show(d)}`);
     }
@@ -289,7 +306,7 @@ function validate(
 
   if (v.issues.length > 0) throw new MappingsError(v.issues);
   const fallback = defaultTargets === undefined ? undefined : Object.freeze(defaultTargets);
-  return new MappingTable(Object.freeze(rules), fallback, file);
+  return new MappingTable(Object.freeze(rules), fallback, file, { defaultHelloVerify: defaultHelloVerify === true });
 }
 
 /**

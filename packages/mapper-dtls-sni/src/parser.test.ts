@@ -51,6 +51,20 @@ describe('real captures', () => {
     }
   });
 
+  it('gives the highest record sequence number of the records that carried the chosen hello', () => {
+    expect(expectHello(parseClientHello(dtlsCapture('ossl_foo').slice(0, 1))).recordSequence).toBe(0);
+    expect(expectHello(parseClientHello(dtlsCapture('ossl_foo'))).recordSequence).toBe(1);
+    const mtu = dtlsCapture('ossl_mtu');
+    expect(expectHello(parseClientHello(mtu.slice(0, 2))).recordSequence).toBe(1);
+    expect(expectHello(parseClientHello([mtu[1]!, mtu[0]!])).recordSequence).toBe(1);
+    expect(expectHello(parseClientHello(mtu)).recordSequence).toBe(3);
+    // The retry's records, not the first hello's, once the retry is the one parsed; later records do not count.
+    const cookie = dtlsCapture('ossl_cookie');
+    expect(expectHello(parseClientHello(cookie)).recordSequence).toBe(1);
+    const far = helloDatagram(clientHelloBody(), 0, { sequence: 2 ** 40 + 5 });
+    expect(expectHello(parseClientHello([far])).recordSequence).toBe(2 ** 40 + 5);
+  });
+
   it('cookie exchange: a flow that begins with the retry (message_seq 1) is classified', () => {
     const retry = dtlsCapture('ossl_cookie')[1]!;
     const hello = expectHello(parseClientHello([retry]));

@@ -34,6 +34,7 @@ function messageLimit(requested: number | undefined): number {
 interface PendingHello {
   reassembler: MessageReassembler;
   recordVersion: number;
+  recordSequence: number;
 }
 
 /**
@@ -77,7 +78,11 @@ export function parseClientHello(packets: readonly Uint8Array[] | Uint8Array, op
           if (pending.size >= MAX_CLIENT_HELLO_MESSAGES) {
             return invalid('too-many-messages', `more than ${MAX_CLIENT_HELLO_MESSAGES} ClientHello message_seq values`);
           }
-          hello = { reassembler: new MessageReassembler(fragment.length), recordVersion: record.version };
+          hello = {
+            reassembler: new MessageReassembler(fragment.length),
+            recordVersion: record.version,
+            recordSequence: record.sequence,
+          };
           pending.set(fragment.messageSeq, hello);
         } else if (hello.reassembler.length !== fragment.length) {
           return invalid(
@@ -86,6 +91,7 @@ export function parseClientHello(packets: readonly Uint8Array[] | Uint8Array, op
               `earlier fragments said ${hello.reassembler.length}`,
           );
         }
+        if (record.sequence > hello.recordSequence) hello.recordSequence = record.sequence;
         const added = hello.reassembler.add(fragment.fragmentOffset, fragment.body);
         if (added === 'out-of-range') {
           return invalid(
@@ -115,5 +121,11 @@ export function parseClientHello(packets: readonly Uint8Array[] | Uint8Array, op
   }
   const body = parseClientHelloBody(chosen.reassembler.message()!);
   if ('kind' in body) return body;
-  return { kind: 'hello', ...body, messageSeq: chosenSeq, recordVersion: chosen.recordVersion };
+  return {
+    kind: 'hello',
+    ...body,
+    messageSeq: chosenSeq,
+    recordVersion: chosen.recordVersion,
+    recordSequence: chosen.recordSequence,
+  };
 }

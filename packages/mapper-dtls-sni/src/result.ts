@@ -67,6 +67,12 @@ export interface HelloResult extends ClientHello {
   messageSeq: number;
   /** Record-layer version of the first record that carried part of this ClientHello. */
   recordVersion: number;
+  /**
+   * The highest record sequence number among the records that carried this ClientHello (epoch 0). A server's
+   * HelloVerifyRequest repeats it (RFC 6347 §4.2.1), so that each answer to a retransmitted hello has a record
+   * number of its own.
+   */
+  recordSequence: number;
 }
 
 export type ParseResult = HelloResult | NeedMoreResult | InvalidResult;

@@ -13,12 +13,23 @@ export interface MappingRule {
   /** The normalised name; for a wildcard, the part after `*.`. */
   readonly name: string;
   readonly targets: readonly UdpEndpoint[];
+  /**
+   * True when hellos for this entry must first come back with a cookie from the mapper's own HelloVerifyRequest
+   * (`helloVerify: true` in the mappings). Absent when off.
+   */
+  readonly helloVerify?: boolean;
+}
+
+export interface MappingTableOptions {
+  /** The default target's `helloVerify`: hellos sent to the default must bring a cookie first. */
+  defaultHelloVerify?: boolean;
 }
 
 export type MatchKind = 'exact' | 'wildcard' | 'default';
 
 export type Resolution =
-  | { kind: 'target'; target: UdpEndpoint; match: MatchKind; rule?: MappingRule }
+  /** `helloVerify` is set, to true, only when the entry (or the default) that matched asks for a cookie. */
+  | { kind: 'target'; target: UdpEndpoint; match: MatchKind; rule?: MappingRule; helloVerify?: boolean }
   /** Nothing to route to and no default: `no-name` when the hello named no server, else `unknown-name`. */
   | { kind: 'none'; why: 'no-name' | 'unknown-name' };
 
@@ -37,15 +48,23 @@ export class MappingTable {
   readonly defaultTargets: readonly UdpEndpoint[] | undefined;
   /** The file the table was read from, if any. */
   readonly file: string | undefined;
+  /** Whether hellos routed to the default must bring a cookie first. */
+  readonly defaultHelloVerify: boolean;
   private readonly exact = new Map<string, CompiledRule>();
   private readonly wildcards = new Map<string, CompiledRule>();
   private readonly fallback: RendezvousSet | undefined;
 
   /** Use the loaders (`loadMappings`, `mappingsFromYaml`, `mappingsFromObject`): they validate what this assumes. */
-  constructor(rules: readonly MappingRule[], defaultTargets: readonly UdpEndpoint[] | undefined, file?: string) {
+  constructor(
+    rules: readonly MappingRule[],
+    defaultTargets: readonly UdpEndpoint[] | undefined,
+    file?: string,
+    options: MappingTableOptions = {},
+  ) {
     this.rules = rules;
     this.defaultTargets = defaultTargets;
     this.file = file;
+    this.defaultHelloVerify = options.defaultHelloVerify === true && defaultTargets !== undefined;
     for (const rule of rules) {
       (rule.wildcard ? this.wildcards : this.exact).set(rule.name, { rule, targets: new RendezvousSet(rule.targets) });
     }
@@ -67,15 +86,21 @@ export class MappingTable {
     if (serverName !== undefined) {
       const compiled = this.lookup(normalizeHostName(serverName));
       if (compiled !== undefined) {
-        return {
+        const resolution: Resolution = {
           kind: 'target',
           target: compiled.targets.pick(clientKey),
           match: compiled.rule.wildcard ? 'wildcard' : 'exact',
           rule: compiled.rule,
         };
+        if (compiled.rule.helloVerify === true) resolution.helloVerify = true;
+        return resolution;
       }
     }
-    if (this.fallback !== undefined) return { kind: 'target', target: this.fallback.pick(clientKey), match: 'default' };
+    if (this.fallback !== undefined) {
+      const resolution: Resolution = { kind: 'target', target: this.fallback.pick(clientKey), match: 'default' };
+      if (this.defaultHelloVerify) resolution.helloVerify = true;
+      return resolution;
+    }
     return { kind: 'none', why: serverName === undefined ? 'no-name' : 'unknown-name' };
   }
 

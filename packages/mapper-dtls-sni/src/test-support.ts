@@ -131,13 +131,40 @@ export function helloBodyOf(datagram: Uint8Array): Uint8Array {
   return datagram.slice(13 + 12, 13 + 12 + length);
 }
 
-/** Fragment `body` at [offset, end) pairs, each in its own record and datagram. */
+/** Fragment `body` at [offset, end) pairs, each in its own record and datagram, numbered from `firstSequence`. */
 export function fragmentDatagrams(
   body: Uint8Array,
   pieces: readonly (readonly [number, number])[],
   messageSeq = 0,
+  firstSequence = 0,
 ): Uint8Array[] {
   return pieces.map(([start, end], i) =>
-    record(handshakeFragment(body.subarray(start, end), { offset: start, length: body.length, messageSeq }), { sequence: i }),
+    record(handshakeFragment(body.subarray(start, end), { offset: start, length: body.length, messageSeq }), {
+      sequence: firstSequence + i,
+    }),
   );
+}
+
+/**
+ * The ClientHello body that the first record of each datagram carries a fragment of, put together by offset: what
+ * a real client sent, whether in one datagram or several.
+ */
+export function helloBodyFromFragments(datagrams: readonly Uint8Array[]): Uint8Array {
+  let body: Uint8Array | undefined;
+  for (const d of datagrams) {
+    const length = (d[14]! << 16) | (d[15]! << 8) | d[16]!;
+    const offset = (d[19]! << 16) | (d[20]! << 8) | d[21]!;
+    const fragmentLength = (d[22]! << 16) | (d[23]! << 8) | d[24]!;
+    body ??= new Uint8Array(length);
+    body.set(d.subarray(25, 25 + fragmentLength), offset);
+  }
+  if (body === undefined) throw new Error('no datagrams');
+  return body;
+}
+
+/** `body` with its cookie replaced: what a client sends back after a HelloVerifyRequest. */
+export function withCookie(body: Uint8Array, cookie: Uint8Array): Uint8Array {
+  const sessionIdEnd = 2 + 32 + 1 + body[34]!;
+  const cookieEnd = sessionIdEnd + 1 + body[sessionIdEnd]!;
+  return concat(body.subarray(0, sessionIdEnd), u8(cookie.length), cookie, body.subarray(cookieEnd));
 }
