@@ -166,9 +166,39 @@ describe('DtlsSniMapper.stats', () => {
       helloVerifySent: 0,
       cookiesAccepted: 0,
       cookiesRejected: 0,
+      datagramsRead: expect.any(Number),
       reloads: 0,
       reloadFailures: 0,
     });
+  });
+
+  it('reads each datagram once while a fragmented hello completes over many calls', () => {
+    const m = mapperWith(MAPPINGS);
+    const [first, second] = dtlsCapture('ossl_mtu');
+    // The first fragment retransmitted seven times before the second arrives, as the balancer buffers them.
+    const packets: Uint8Array[] = [];
+    for (let i = 0; i < 8; i++) {
+      packets.push(Buffer.from(first!));
+      expect(m.findFlow(client, packets.slice())).toEqual({ action: 'wait' });
+    }
+    packets.push(second!);
+    expect(m.findFlow(client, packets.slice())).toMatchObject({ action: 'forward' });
+    // Nine calls over one to nine datagrams: nine reads, not the 45 of reading every buffered datagram each time.
+    expect(m.stats().datagramsRead).toBe(9);
+
+    // Other datagram objects than the last call's: a client that starts over, read from its first datagram.
+    const other = { address: '192.0.2.77', port: 4444 };
+    m.findFlow(other, [Buffer.from(first!)]);
+    m.findFlow(other, [Buffer.from(first!), second!]);
+    expect(m.stats().datagramsRead).toBe(9 + 1 + 2);
+
+    // Released by the balancer: the next call for the endpoint starts over too.
+    const third = { address: '192.0.2.78', port: 4444 };
+    const held = [Buffer.from(first!)];
+    m.findFlow(third, held);
+    m.release(third);
+    m.findFlow(third, [...held, second!]);
+    expect(m.stats().datagramsRead).toBe(12 + 1 + 2);
   });
 
   it('counts routes to the default, and classify() counts nothing', () => {

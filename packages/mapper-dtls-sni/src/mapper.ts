@@ -3,7 +3,7 @@ import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
 import { HelloCookies, type CookieInput, type HelloCookiesOptions } from './cookie.js';
 import { helloVerifyRequest } from './hello-verify.js';
 import { loadMappings, loadMappingsSync, MappingsError } from './mappings.js';
-import { parseClientHello } from './parser.js';
+import { ClientReaders } from './client-readers.js';
 import type { InvalidReason, ParseResult } from './result.js';
 import type { MappingTable, Resolution } from './table.js';
 
@@ -38,8 +38,8 @@ export interface DtlsSniMapperOptions {
    */
   affinity?: Affinity;
   /**
-   * Datagrams after which a hello that is still incomplete is given up on (default 16). Every call re-reads all
-   * buffered datagrams, so this also bounds the work one client can cause. It only has an effect below the
+   * Datagrams after which a hello that is still incomplete is given up on (default 16), which bounds the parse
+   * state and the work one client can cause. It only has an effect below the
    * balancer's own per-client limit (32 by default): past that, the balancer drops the datagrams before they get here.
    */
   maxDatagrams?: number;
@@ -89,6 +89,11 @@ export interface MapperStats {
   cookiesAccepted: number;
   /** Hellos whose cookie was not ours or had expired (each also counts in helloVerifySent). */
   cookiesRejected: number;
+  /**
+   * Datagrams parsed. Each is read once, however many calls its client's hello takes; more only when the parse
+   * state of a client was dropped (far more clients or bytes waiting than the balancer holds by default).
+   */
+  datagramsRead: number;
   /** Reloads that read a valid table. */
   reloads: number;
   /** Reloads that failed and left the table as it was. */
@@ -119,9 +124,10 @@ const DEFAULT_MAX_DATAGRAMS = 16;
 /**
  * Routes new DTLS flows by the server name in the client's ClientHello.
  *
- * The mapper holds no per-client state: the balancer hands it every datagram buffered for a client, and it parses
- * them all each time. That is what lets a fragmented or reordered ClientHello complete over several calls without
- * the mapper having to know when a client's flow is over.
+ * The balancer hands the mapper every datagram buffered for a client; the mapper keeps the parse state of
+ * clients whose hello is still incomplete, so each datagram is read once, and drops it when it decides or when the
+ * balancer releases the client. The state is a bounded cache: without it (a client evicted, a caller that passes
+ * other datagrams) the datagrams are simply read again, so a fragmented or reordered ClientHello still completes.
  *
  * HelloVerifyRequest: for names with `helloVerify: true` (or all names, see {@link HelloVerifyMode}), a complete
  * hello without a valid cookie is answered with the mapper's own HelloVerifyRequest (a `reply` decision: the
@@ -142,6 +148,7 @@ export class DtlsSniMapper implements FlowMapper {
   private readonly maxDatagrams: number;
   private readonly helloVerify: HelloVerifyMode;
   private readonly cookies: HelloCookies;
+  private readonly readers: ClientReaders;
   /** Ticket of the latest change started, and of the one whose table is in force. */
   private latestTicket = 0;
   private appliedTicket = 0;
@@ -170,6 +177,7 @@ export class DtlsSniMapper implements FlowMapper {
     if (options.cookieSecret !== undefined) cookieOptions.secret = options.cookieSecret;
     if (options.cookieRotationMs !== undefined) cookieOptions.rotationMs = options.cookieRotationMs;
     this.cookies = new HelloCookies(cookieOptions);
+    this.readers = new ClientReaders(this.maxMessageSize === undefined ? {} : { maxMessageSize: this.maxMessageSize });
   }
 
   /** A mapper over a mappings file, which `reload()` re-reads. Rejects with {@link MappingsError}. */
@@ -189,6 +197,8 @@ export class DtlsSniMapper implements FlowMapper {
 
   findFlow(client: UdpEndpoint, packets: readonly Uint8Array[]): Decision {
     const c = this.classify(client, packets);
+    // Decided: the next call for this endpoint is a new client.
+    if (c.decision.action !== 'wait') this.readers.forget(endpointKey(client));
     const counters = this.counters;
     counters.calls++;
     const parse = c.parse;
@@ -223,12 +233,14 @@ export class DtlsSniMapper implements FlowMapper {
     return c.decision;
   }
 
+  /** The balancer is done with this client: its parse state goes. */
+  release(client: UdpEndpoint): void {
+    this.readers.forget(endpointKey(client));
+  }
+
   /** Decides like {@link findFlow} but leaves the counters alone and says why. */
   classify(client: UdpEndpoint, packets: readonly Uint8Array[]): Classification {
-    const parse =
-      this.maxMessageSize === undefined
-        ? parseClientHello(packets)
-        : parseClientHello(packets, { maxMessageSize: this.maxMessageSize });
+    const parse = this.readers.read(endpointKey(client), packets);
     if (parse.kind === 'need-more') {
       if (packets.length >= this.maxDatagrams) {
         return { decision: drop('too-many-datagrams'), parse, dropReason: 'too-many-datagrams' };
@@ -307,11 +319,12 @@ export class DtlsSniMapper implements FlowMapper {
   stats(): MapperStats {
     const invalid: MapperStats['invalid'] = {};
     for (const [reason, n] of this.invalidCounts) invalid[reason] = n;
-    return { ...this.counters, invalid };
+    return { ...this.counters, datagramsRead: this.readers.datagramsRead, invalid };
   }
 
   resetStats(): void {
     this.counters = emptyCounters();
+    this.readers.datagramsRead = 0;
     this.invalidCounts.clear();
   }
 
@@ -330,7 +343,7 @@ export class DtlsSniMapper implements FlowMapper {
   }
 }
 
-function emptyCounters(): Omit<MapperStats, 'invalid'> {
+function emptyCounters(): Omit<MapperStats, 'invalid' | 'datagramsRead'> {
   return {
     calls: 0,
     hellos: 0,

@@ -52,20 +52,80 @@ interface PendingHello {
  * Never throws on any input; every outcome is a value.
  */
 export function parseClientHello(packets: readonly Uint8Array[] | Uint8Array, options: ParseOptions = {}): ParseResult {
-  const datagrams: readonly Uint8Array[] = packets instanceof Uint8Array ? [packets] : packets;
-  const maxMessageSize = messageLimit(options.maxMessageSize);
-  const pending = new Map<number, PendingHello>();
-  let sawHandshake = false;
+  const reader = new ClientHelloReader(options);
+  for (const datagram of packets instanceof Uint8Array ? [packets] : packets) reader.add(datagram);
+  return reader.result();
+}
 
-  for (let d = 0; d < datagrams.length; d++) {
-    const layer = parseRecords(datagrams[d]!);
-    if (!layer.ok) {
-      if (d === 0) return invalid(layer.reason, layer.detail);
-      continue;
+/**
+ * {@link parseClientHello} one datagram at a time, for a client whose datagrams arrive one by one: each is read
+ * once, however many calls it takes for the hello to be whole. Once the datagrams are found invalid, they stay so.
+ */
+export class ClientHelloReader {
+  readonly #maxMessageSize: number;
+  readonly #pending = new Map<number, PendingHello>();
+  #sawHandshake = false;
+  #count = 0;
+  #invalid: ParseResult | undefined;
+
+  constructor(options: ParseOptions = {}) {
+    this.#maxMessageSize = messageLimit(options.maxMessageSize);
+  }
+
+  /** Datagrams read so far. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The most bytes the messages being reassembled can come to hold: their declared lengths together. */
+  get footprint(): number {
+    let n = 0;
+    for (const hello of this.#pending.values()) n += hello.reassembler.length;
+    return n;
+  }
+
+  /** Reads the client's next datagram. */
+  add(datagram: Uint8Array): void {
+    const d = this.#count++;
+    if (this.#invalid) return;
+    this.#invalid = this.#read(datagram, d);
+  }
+
+  /** What the datagrams read so far hold. */
+  result(): ParseResult {
+    if (this.#invalid) return this.#invalid;
+    let chosenSeq = -1;
+    let chosen: PendingHello | undefined;
+    for (const [seq, hello] of this.#pending) {
+      if (hello.reassembler.complete && seq > chosenSeq) {
+        chosenSeq = seq;
+        chosen = hello;
+      }
     }
+    if (chosen === undefined) {
+      if (this.#pending.size > 0 || this.#count === 0) return NEED_MORE;
+      return this.#sawHandshake ? invalid('no-client-hello') : invalid('no-handshake');
+    }
+    const body = parseClientHelloBody(chosen.reassembler.message()!);
+    if ('kind' in body) return body;
+    return {
+      kind: 'hello',
+      ...body,
+      messageSeq: chosenSeq,
+      recordVersion: chosen.recordVersion,
+      recordSequence: chosen.recordSequence,
+    };
+  }
+
+  /** Adds the ClientHello fragments of datagram `d`; a result when they make the whole invalid. */
+  #read(datagram: Uint8Array, d: number): ParseResult | undefined {
+    const layer = parseRecords(datagram);
+    if (!layer.ok) return d === 0 ? invalid(layer.reason, layer.detail) : undefined;
+    const maxMessageSize = this.#maxMessageSize;
+    const pending = this.#pending;
     for (const record of layer.records) {
       if (record.contentType !== ContentType.Handshake || record.epoch !== 0) continue;
-      sawHandshake = true;
+      this.#sawHandshake = true;
       const handshake = parseHandshakeFragments(record.fragment);
       if (!handshake.ok) return invalid(handshake.reason, `datagram ${d}: ${handshake.detail}`);
       for (const fragment of handshake.fragments) {
@@ -104,28 +164,6 @@ export function parseClientHello(packets: readonly Uint8Array[] | Uint8Array, op
         }
       }
     }
+    return undefined;
   }
-
-  let chosenSeq = -1;
-  let chosen: PendingHello | undefined;
-  for (const [seq, hello] of pending) {
-    if (hello.reassembler.complete && seq > chosenSeq) {
-      chosenSeq = seq;
-      chosen = hello;
-    }
-  }
-  if (chosen === undefined) {
-    if (pending.size > 0) return NEED_MORE;
-    if (datagrams.length === 0) return NEED_MORE;
-    return sawHandshake ? invalid('no-client-hello') : invalid('no-handshake');
-  }
-  const body = parseClientHelloBody(chosen.reassembler.message()!);
-  if ('kind' in body) return body;
-  return {
-    kind: 'hello',
-    ...body,
-    messageSeq: chosenSeq,
-    recordVersion: chosen.recordVersion,
-    recordSequence: chosen.recordSequence,
-  };
 }
