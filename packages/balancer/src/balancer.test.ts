@@ -100,3 +100,26 @@ describe('LoadBalancer robustness', () => {
     expect(lb.stats().drops.shutdown).toBe(4);
   });
 });
+
+describe('LoadBalancer VIP receive buffer', () => {
+  it('warns, once, when the kernel grants less receive buffer than asked for', async () => {
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const events: BalancerEvent[] = [];
+    // Past net.core.rmem_max: Node's socket sets SO_RCVBUF, which the kernel caps there whoever asks.
+    const lb = new LoadBalancer({
+      vip: { address: '127.77.6.9', port: 5000 },
+      mapper: scenarioMapper([]),
+      datapath: 'userspace',
+      receiveBufferBytes: rmemMax + (1 << 20),
+      onEvent: (e) => events.push(e),
+    });
+    await lb.start();
+    try {
+      const warnings = events.filter((e) => e.type === 'warning');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({ where: 'VIP socket', message: expect.stringMatching(/not the \d+ asked for: net\.core\.rmem_max caps it/) });
+    } finally {
+      await lb.stop();
+    }
+  });
+});

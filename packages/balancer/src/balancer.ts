@@ -11,7 +11,7 @@ import { SlowPath } from './slow-path.js';
 import { SnatPortPools } from './snat-pool.js';
 import { Counters, type BalancerStats } from './stats.js';
 import { udpSocketDrops } from './socket-drops.js';
-import { DEFAULT_VIP_RECEIVE_BUFFER_BYTES, openVipSocket, type VipSocket } from './vip-socket.js';
+import { openVipSocket, type VipSocket } from './vip-socket.js';
 import { UserspaceDatapath } from './userspace-datapath.js';
 import { importXdpCore, XdpDatapath, type SyncUdpSocketClass, type XdpCoreModule, type XdpForwarderLike } from './xdp-datapath.js';
 
@@ -260,10 +260,10 @@ export class LoadBalancer {
 
   /** A receive buffer smaller than asked for lets bursts of new clients overflow it: say so, once. */
   #checkReceiveBuffer(socket: VipSocket): void {
-    const asked = this.options.receiveBufferBytes ?? (socket.dgram ? undefined : DEFAULT_VIP_RECEIVE_BUFFER_BYTES);
-    const got = socket.receiveBufferBytes;
+    const buffer = socket.receiveBuffer;
     // The kernel reports twice what it grants, for its own bookkeeping.
-    if (asked === undefined || got === undefined || got >= 2 * asked) return;
+    if (!buffer || buffer.granted >= 2 * buffer.asked) return;
+    const { asked, granted: got } = buffer;
     this.#emit({
       type: 'warning',
       where: 'VIP socket',

@@ -14,8 +14,11 @@ export const DEFAULT_VIP_RECEIVE_BUFFER_BYTES = 8 * 1024 * 1024;
 export interface VipSocket {
   /** The Node socket, on the userspace datapath, which sends the targets' replies from it. */
   readonly dgram: dgram.Socket | undefined;
-  /** What the kernel granted as the receive buffer (SO_RCVBUF as it reports it), when known. */
-  readonly receiveBufferBytes: number | undefined;
+  /**
+   * The receive buffer asked for, and what the kernel granted (SO_RCVBUF as it reports it: twice the payload bytes
+   * it will queue); undefined when none was asked for.
+   */
+  readonly receiveBuffer: { asked: number; granted: number } | undefined;
   send(to: Endpoint, datagrams: readonly Buffer[], done: (outcome: SendOutcome) => void): void;
   close(): void;
 }
@@ -41,19 +44,17 @@ export async function openVipSocket(o: VipSocketOptions): Promise<VipSocket> {
     socket.on('message', (msg, rinfo) => o.onDatagram(msg, { address: rinfo.address, port: rinfo.port }));
     return {
       dgram: socket,
-      receiveBufferBytes: o.receiveBufferBytes === undefined ? undefined : socket.getRecvBufferSize(),
+      receiveBuffer: o.receiveBufferBytes === undefined ? undefined : { asked: o.receiveBufferBytes, granted: socket.getRecvBufferSize() },
       send: (to, datagrams, done) => sendAll(socket, datagrams, to, done),
       close: () => closeQuietly(socket),
     };
   }
-  const socket = o.udp.bind(o.vip, {
-    reusePort: o.reusePort,
-    receiveBufferBytes: o.receiveBufferBytes ?? DEFAULT_VIP_RECEIVE_BUFFER_BYTES,
-  });
+  const asked = o.receiveBufferBytes ?? DEFAULT_VIP_RECEIVE_BUFFER_BYTES;
+  const socket = o.udp.bind(o.vip, { reusePort: o.reusePort, receiveBufferBytes: asked });
   socket.receive(o.onDatagram, o.onBatchEnd);
   return {
     dgram: undefined,
-    receiveBufferBytes: socket.receiveBufferBytes(),
+    receiveBuffer: { asked, granted: socket.receiveBufferBytes() },
     send: (to, datagrams, done) => done(sendSync(socket, to, datagrams)),
     close: () => socket.close(),
   };
