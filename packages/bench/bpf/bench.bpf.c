@@ -7,6 +7,7 @@
  *   bare_fwd   parse, then redirect to a fixed device without rewriting a byte: the forwarding limit
  *   gen        traffic generator for live-frames BPF_PROG_RUN: each run gets the next of N client tuples
  *   sink       counts the UDP datagrams that reach a backend and drops them; lets everything else through
+ *   mark_drop  drops and counts the UDP datagrams that carry a configured 32-byte mark; lets everything else through
  *   pass       XDP_PASS, so a veth accepts frames redirected into it
  */
 #include <linux/types.h>
@@ -116,7 +117,7 @@ int gen(struct xdp_md *ctx)
 
 	cfg = bpf_map_lookup_elem(&gen_cfg, &zero);
 	st = bpf_map_lookup_elem(&gen_seq, &zero);
-	if (!cfg || !st || !cfg->flows || !cfg->ports_per_addr)
+	if (!cfg || !st || !cfg->flows || (!cfg->scatter_bits && !cfg->ports_per_addr))
 		return XDP_DROP;
 	data = (void *)(long)ctx->data;
 	if (data + GEN_HDR_LEN > (void *)(long)ctx->data_end)
@@ -131,15 +132,24 @@ int gen(struct xdp_md *ctx)
 	iph = data + sizeof(struct ethhdr);
 	udph = (void *)(iph + 1);
 
-	saddr = cfg->first_addr + st->addr_off;
-	sport = (__u16)(cfg->first_port + st->port_off);
-	if (++st->idx >= cfg->flows) {
-		st->idx = 0;
-		st->addr_off = 0;
-		st->port_off = 0;
-	} else if (++st->port_off >= cfg->ports_per_addr) {
-		st->port_off = 0;
-		st->addr_off++;
+	if (cfg->scatter_bits) {
+		__u32 bits = cfg->scatter_bits & 31;
+
+		saddr = cfg->first_addr + ((st->idx * GEN_SCATTER_MUL) & ((1U << bits) - 1));
+		sport = (__u16)(cfg->first_port + (st->idx >> bits));
+		if (++st->idx >= cfg->flows)
+			st->idx = 0;
+	} else {
+		saddr = cfg->first_addr + st->addr_off;
+		sport = (__u16)(cfg->first_port + st->port_off);
+		if (++st->idx >= cfg->flows) {
+			st->idx = 0;
+			st->addr_off = 0;
+			st->port_off = 0;
+		} else if (++st->port_off >= cfg->ports_per_addr) {
+			st->port_off = 0;
+			st->addr_off++;
+		}
 	}
 
 	iph->saddr = bpf_htonl(saddr);
@@ -174,6 +184,53 @@ int sink(struct xdp_md *ctx)
 	n = bpf_map_lookup_elem(&sink_count, &key);
 	if (n)
 		*n += ctx->data_end - ctx->data;
+	return XDP_DROP;
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct mark_config);
+} mark_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} mark_count SEC(".maps");
+
+/*
+ * Keeps copies of one known datagram (a replayed ClientHello, recognised by its 32-byte random) from a server behind
+ * the balancer: on one machine, its answers to a flood of them would load a CPU that the measurement needs.
+ */
+SEC("xdp")
+int mark_drop(struct xdp_md *ctx)
+{
+	struct mark_config *cfg;
+	struct iphdr *iph;
+	struct udphdr *udph;
+	__u32 zero = 0;
+	__u8 *p;
+	__u64 *n;
+	int i;
+
+	if (parse_udp(ctx, &iph, &udph))
+		return XDP_PASS;
+	cfg = bpf_map_lookup_elem(&mark_cfg, &zero);
+	if (!cfg || !cfg->active)
+		return XDP_PASS;
+	p = (__u8 *)(udph + 1) + (cfg->payload_off & MARK_OFF_MAX);
+	if ((void *)(p + MARK_LEN) > (void *)(long)ctx->data_end)
+		return XDP_PASS;
+#pragma unroll
+	for (i = 0; i < MARK_LEN; i++)
+		if (p[i] != cfg->mark[i])
+			return XDP_PASS;
+	n = bpf_map_lookup_elem(&mark_count, &zero);
+	if (n)
+		*n += 1;
 	return XDP_DROP;
 }
 

@@ -8,17 +8,23 @@
  *   `flow-created`).
  * - `newflows-sender`: new clients from the client namespace, each sending one first datagram (a captured DTLS
  *   ClientHello or a small payload), made by the bench's gen program in live-frames mode at a paced rate.
+ * - `flood-sender`: forged first datagrams from scattered sources, several kinds each at its own rate, for a time
+ *   (the flood scenario).
+ * - `relay`: real clients' datagrams to the VIP, passed on to the balancer as live frames (the flood scenario).
  * - `scale`: a flow table of many flows under a LoadBalancer: install time, memory, cleaner sweeps.
  *
  * Each prints one JSON line `{"ready":true}` when it is set up (not `scale`), then one JSON line with its report.
  */
+import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { LoadBalancer, type BalancerEvent } from '@flowlb/balancer';
 import { encodeKey, encodeValue, forwardEntry, reverseEntry, type FlowPair } from '@flowlb/flow-table';
 import { hashMapper, type FlowMapper, type UdpEndpoint } from '@flowlb/mapper-api';
 import { DtlsSniMapper, mappingsFromObject } from '@flowlb/mapper-dtls-sni';
-import { ifIndex, XdpForwarder } from '@flowlb/xdp-core';
+import { buildUdpFrame } from '@flowlb/testkit';
+import { ifIndex, XdpForwarder, type Link } from '@flowlb/xdp-core';
 import { BenchPrograms, LIVE_BATCH_MAX, LIVE_RUN_MAX, u32, type ClientSpread } from './bench-object.js';
+import { pacedLiveRuns } from './live-pacer.js';
 import { percentile } from './stats.js';
 
 export interface NewFlowsLbJob {
@@ -37,6 +43,9 @@ export interface NewFlowsLbJob {
   /** Give up waiting for more flows after this long without one (after the first), and after maxMs in all. */
   quietMs: number;
   maxMs: number;
+  /** One of several balancer processes on the VIP; the first attaches the program, all share the maps in pinDir. */
+  worker?: { index: number; count: number };
+  pinDir?: string;
 }
 
 export interface NewFlowsLbReport {
@@ -50,6 +59,9 @@ export interface NewFlowsLbReport {
   errors: number;
   /** From the first flow's first datagram to the last flow's install. */
   spanMs: number;
+  /** The same two moments as epoch milliseconds, to join the spans of several workers. */
+  firstAtEpochMs: number;
+  lastAtEpochMs: number;
   flowsPerSec: number;
   setupP50Ms: number;
   setupP99Ms: number;
@@ -75,6 +87,30 @@ export interface NewFlowsSenderReport {
   ms: number;
 }
 
+export interface FloodSenderJob {
+  role: 'flood-sender';
+  ifname: string;
+  srcMac: string;
+  dstMac: string;
+  vip: UdpEndpoint;
+  /** Forged sources; every kind takes the next clients of the one walk. */
+  clients: ClientSpread;
+  /** First datagrams, hex, each at its own rate. */
+  kinds: { payload: string; pps: number }[];
+  /** How long the flood lasts at most; closing stdin ends it sooner. */
+  seconds: number;
+  /** An idle device of the namespace to hold gen in the XDP dispatcher with (BenchPrograms.holdInDispatcher). */
+  holdIfname: string;
+  /** How often a run of each kind goes out. */
+  tickMs: number;
+}
+
+export interface FloodSenderReport {
+  /** Frames sent per kind. */
+  sent: number[];
+  ms: number;
+}
+
 export interface ScaleJob {
   role: 'scale';
   flows: number;
@@ -94,7 +130,17 @@ export interface ScaleReport {
   sweeps: { wallMs: number; cpuMs: number; maxStallMs: number; scanned: number; batches: number; expired: number }[];
 }
 
-export type ControlPlaneJob = NewFlowsLbJob | NewFlowsSenderJob | ScaleJob;
+export interface RelayJob {
+  role: 'relay';
+  /** The VIP, also an address of this namespace: real clients behind it send here. */
+  vip: UdpEndpoint;
+  /** The device towards the balancer, and the MACs of a frame out of it. */
+  ifname: string;
+  srcMac: string;
+  dstMac: string;
+}
+
+export type ControlPlaneJob = NewFlowsLbJob | NewFlowsSenderJob | FloodSenderJob | RelayJob | ScaleJob;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const MiB = 1024 * 1024;
@@ -146,8 +192,9 @@ async function newFlowsLb(job: NewFlowsLbJob): Promise<NewFlowsLbReport> {
     reserveSnatPorts: true,
     mapper: mapperFor(job),
     datapath: job.datapath,
-    interfaces: job.datapath === 'xdp' ? job.interfaces : [],
-    xdp: { mode: 'native' },
+    interfaces: job.datapath === 'xdp' && (job.worker?.index ?? 0) === 0 ? job.interfaces : [],
+    xdp: { mode: 'native', ...(job.pinDir ? { pinDir: job.pinDir } : {}) },
+    ...(job.worker ? { worker: job.worker } : {}),
     connTtlSec: 3600,
     // The most the kernel grants without a raised net.core.rmem_max.
     receiveBufferBytes: 4 * MiB,
@@ -186,6 +233,8 @@ async function newFlowsLb(job: NewFlowsLbJob): Promise<NewFlowsLbReport> {
       slowPathIn: s.datagrams.slowPathIn,
       errors,
       spanMs,
+      firstAtEpochMs: performance.timeOrigin + firstAt,
+      lastAtEpochMs: performance.timeOrigin + lastAt,
       flowsPerSec: spanMs > 0 ? created / (spanMs / 1000) : 0,
       setupP50Ms: percentile(samples, 0.5),
       setupP99Ms: percentile(samples, 0.99),
@@ -200,52 +249,128 @@ async function newFlowsLb(job: NewFlowsLbJob): Promise<NewFlowsLbReport> {
 // --- newflows-sender --------------------------------------------------------------------------------------------
 
 /** gen's frame and gen_cfg value for one payload, to switch between payloads from one live run to the next. */
-function genTemplate(progs: BenchPrograms, job: NewFlowsSenderJob, payload: Buffer): { frame: Buffer; cfg: Buffer } {
+function genTemplate(
+  progs: BenchPrograms,
+  job: Pick<NewFlowsSenderJob, 'srcMac' | 'dstMac' | 'vip' | 'clients'>,
+  payload: Buffer,
+): { frame: Buffer; cfg: Buffer } {
   const frame = progs.configureGenerator({ srcMac: job.srcMac, dstMac: job.dstMac, dst: job.vip, payload }, job.clients);
   const cfg = Buffer.from(progs.map('gen_cfg').lookup(u32([0]))!);
   return { frame, cfg };
 }
 
-const PROGRESS_EVERY_MS = 1000;
+/** Runs gen live on `ifname` with each run's template: its gen_cfg is written first, so payloads can alternate. */
+function genRunner(progs: BenchPrograms, ifname: string): (t: { frame: Buffer; cfg: Buffer }, n: number) => void {
+  const cfgMap = progs.map('gen_cfg');
+  const gen = progs.program('gen');
+  const ingressIfindex = ifIndex(ifname);
+  const zero = u32([0]);
+  return (t, n) => {
+    cfgMap.update(zero, t.cfg);
+    gen.runLive({ data: t.frame, ingressIfindex, repeat: n, batchSize: Math.min(n, LIVE_BATCH_MAX) });
+  };
+}
 
+// The parent's deadline follows this output, so a slow machine's longer run is not taken for a hang.
+const printProgress = (sent: number | readonly number[]): void => void process.stdout.write(`${JSON.stringify({ progress: { sent } })}\n`);
 
 async function newFlowsSender(job: NewFlowsSenderJob): Promise<NewFlowsSenderReport> {
   const progs = await BenchPrograms.load();
   try {
     const templates = job.payloads.map((hex) => genTemplate(progs, job, Buffer.from(hex, 'hex')));
-    const cfgMap = progs.map('gen_cfg');
-    const gen = progs.program('gen');
-    const ingressIfindex = ifIndex(job.ifname);
-    const zero = u32([0]);
+    const run = genRunner(progs, job.ifname);
     process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
     const total = job.clients.flows;
-    const t0 = performance.now();
-    // Bounded in time as well: a pace that cannot be kept must not run forever.
-    const deadline = t0 + (total / job.pps) * 3000 + 5000;
-    let sent = 0;
-    let k = 0;
-    let nextProgress = t0 + PROGRESS_EVERY_MS;
-    while (sent < total && performance.now() < deadline) {
-      if (performance.now() >= nextProgress) {
-        // The parent's deadline follows this output, so a slow machine's longer run is not taken for a hang.
-        process.stdout.write(`${JSON.stringify({ progress: { sent } })}\n`);
-        nextProgress += PROGRESS_EVERY_MS;
-      }
-      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * job.pps));
-      if (due <= sent) {
-        await sleep(1);
-        continue;
-      }
-      while (sent < due) {
-        const n = Math.min(due - sent, LIVE_RUN_MAX);
-        const t = templates[k++ % templates.length]!;
-        cfgMap.update(zero, t.cfg);
-        gen.runLive({ data: t.frame, ingressIfindex, repeat: n, batchSize: Math.min(n, LIVE_BATCH_MAX) });
-        sent += n;
-      }
-    }
-    return { sent, ms: performance.now() - t0 };
+    const r = await pacedLiveRuns({
+      streams: [{ pps: job.pps, total, templates }],
+      run,
+      maxRun: LIVE_RUN_MAX,
+      deadline: performance.now() + (total / job.pps) * 3000 + 5000,
+      onProgress: (sent) => printProgress(sent[0] ?? 0),
+    });
+    return { sent: r.sent[0] ?? 0, ms: r.ms };
   } finally {
+    progs.close();
+  }
+}
+
+// --- flood-sender -------------------------------------------------------------------------------------------------
+
+async function floodSender(job: FloodSenderJob): Promise<FloodSenderReport> {
+  const progs = await BenchPrograms.load();
+  let hold: Link | undefined;
+  let stop = false;
+  // The parent ends a flood early by closing this process's stdin once its real clients are done, and the report
+  // still gets written. A signal would do the same but interrupts the live run in progress (EINTR).
+  process.stdin.on('end', () => {
+    stop = true;
+  });
+  process.stdin.resume();
+  try {
+    hold = progs.holdInDispatcher('gen', job.holdIfname);
+    const run = genRunner(progs, job.ifname);
+    const streams = job.kinds.map((k) => ({
+      pps: k.pps,
+      total: Math.round(k.pps * job.seconds),
+      templates: [genTemplate(progs, job, Buffer.from(k.payload, 'hex'))],
+    }));
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    const r = await pacedLiveRuns({
+      streams,
+      run,
+      maxRun: LIVE_RUN_MAX,
+      deadline: performance.now() + job.seconds * 1000 + 2000,
+      stopped: () => stop,
+      onProgress: printProgress,
+      tickMs: job.tickMs,
+    });
+    return { sent: r.sent, ms: r.ms };
+  } finally {
+    hold?.close();
+    progs.close();
+  }
+}
+
+// --- relay --------------------------------------------------------------------------------------------------------
+
+/**
+ * Passes real clients' datagrams on to the balancer as live frames, their source address and port kept, so that they
+ * arrive the way the forged ones do. Runs until its stdin closes; the balancer's answers go back through the kernel.
+ */
+async function relay(job: RelayJob): Promise<{ relayed: number; failed: number }> {
+  const progs = await BenchPrograms.load();
+  const socket = dgram.createSocket('udp4');
+  let relayed = 0;
+  let failed = 0;
+  try {
+    const tx = progs.program('floor_tx');
+    const ingressIfindex = ifIndex(job.ifname);
+    socket.on('message', (msg, from) => {
+      const data = buildUdpFrame({
+        eth: { src: job.srcMac, dst: job.dstMac },
+        ip: { src: from.address, dst: job.vip.address, ttl: 64 },
+        udp: { srcPort: from.port, dstPort: job.vip.port },
+        payload: msg,
+      });
+      try {
+        tx.runLive({ data, ingressIfindex, repeat: 1, batchSize: 1 });
+        relayed++;
+      } catch {
+        failed++;
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(job.vip.port, job.vip.address, () => resolve());
+    });
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    await new Promise<void>((resolve) => {
+      process.stdin.on('end', resolve);
+      process.stdin.resume();
+    });
+    return { relayed, failed };
+  } finally {
+    socket.close();
     progs.close();
   }
 }
@@ -387,6 +512,10 @@ async function main(job: ControlPlaneJob): Promise<unknown> {
       return newFlowsLb(job);
     case 'newflows-sender':
       return newFlowsSender(job);
+    case 'flood-sender':
+      return floodSender(job);
+    case 'relay':
+      return relay(job);
     case 'scale':
       return scale(job);
     default:

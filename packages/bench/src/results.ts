@@ -98,6 +98,8 @@ export interface NewFlowsRow {
   mapper: 'trivial' | 'dtls-sni';
   datapath: 'xdp' | 'userspace';
   flows: number;
+  /** Balancer processes sharing the VIP; absent in results written before workers existed (one). */
+  workers?: number;
   flowsPerSec: Measured;
   /** From the balancer receiving the first datagram to the flow being installed. */
   installP50Ms: Measured;
@@ -144,6 +146,78 @@ export interface ScaleResult {
   notes: string[];
 }
 
+/** Scenario 6: real DTLS clients through a flood of forged first datagrams. One row per step of forged rate. */
+export interface FloodRow {
+  /** Forged first datagrams per second asked of the generator: whole ClientHellos, and first fragments of one. */
+  askedCompletePerSec: number;
+  askedPartialPerSec: number;
+  /** What the generator sent per second over the flood; below the asked rate when it could not keep up. */
+  offeredCompletePerSec: number;
+  offeredPartialPerSec: number;
+  /** The mappings asked the balancer to answer hellos without its cookie itself (`helloVerify: true`). */
+  helloVerify: boolean;
+  /** Seconds the flood lasted. */
+  floodSeconds: number;
+  /** Real `openssl s_client -dtls1_2` handshakes tried during the flood, and those that completed in time. */
+  attempts: number;
+  successes: number;
+  /** successes / attempts, 0 to 1. */
+  successRate: number;
+  /** How long a real client may take before it counts as failed. */
+  clientTimeoutMs: number;
+  /** Of the completed handshakes: median and 99th percentile time, and how many needed a retransmission (> 0.9 s). */
+  handshakeP50Ms: number;
+  handshakeP99Ms: number;
+  retransmitted: number;
+  /**
+   * Failed handshakes by how far they got in the balancer's flow table: `flow`, none of their hellos got a flow
+   * (lost at the VIP socket, pushed out of the pending table, refused); `confirmation`, a flow was installed but the
+   * client never spoke on it again (the backend's answer did not reach it). The rest got further.
+   */
+  failedWithout: { flow: number; confirmation: number };
+  /** Largest values seen on the balancer's /metrics during the flood. */
+  snatPortsMax: number;
+  pendingClientsMax: number;
+  flowsActiveMax: number;
+  rssMaxMiB: number;
+  heapUsedMaxMiB: number;
+  /** Before the flood, for comparison. */
+  rssBeforeMiB: number;
+  heapUsedBeforeMiB: number;
+  /** Share of the flood the balancer's process was on a CPU, 0 to 1. */
+  balancerBusy: number;
+  /** Share of the flood the CPU it is pinned to was busy with anything (its process, and the kernel's work there). */
+  balancerCpuBusy: number;
+  /** Counters moved during the flood. */
+  vipSocketIn: number;
+  socketDrops: number | null;
+  /** Socket drops in each second of the flood, from the once-a-second readings: whether they came steadily or in bursts. */
+  socketDropsBySecond: number[];
+  /** The same two from when the real clients started to the end: what they met, past the flood's first seconds. */
+  whileMeasured: { vipSocketIn: number; socketDrops: number | null };
+  /** The balancer's drops by reason (non-zero ones). */
+  drops: Record<string, number>;
+  /** New clients' datagrams the XDP program's rate limits dropped. */
+  rateLimited: number;
+  /** Clients the mapper answered itself (HelloVerifyRequests), and the datagrams sent for them. */
+  mapperReplies: number;
+  repliesSent: number;
+  flowsCreated: number;
+  flowsRefused: number;
+  unconfirmedExpired: number;
+  evictedUnderPressure: number;
+  /** Forged ClientHellos that reached the backend, i.e. got a flow and were sent on. */
+  forgedAtBackend: number;
+  /** Why real handshakes failed, as far as the counters tell, from {@link floodLimits}. */
+  limitedBy: string;
+  error?: string;
+}
+
+export interface FloodResult {
+  rows: FloodRow[];
+  notes: string[];
+}
+
 export interface TargetCheck {
   target: string;
   measured: string;
@@ -164,6 +238,7 @@ export interface BenchRun {
   latency?: LatencyResult;
   newFlows?: NewFlowsResult;
   scale?: ScaleResult;
+  flood?: FloodResult;
   targets: TargetCheck[];
   /** Scenarios that failed as a whole. */
   errors: { scenario: string; message: string }[];

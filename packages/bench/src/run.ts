@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: every scenario in one run, on this machine, written to bench/results/ and BENCHMARKS.md.
  *
- *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,new-flows,scale]
+ *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,new-flows,scale,flood]
  *                    [--systems bare-xdp,flowlb-xdp,nftables,nginx,flowlb-userspace] [--no-write]
  *   node dist/run.js --report-from bench/results/<run>.json     BENCHMARKS.md again from a run's results
  *
@@ -18,13 +18,14 @@ import { installComparisons } from './install.js';
 import { writeReport } from './report/write.js';
 import type { BenchRun, Machine } from './results.js';
 import { SYSTEMS, runForwarding } from './scenarios/forwarding.js';
+import { runFlood } from './scenarios/flood.js';
 import { runKernelCost } from './scenarios/kernel-cost.js';
 import { LATENCY_SYSTEMS, runLatency } from './scenarios/latency.js';
 import { runNewFlows } from './scenarios/new-flows.js';
 import { runScale } from './scenarios/scale.js';
 import { checkTargets } from './targets.js';
 
-const SCENARIOS = ['kernel-cost', 'forwarding', 'latency', 'new-flows', 'scale'] as const;
+const SCENARIOS = ['kernel-cost', 'forwarding', 'latency', 'new-flows', 'scale', 'flood'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const REPO_ROOT = join(DIST_DIR, '..', '..', '..');
@@ -140,6 +141,7 @@ async function main(): Promise<number> {
   run.latency = await step('latency', () => runLatency(ctx, pick(LATENCY_SYSTEMS)));
   run.newFlows = await step('new-flows', () => runNewFlows(ctx));
   run.scale = await step('scale', () => runScale(ctx));
+  run.flood = await step('flood', () => runFlood(ctx));
   if (run.scale && run.forwarding) {
     for (const row of run.scale.rows) {
       const cell = run.forwarding.cells.find((c) => c.system === 'flowlb-xdp' && c.flows === row.flows && c.payload === 64 && !c.error);

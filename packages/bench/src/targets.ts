@@ -1,4 +1,4 @@
-import type { BenchRun, ForwardingCell, SystemName, TargetCheck } from './results.js';
+import type { BenchRun, FloodRow, ForwardingCell, SystemName, TargetCheck } from './results.js';
 import { caseLabel, formatRatio, formatUs, ratioBeside } from './report/format.js';
 
 const ok = (c: ForwardingCell | undefined): c is ForwardingCell => !!c && !c.error && c.pps.median > 0;
@@ -37,6 +37,40 @@ const PROFILE =
 /** What would shorten flowlb's per-packet path, and the measurement's share of it. */
 const CLOSERS =
   "What would close part of it: the next hop (device and MACs) cached in the flow entry and refreshed by the control plane on route and neighbour changes instead of a FIB lookup per packet; and, for the measurement, a generator on its own machine or a NIC, so that the generator's page pool does not share the balancer's CPU.";
+
+/** The issue's target for the flood: real handshakes that succeed under this many forged datagrams a second of each kind. */
+export const FLOOD_TARGET = { perKindPerSec: 20_000, successRate: 0.99 };
+
+/** The highest forged rate per kind at which the target's success rate held, at that step and every one below. */
+export function highestHeld(rows: readonly FloodRow[], helloVerify: boolean): number | null {
+  let best: number | null = null;
+  const mine = rows.filter((r) => r.helloVerify === helloVerify).sort((a, b) => a.askedCompletePerSec - b.askedCompletePerSec);
+  for (const r of mine) {
+    if (r.error !== undefined || r.attempts === 0 || r.successRate < FLOOD_TARGET.successRate) break;
+    best = r.askedCompletePerSec;
+  }
+  return best;
+}
+
+function floodTarget(run: BenchRun): TargetCheck {
+  const n = FLOOD_TARGET.perKindPerSec.toLocaleString('en');
+  const target = `≥ ${FLOOD_TARGET.successRate * 100} % of real DTLS handshakes under ${n} forged whole and ${n} forged partial ClientHellos/s`;
+  const at = (hv: boolean): FloodRow | undefined =>
+    run.flood?.rows.find((r) => r.helloVerify === hv && r.askedCompletePerSec === FLOOD_TARGET.perKindPerSec && r.error === undefined && r.attempts > 0);
+  // With the defence meant for it when it was measured.
+  const row = at(true) ?? at(false);
+  if (!row || !run.flood) return { target, measured: 'not measured', met: null };
+  const held = highestHeld(run.flood.rows, row.helloVerify);
+  const met = row.successRate >= FLOOD_TARGET.successRate;
+  return {
+    target,
+    measured:
+      `${(row.successRate * 100).toFixed(1)} % (${row.successes} of ${row.attempts}), ${row.helloVerify ? 'with' : 'without'} helloVerify; ` +
+      (held === null ? 'held at no step' : `held up to ${held.toLocaleString('en')} + ${held.toLocaleString('en')}/s`),
+    met,
+    ...(met ? {} : { note: `Held back by: ${row.limitedBy}. More in the notes under Flood of forged DTLS clients.` }),
+  };
+}
 
 export function checkTargets(run: BenchRun): TargetCheck[] {
   const out: TargetCheck[] = [];
@@ -102,12 +136,17 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
     out.push({ target: 'BPF per-packet cost of a hit within 2× of the minimal parse-and-XDP_TX program', measured: 'not measured', met: null });
   }
 
-  const dtls = run.newFlows?.rows.find((r) => r.mapper === 'dtls-sni' && r.datapath === 'xdp' && !r.error);
+  // The best XDP row, whichever number of workers it took.
+  const dtls = run.newFlows?.rows
+    .filter((r) => r.mapper === 'dtls-sni' && r.datapath === 'xdp' && !r.error)
+    .sort((a, b) => b.flowsPerSec.median - a.flowsPerSec.median)[0];
   out.push(
     dtls
       ? {
           target: '≥ 50,000 new DTLS flows per second',
-          measured: `${Math.round(dtls.flowsPerSec.median).toLocaleString('en')} flows/s (XDP datapath)`,
+          measured:
+            `${Math.round(dtls.flowsPerSec.median).toLocaleString('en')} flows/s (XDP datapath` +
+            `${(dtls.workers ?? 1) > 1 ? `, ${dtls.workers} workers` : ''})`,
           met: dtls.flowsPerSec.median >= 50_000,
           ...(dtls.flowsPerSec.median >= 50_000 ? {} : { note: 'Why, and what would close it: the notes under New flows.' }),
         }
@@ -144,5 +183,6 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
         }
       : { target: 'the sweep never stalls the event loop for more than 10 ms', measured: 'not measured', met: null },
   );
+  out.push(floodTarget(run));
   return out;
 }

@@ -238,12 +238,14 @@ describe('DTLS output parsers', () => {
   let topo: Topology;
   let certs: DtlsCertificates;
   let server: DtlsServer;
+  let serverNs: string;
   let clientNs: string;
 
   beforeAll(async () => {
     topo = new Topology({ prefix: 'tkd' });
     certs = await createDtlsCertificates();
-    const [serverNs, cns] = await Promise.all([topo.addNamespace('srv'), topo.addNamespace('cli')]);
+    const [sns, cns] = await Promise.all([topo.addNamespace('srv'), topo.addNamespace('cli')]);
+    serverNs = sns;
     clientNs = cns;
     await topo.addVethPair(clientNs, 'eth0', serverNs, 'eth0', { addrA: '10.203.0.2/24', addrB: '10.203.0.1/24' });
     server = await startDtlsServer(topo, serverNs, { addr: '10.203.0.1', port: 4433, ...(await certs.issue('nsbackend')) });
@@ -267,6 +269,25 @@ describe('DTLS output parsers', () => {
     expect([a.reply, b.reply, c.reply]).toEqual(['nsbackend echo m1', 'nsbackend echo m2', 'nsbackend echo m3']);
     await server.waitForConnection((x) => x.sni === 'three.example' && x.received.includes('m3'));
     expect(server.serverNames()).toEqual(['one.example', 'two.example', 'three.example']);
+  });
+
+  it('runs server and client under a prefix command when given one', async () => {
+    const pinned = await startDtlsServer(topo, serverNs, {
+      addr: '10.203.0.1',
+      port: 4434,
+      ...(await certs.issue('pinned')),
+      name: 'pinned',
+      prefix: ['taskset', '-c', '0'],
+    });
+    try {
+      const r = await runOpensslDtlsClient(topo, clientNs, { connect: '10.203.0.1:4434', servername: 'p.example', timeoutMs: 10_000, prefix: ['taskset', '-c', '0'] });
+      expect(r.ok, r.stdout + r.stderr).toBe(true);
+      expect(r.peerCn).toBe('pinned');
+      const affinity = await run('taskset', ['-p', String(pinned.process.pid)]);
+      expect(affinity.stdout).toMatch(/affinity mask: 1$/m);
+    } finally {
+      await pinned.stop();
+    }
   });
 
   it('a client in a namespace gives up within its deadline when nothing answers', async () => {

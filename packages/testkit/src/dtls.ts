@@ -82,10 +82,11 @@ export async function createDtlsCertificates(prefix = 'flowlb-dtls-'): Promise<D
 
 type Launch = (cmd: string, args: string[]) => Spawned;
 
-function launcher(topology: Topology | null, ns: string | null): Launch {
-  if (topology === null && ns === null) return (cmd, args) => spawnLocal(cmd, args, { stdin: true });
+function launcher(topology: Topology | null, ns: string | null, prefix: readonly string[] = []): Launch {
+  const wrap = (cmd: string, args: string[]): [string, string[]] => (prefix.length > 0 ? [prefix[0]!, [...prefix.slice(1), cmd, ...args]] : [cmd, args]);
+  if (topology === null && ns === null) return (cmd, args) => spawnLocal(...wrap(cmd, args), { stdin: true });
   if (topology === null || ns === null) throw new Error('give both a topology and a namespace, or neither');
-  return (cmd, args) => topology.spawn(ns, cmd, args, { stdin: true });
+  return (cmd, args) => topology.spawn(ns, ...wrap(cmd, args), { stdin: true });
 }
 
 function where(ns: string | null): string {
@@ -163,6 +164,8 @@ export interface DtlsServerOptions {
   naccept?: number;
   /** How long to wait until the server is listening (default 5 s). */
   readyTimeoutMs?: number;
+  /** A command the server runs under, e.g. `['taskset', '-c', '0']` to keep it on one CPU. */
+  prefix?: readonly string[];
 }
 
 export interface DtlsServer {
@@ -322,7 +325,7 @@ export async function startDtlsServer(
   if (opts.naccept !== undefined) args.push('-naccept', String(opts.naccept));
   const [cmd, argv] = lineBuffered('openssl', args);
   // stdin stays an open pipe: s_server quits on EOF there, and sends what is written to it to the client.
-  const proc = launcher(topology, ns)(cmd, argv);
+  const proc = launcher(topology, ns, opts.prefix)(cmd, argv);
   const parser = new SServerLogParser();
   const echo = opts.echo ?? true;
   const waiters = new Set<() => boolean>();
@@ -402,6 +405,8 @@ export interface DtlsClientOptions {
   timeoutMs: number;
   /** How long the client may take to close after its work is done before it is killed (default 3 s). */
   closeTimeoutMs?: number;
+  /** A command the client runs under, e.g. `['taskset', '-c', '0']` to keep it on one CPU. */
+  prefix?: readonly string[];
 }
 
 export interface DtlsClientSummary {
@@ -549,7 +554,7 @@ export function runOpensslDtlsClient(
   args.push(...(opts.servername !== undefined ? ['-servername', opts.servername] : ['-noservername']));
   if (opts.mtu !== undefined) args.push('-mtu', String(opts.mtu));
   if (opts.bind !== undefined) args.push('-bind', opts.bind);
-  return runDtlsClient(launcher(topology, ns), {
+  return runDtlsClient(launcher(topology, ns, opts.prefix), {
     tool: 'openssl',
     cmd: 'openssl',
     args,
@@ -574,7 +579,7 @@ export function runGnutlsDtlsClient(
   args.push(...(opts.servername !== undefined ? ['--sni-hostname', opts.servername] : ['--disable-sni']));
   if (opts.mtu !== undefined) args.push('--mtu', String(opts.mtu));
   args.push(host);
-  return runDtlsClient(launcher(topology, ns), {
+  return runDtlsClient(launcher(topology, ns, opts.prefix), {
     tool: 'gnutls',
     cmd: 'gnutls-cli',
     args,

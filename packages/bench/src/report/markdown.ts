@@ -1,6 +1,8 @@
 import type {
   BenchRun,
   ForwardingCell,
+  FloodResult,
+  FloodRow,
   ForwardingResult,
   KernelCostResult,
   LatencyResult,
@@ -10,6 +12,7 @@ import type {
   ScaleResult,
   TargetCheck,
 } from '../results.js';
+import { FLOOD_TARGET, highestHeld } from '../targets.js';
 import {
   caseLabel,
   formatBps,
@@ -86,7 +89,7 @@ targets). Rates move by tens of percent from run to run; the tables give the min
 the backend namespace. *Direct* is plain routing through the balancer namespace; the added latency of a system is its
 value minus the direct path's.
 
-**New flows and scale.** How these are measured is described in the notes under their results.
+**New flows, scale and the flood.** How these are measured is described in the notes under their results.
 `;
 
 export interface MarkdownOptions {
@@ -260,6 +263,17 @@ function summary(run: BenchRun): string {
       `It adds ${formatSignedUs(lat.addedP50Us).replace(/^\+/, '')} to the median round trip and ` +
         `${formatSignedUs(lat.addedP99Us).replace(/^\+/, '')} at p99.`,
     );
+  }
+
+  const fl = run.flood;
+  if (fl && fl.rows.some((r) => r.error === undefined)) {
+    const modes = [false, true].filter((hv) => fl.rows.some((r) => r.helloVerify === hv && r.error === undefined));
+    const said = modes.map((hv) => {
+      const held = highestHeld(fl.rows, hv);
+      const what = held === null ? 'at none of the forged rates tried' : `up to ${formatCount(held)} forged whole and ${formatCount(held)} forged partial ClientHellos/s`;
+      return `${what} ${hv ? 'with' : 'without'} helloVerify`;
+    });
+    parts.push(`Under a flood of forged DTLS clients, ≥ ${FLOOD_TARGET.successRate * 100} % of real handshakes completed ${andList(said)}.`);
   }
 
   const checked = run.targets.filter((t) => t.met !== null);
@@ -445,9 +459,9 @@ function latencySection(lat: LatencyResult, runs: number): string[] {
 
 function newFlowsSection(nf: NewFlowsResult, runs: number): string[] {
   const mapperLabel = (m: string): string => (m === 'dtls-sni' ? 'DTLS SNI' : m);
-  const datapathLabel = (d: string): string => (d === 'xdp' ? 'XDP' : d);
+  const datapathLabel = (d: string, workers = 1): string => `${d === 'xdp' ? 'XDP' : d}${workers > 1 ? `, ${workers} workers` : ''}`;
   const rows = nf.rows.map((r) => {
-    const head = [mdCell(mapperLabel(r.mapper)), mdCell(datapathLabel(r.datapath)), formatCount(r.flows)];
+    const head = [mdCell(mapperLabel(r.mapper)), mdCell(datapathLabel(r.datapath, r.workers)), formatCount(r.flows)];
     if (r.error !== undefined) return [...head, `n/a: ${mdCell(r.error)}`, '—', '—', '—', '—', '—', '—', '—', '—'];
     const count = (n: number | null | undefined): string => (n === undefined || n === null ? '—' : formatCount(n));
     return [
@@ -508,6 +522,82 @@ function scaleSection(sc: ScaleResult, runs: number): string[] {
   ];
 }
 
+function floodSection(fl: FloodResult): string[] {
+  const hv = (r: FloodRow): string => (r.helloVerify ? 'on' : 'off');
+  const rate = (r: FloodRow): string => `${formatCount(r.askedCompletePerSec)} + ${formatCount(r.askedPartialPerSec)}`;
+  const mib = (x: number): string => `${formatSig3(x)} MiB`;
+  const pct = (x: number): string => `${formatSig3(x * 100)} %`;
+  const ordered = [...fl.rows].sort((a, b) => Number(a.helloVerify) - Number(b.helloVerify) || a.askedCompletePerSec - b.askedCompletePerSec);
+  const main = ordered.map((r) => {
+    const head = [hv(r), rate(r)];
+    if (r.error !== undefined) return [...head, `n/a: ${mdCell(r.error)}`, '—', '—', '—', '—', '—', '—', '—', '—', '—', '—', '—'];
+    return [
+      ...head,
+      `${formatCount(r.offeredCompletePerSec)} + ${formatCount(r.offeredPartialPerSec)}`,
+      `${formatCount(r.successes)} / ${formatCount(r.attempts)}`,
+      r.attempts > 0 ? pct(r.successRate) : '—',
+      r.successes > 0 ? `${formatCount(r.handshakeP50Ms)} · ${formatCount(r.handshakeP99Ms)} ms` : '—',
+      formatCount(r.retransmitted),
+      r.successes < r.attempts ? `${formatCount(r.failedWithout.flow)} · ${formatCount(r.failedWithout.confirmation)}` : '—',
+      formatCount(r.snatPortsMax),
+      formatCount(r.pendingClientsMax),
+      `${mib(r.rssMaxMiB)} (${mib(r.rssBeforeMiB)} before)`,
+      `${mib(r.heapUsedMaxMiB)} (${mib(r.heapUsedBeforeMiB)} before)`,
+      `${pct(r.balancerCpuBusy)} (${pct(r.balancerBusy)} process)`,
+      mdCell(r.limitedBy),
+    ];
+  });
+  const counters = ordered
+    .filter((r) => r.error === undefined)
+    .map((r) => [
+      hv(r),
+      rate(r),
+      formatCount(r.vipSocketIn),
+      r.socketDrops === null ? '—' : formatCount(r.socketDrops),
+      r.whileMeasured.socketDrops === null
+        ? '—'
+        : `${formatCount(r.whileMeasured.socketDrops)} of ${formatCount(r.whileMeasured.vipSocketIn + r.whileMeasured.socketDrops)}`,
+      formatCount(r.flowsCreated),
+      formatCount(r.flowsRefused),
+      `${formatCount(r.unconfirmedExpired)} (${formatCount(r.evictedUnderPressure)})`,
+      formatCount(r.repliesSent),
+      formatCount(r.rateLimited),
+      formatCount(r.forgedAtBackend),
+      counts(r.drops),
+    ]);
+  return [
+    '## Flood of forged DTLS clients',
+    '',
+    'Real `openssl s_client -dtls1_2` handshakes through `flowlb run` while forged first datagrams arrive from random ' +
+      'sources: whole ClientHellos and first fragments of one, the same rate of each (asked, and what the generator sent). ' +
+      '*ok* is the share of real handshakes that completed in time; SNAT ports, pending clients and memory are the largest ' +
+      "values the balancer's /metrics showed during the flood; *balancer CPU* is how busy the CPU it is pinned to was, and " +
+      "its process's own share of it. A failed " +
+      "handshake's flow was watched in the balancer's flow table while it ran: *no flow*, none of its hellos got one (lost " +
+      'at the VIP socket, pushed out of the pending table or refused); *unconfirmed*, it got a flow but never spoke on it again.',
+    '',
+    ...table(
+      ['helloVerify', 'forged/s', 'sent/s', 'real handshakes', 'ok', 'p50 · p99', 'retransmitted', 'failed: no flow · unconfirmed', 'SNAT ports', 'pending', 'RSS', 'heap used', 'balancer CPU', 'limited by'],
+      main,
+    ),
+    ...(counters.length > 0
+      ? [
+          '',
+          'What the counters did during each flood: datagrams read from the VIP socket and dropped at it by the kernel (over the ' +
+            'whole flood, and from the start of the real clients on, out of all that arrived then), new flows ' +
+            'made and refused, unconfirmed flows expired (of them, early under SNAT pressure), HelloVerifyRequests sent, new ' +
+            "clients' datagrams the XDP rate limits dropped, forged hellos that reached the backend, and the balancer's drops by reason.",
+          '',
+          ...table(
+            ['helloVerify', 'forged/s', 'at VIP socket', 'socket drops', 'of them while real clients ran', 'flows made', 'refused', 'unconfirmed expired', 'replies', 'rate-limited', 'forged at backend', 'drops'],
+            counters,
+          ),
+        ]
+      : []),
+    ...notes(fl.notes),
+  ];
+}
+
 function reproduceSection(): string[] {
   return [
     '## How to reproduce',
@@ -520,7 +610,7 @@ function reproduceSection(): string[] {
     '```',
     '',
     '`pnpm bench -- --quick` is a smoke run with smaller sizes and shorter runs; its numbers are not for comparison. ' +
-      '`--only kernel-cost,forwarding,latency,new-flows,scale` runs a subset of the scenarios and `--runs N` sets the ' +
+      '`--only kernel-cost,forwarding,latency,new-flows,scale,flood` runs a subset of the scenarios and `--runs N` sets the ' +
       'number of measured runs per cell.',
   ];
 }
@@ -542,6 +632,7 @@ export function renderMarkdown(run: BenchRun, options: { chartFile: string; resu
   if (run.latency) out.push('', ...latencySection(run.latency, runs));
   if (run.newFlows) out.push('', ...newFlowsSection(run.newFlows, runs));
   if (run.scale) out.push('', ...scaleSection(run.scale, runs));
+  if (run.flood) out.push('', ...floodSection(run.flood));
 
   if (run.errors.length > 0) {
     out.push(

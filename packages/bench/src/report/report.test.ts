@@ -9,6 +9,7 @@ import { renderForwardingChart } from './chart.js';
 import { formatPps, formatRatio, ratioBeside } from './format.js';
 import { renderMarkdown } from './markdown.js';
 import { writeReport } from './write.js';
+import { floodRowFixture } from '../test-support/flood-row.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // A minimal XML reader: enough to prove the chart is well-formed and to query it.
@@ -457,6 +458,52 @@ describe('renderMarkdown', () => {
     expect(md).toContain('`pnpm bench -- --quick`');
     expect(md).toContain('[bench/results/x.json](bench/results/x.json)');
     expect(md).not.toContain('## Scenarios that failed');
+  });
+
+  it('renders the flood: a row per step and mode, the counters, the notes and a line in the summary', () => {
+    const flood: BenchRun = {
+      ...sampleRun(),
+      flood: {
+        rows: [
+          floodRowFixture({ askedCompletePerSec: 5000, askedPartialPerSec: 5000, offeredCompletePerSec: 5000, offeredPartialPerSec: 5000, limitedBy: 'held' }),
+          floodRowFixture({
+            successes: 36,
+            successRate: 0.9,
+            failedWithout: { flow: 3, confirmation: 1 },
+            socketDrops: 120_000,
+            drops: { 'snat-exhausted': 5000 },
+            limitedBy: 'balancer CPU | more',
+          }),
+          floodRowFixture({ helloVerify: true, repliesSent: 280_000, limitedBy: 'held' }),
+          floodRowFixture({ helloVerify: true, askedCompletePerSec: 40_000, askedPartialPerSec: 40_000, attempts: 0, successes: 0, successRate: 0, error: 'flowlb run <exited>' }),
+        ],
+        notes: ['Forged sources come from <10.128.0.0/12>.'],
+      },
+    };
+    const out = renderMarkdown(flood, { chartFile: 'c.svg', resultsFile: 'r.json' });
+    expect(out).toContain('\n## Flood of forged DTLS clients\n');
+    const rows = out.split('\n').filter((l) => /^\| o(n|ff) \|/.test(l)).map(cells);
+    // Main table first (without helloVerify, then with, by rate), then the counters.
+    expect(rows.slice(0, 4).map((r) => r.slice(0, 5))).toEqual([
+      ['off', '5,000 + 5,000', '5,000 + 5,000', '40 / 40', '100 %'],
+      ['off', '20,000 + 20,000', '19,990 + 19,990', '36 / 40', '90.0 %'],
+      ['on', '20,000 + 20,000', '19,990 + 19,990', '40 / 40', '100 %'],
+      ['on', '40,000 + 40,000', 'n/a: flowlb run &lt;exited>', '—', '—'],
+    ]);
+    expect(rows[1]?.slice(5)).toEqual(['210 · 1,400 ms', '2', '3 · 1', '20,000', '10,000', '205 MiB (71.0 MiB before)', '110 MiB (12.0 MiB before)', '97.0 % (92.0 % process)', 'balancer CPU \\| more']);
+    expect(rows.slice(4).map((r) => r.slice(0, 4))).toEqual([
+      ['off', '5,000 + 5,000', '400,000', '0'],
+      ['off', '20,000 + 20,000', '400,000', '120,000'],
+      ['on', '20,000 + 20,000', '400,000', '0'],
+    ]);
+    expect(rows[5]?.[4]).toBe('0 of 300,000');
+    expect(rows[5]?.at(-1)).toBe('snat-exhausted 5,000');
+    expect(rows[6]?.[8]).toBe('280,000');
+    expect(out).toContain('- Forged sources come from &lt;10.128.0.0/12>.');
+    expect(out).toContain(
+      'Under a flood of forged DTLS clients, ≥ 99 % of real handshakes completed up to 5,000 forged whole and 5,000 forged partial ' +
+        'ClientHellos/s without helloVerify and up to 20,000 forged whole and 20,000 forged partial ClientHellos/s with helloVerify.',
+    );
   });
 
   it('leaves out scenarios that did not run and lists the ones that failed', () => {
