@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UdpSocket } from './udp.js';
 
@@ -133,9 +134,12 @@ describe('UdpSocket', () => {
   });
 
   it('sets the receive buffer past rmem_max when it may (root), and reports what it got', () => {
-    const s = bound({ receiveBufferBytes: 1 << 20 });
-    // The kernel doubles what it is asked for; without CAP_NET_ADMIN it caps the request at net.core.rmem_max.
-    expect(s.receiveBufferBytes()).toBeGreaterThanOrEqual(process.getuid?.() === 0 ? 2 << 20 : 4096);
+    const rmemMax = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+    const asked = rmemMax + (1 << 20);
+    const s = bound({ receiveBufferBytes: asked });
+    // The kernel doubles what it grants; without CAP_NET_ADMIN it caps the request at net.core.rmem_max.
+    if (process.getuid?.() === 0) expect(s.receiveBufferBytes()).toBe(2 * asked);
+    else expect(s.receiveBufferBytes()).toBe(2 * rmemMax);
   });
 
   it('says what is wrong with its arguments', () => {
