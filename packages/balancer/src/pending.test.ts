@@ -87,6 +87,26 @@ describe('PendingClients', () => {
     expect(p.oldestWaiting()).toBeUndefined();
   });
 
+  it('keeps arrival order through removals from the front, the middle and the back, and a key that comes back', () => {
+    const p = new PendingClients({ ...limits, maxPendingClients: 10 });
+    const add = (i: number): PendingClient => (p.add(key(i), ep(i), Buffer.alloc(1), BigInt(i)) as { client: PendingClient }).client;
+    const c = [1, 2, 3, 4, 5].map(add);
+    p.remove(c[2]!);
+    p.remove(c[0]!);
+    expect(p.oldestWaiting()).toBe(c[1]);
+    p.remove(c[4]!);
+    p.remove(c[1]!);
+    expect(p.oldestWaiting()).toBe(c[3]);
+    // Back at the end of the order, behind the client that stayed.
+    const again = add(1);
+    c[3]!.state = 'classifying';
+    expect(p.oldestWaiting()).toBe(again);
+    p.remove(c[3]!);
+    p.remove(again);
+    expect(p.oldestWaiting()).toBeUndefined();
+    expect(add(6)).toBe(p.oldestWaiting());
+  });
+
   it('refuses the client beyond maxPendingClients', () => {
     const p = new PendingClients(limits);
     for (let i = 1; i <= 3; i++) expect('client' in p.add(key(i), ep(i), Buffer.alloc(1), 0n)).toBe(true);

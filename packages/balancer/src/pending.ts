@@ -31,6 +31,9 @@ export class PendingClient {
   state: PendingState = 'idle';
   /** Datagrams arrived while the mapper was deciding. */
   dirty = false;
+  /** Neighbours in the table's arrival order, while the client is in it. */
+  older: PendingClient | undefined;
+  newer: PendingClient | undefined;
 
   constructor(key: string, endpoint: UdpEndpoint, firstAt = 0n) {
     this.key = key;
@@ -55,6 +58,13 @@ export class PendingClients {
   readonly #clients = new Map<string, PendingClient>();
   readonly #deadlines = new TimeoutSet<string, bigint>();
   readonly #timeoutNs: bigint;
+  /**
+   * Ends of the clients' arrival order. A list rather than the Map's own order: an iterator over a Map first steps
+   * over the slots of every entry deleted since the table was last rebuilt, thousands under a flood, and the oldest
+   * waiter is looked up for each new client while the table is full.
+   */
+  #oldest: PendingClient | undefined;
+  #newest: PendingClient | undefined;
   /**
    * Clients removed while a mapper call still held their datagrams (timed out, say), with the bytes that call
    * keeps alive. They count against the limits until the call answers, so a mapper that never does cannot make
@@ -114,6 +124,7 @@ export class PendingClients {
     if (client === undefined) {
       client = new PendingClient(key, endpoint, now);
       this.#clients.set(key, client);
+      this.#link(client);
       this.#perSource.set(endpoint.address, (this.#perSource.get(endpoint.address) ?? 0) + 1);
       this.#deadlines.add(key, now + this.#timeoutNs);
     }
@@ -136,6 +147,7 @@ export class PendingClients {
   remove(client: PendingClient): Buffer[] {
     if (!this.isCurrent(client)) return [];
     this.#clients.delete(client.key);
+    this.#unlink(client);
     this.#deadlines.delete(client.key);
     const fromSource = (this.#perSource.get(client.endpoint.address) ?? 1) - 1;
     if (fromSource > 0) this.#perSource.set(client.endpoint.address, fromSource);
@@ -160,8 +172,26 @@ export class PendingClients {
    * waiter is a forged one far more often than not, while a real client completes within a round trip.
    */
   oldestWaiting(): PendingClient | undefined {
-    for (const client of this.#clients.values()) if (client.state === 'idle') return client;
+    // Clients being classified or installed are few: their mapper calls or installs are under way.
+    for (let c = this.#oldest; c !== undefined; c = c.newer) if (c.state === 'idle') return c;
     return undefined;
+  }
+
+  #link(client: PendingClient): void {
+    client.older = this.#newest;
+    client.newer = undefined;
+    if (this.#newest) this.#newest.newer = client;
+    else this.#oldest = client;
+    this.#newest = client;
+  }
+
+  #unlink(client: PendingClient): void {
+    if (client.older) client.older.newer = client.newer;
+    else this.#oldest = client.newer;
+    if (client.newer) client.newer.older = client.older;
+    else this.#newest = client.older;
+    client.older = undefined;
+    client.newer = undefined;
   }
 
   /** A mapper call for `client` has answered: if the client was removed meanwhile, what it held is released. */

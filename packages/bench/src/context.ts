@@ -20,3 +20,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const DIST_DIR = basename(here) === 'dist' ? here : join(here, '..', 'dist');
 
 export const BENCH_BPF_OBJECT = join(DIST_DIR, 'bench.bpf.o');
+
+/**
+ * FLOWLB_BENCH_CPU_PROFILE=<dir> has each balancer process a scenario starts write a V8 CPU profile there (open it
+ * in Chrome's DevTools or speedscope), to see where a row's CPU goes. Node refuses --cpu-prof in NODE_OPTIONS, so
+ * the scenarios put these arguments on the command line.
+ */
+export function profileArgs(): string[] {
+  const dir = process.env.FLOWLB_BENCH_CPU_PROFILE;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+}

@@ -24,7 +24,7 @@ import { decodeValue, encodeKey, FLOW_F_CONFIRMED } from '@flowlb/flow-table';
 import { BpfMap, type Link } from '@flowlb/xdp-core';
 import { BenchPrograms, type ClientSpread } from './bench-object.js';
 import type { FloodSenderJob, FloodSenderReport, RelayJob } from './control-plane-child.js';
-import { DIST_DIR } from './context.js';
+import { DIST_DIR, profileArgs } from './context.js';
 import { byLabel, parsePrometheusText, type MetricSamples } from './prometheus.js';
 import type { FloodRow } from './results.js';
 import { percentile } from './stats.js';
@@ -366,7 +366,7 @@ async function startBalancer(bed: FloodBed, spec: FloodStepSpec, label: string, 
   const proc = bed.t.topo.spawn(
     bed.t.lbNs,
     'taskset',
-    ['-c', String(SYSTEM_CPU), process.execPath, FLOWLB_BIN, 'run', '--config', config, '--mappings', mappings, '--detach-on-exit'],
+    ['-c', String(SYSTEM_CPU), process.execPath, ...profileArgs(), FLOWLB_BIN, 'run', '--config', config, '--mappings', mappings, '--detach-on-exit'],
     { env: { ...process.env, FLOWLB_RUN_DIR: bed.dir } },
   );
   try {

@@ -12,7 +12,7 @@ import type {
   NewFlowsSenderJob,
   NewFlowsSenderReport,
 } from '../control-plane-child.js';
-import { DIST_DIR, type BenchContext } from '../context.js';
+import { DIST_DIR, profileArgs, type BenchContext } from '../context.js';
 import type { NewFlowsResult, NewFlowsRow } from '../results.js';
 import { measured, median } from '../stats.js';
 import { waitForOutput } from '../systems/system.js';
@@ -59,15 +59,6 @@ interface RowSpec {
 interface RunResult {
   lb: NewFlowsLbReport;
   sender: NewFlowsSenderReport;
-}
-
-/**
- * FLOWLB_BENCH_CPU_PROFILE=<dir> has each balancer child write a V8 CPU profile there (open it in Chrome's DevTools
- * or speedscope), to see where a row's CPU goes.
- */
-function profileArgs(): string[] {
-  const dir = process.env.FLOWLB_BENCH_CPU_PROFILE;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
 function lastReport<T>(stdout: string): T {
