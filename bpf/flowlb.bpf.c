@@ -2,9 +2,9 @@
 /*
  * flowlb's fast path: IPv4/UDP datagrams of known flows are rewritten to their target and sent out again from XDP.
  * Everything else reaches the kernel untouched, where the control plane picks up new flows on the VIP. The one drop
- * here is of new clients' datagrams to a VIP beyond the rate limits the control plane set (none by default): a
- * packet of a known flow this program cannot forward is the kernel's to handle, and each packet is counted once,
- * under the reason it took its path.
+ * here is of new clients' datagrams to a VIP beyond the rate limits the control plane set (none by default), and the
+ * one answer is the DTLS HelloVerifyRequest of a VIP that asks for it: a packet of a known flow this program cannot
+ * forward is the kernel's to handle, and each packet is counted once, under the reason it took its path.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -22,6 +22,7 @@
 #include "fib.h"
 #include "maps.h"
 #include "limits.h"
+#include "hello_verify.h"
 
 static __always_inline __u32 parse_failure_stat(enum parse_result r)
 {
@@ -72,7 +73,17 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 
 	val = flow_lookup(iph->daddr, iph->saddr, udph->dest, udph->source);
 	if (!val) {
-		if (is_vip(iph->daddr, udph->dest) && !new_client_allowed(iph->saddr, bpf_ktime_get_coarse_ns())) {
+		struct flowlb_hello_verify *hv = hello_verify_config(iph->daddr, udph->dest);
+		/* Read first: after a call that may resize the frame, the verifier trusts no packet pointer. */
+		int limited = is_vip(iph->daddr, udph->dest);
+		__be32 saddr = iph->saddr;
+
+		/* Before the rate limits: an answered hello costs the control plane nothing to protect. */
+		if (hv && hello_verify_answer(ctx, hv)) {
+			*stat = FLOWLB_STAT_HELLO_VERIFY;
+			return XDP_TX;
+		}
+		if (limited && !new_client_allowed(saddr, bpf_ktime_get_coarse_ns())) {
 			*stat = FLOWLB_STAT_RATE_LIMITED;
 			return XDP_DROP;
 		}

@@ -71,6 +71,19 @@ struct flowlb_bucket_key {
 	__u32 kind;
 };
 
+/*
+ * The DTLS cookie exchange this program answers for a VIP (see hello_verify.h): the value of the `hello_verify` map,
+ * keyed by `struct flowlb_vip`; a VIP without an entry leaves ClientHellos to the control plane. Two SipHash-2-4 keys,
+ * so that cookies made just before a rotation stay good; `current` (0 or 1) names the one new cookies are made with.
+ */
+#define FLOWLB_COOKIE_KEY_LEN 16
+#define FLOWLB_COOKIE_LEN 8
+struct flowlb_hello_verify {
+	__u32 current;
+	__u32 pad;
+	__u8 keys[2][FLOWLB_COOKIE_KEY_LEN];
+};
+
 #define FLOWLB_VIPS_MAX_DEFAULT 64
 /* Rates and bursts the control plane accepts, per second and in datagrams. */
 #define FLOWLB_RATE_MAX 1000000
@@ -94,6 +107,7 @@ enum flowlb_stat {
 	FLOWLB_STAT_MALFORMED = 10,      /* truncated headers, bad IHL, UDP length that disagrees with IP: passed */
 	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, IP version != 4): passed */
 	FLOWLB_STAT_RATE_LIMITED = 12,   /* a new client's datagram to a VIP beyond its source's or /24's rate: dropped */
+	FLOWLB_STAT_HELLO_VERIFY = 13,   /* a ClientHello to a VIP without a valid cookie: answered with a HelloVerifyRequest */
 	FLOWLB_STAT__MAX
 };
 

@@ -34,6 +34,13 @@ struct {
 } vips SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct flowlb_vip);
+	__type(value, struct flowlb_hello_verify);
+	__uint(max_entries, FLOWLB_VIPS_MAX_DEFAULT);
+} hello_verify SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct flowlb_limits);

@@ -227,6 +227,15 @@ export class LoadBalancer {
   }
 
   /**
+   * Asks `xdp.helloVerify` again now, as after a reload of the mappings it reads: the XDP program then answers
+   * ClientHellos with the keys it gives, or leaves them to the mapper. Nothing on the userspace datapath.
+   */
+  refreshHelloVerify(): void {
+    const d = this.#datapath;
+    if (d instanceof XdpDatapath) d.refreshHelloVerify();
+  }
+
+  /**
    * Handles `datagram` as if it had arrived on the VIP socket from `from`: what a datagram passed up by XDP goes
    * through. For feeding datagrams from elsewhere, and for driving the slow path in benchmarks.
    */
@@ -372,6 +381,7 @@ export class LoadBalancer {
         sysctls: o.xdp.sysctls,
         detachOnStop: o.xdp.detachOnStop,
         newClientLimits: o.xdp.newClientLimits,
+        helloVerify: o.xdp.helloVerify,
       }),
       choice: { kind: 'xdp' as const, reason },
       udp,

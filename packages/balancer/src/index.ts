@@ -19,6 +19,8 @@ export type {
 export type { BalancerEvent, EventListener, DatapathKind } from './events.js';
 export type { Datapath, DatapathContext, DatapathChoice } from './datapath.js';
 export { XdpDatapath, XdpCoreUnavailableError, importXdpCore } from './xdp-datapath.js';
+export { KernelHelloVerifyKeeper } from './kernel-hello-verify.js';
+export type { KernelHelloVerify, KernelHelloVerifySource, HelloVerifyTarget } from './kernel-hello-verify.js';
 export type {
   SyncUdpSocket,
   SyncUdpSocketClass,

@@ -4,6 +4,7 @@ import { assertPortRange, formatRange, PROC_IPV4_DIR, type PortRange } from './e
 import type { EventListener } from './events.js';
 import type { NewClientLimits } from '@flowlb/flow-table';
 import type { XdpForwarderLike } from './xdp-datapath.js';
+import type { KernelHelloVerifySource } from './kernel-hello-verify.js';
 import { assertPortSlice, type PortSlice } from './snat-pool.js';
 
 export type DatapathMode = 'auto' | 'xdp' | 'userspace';
@@ -59,6 +60,14 @@ export interface XdpOptions {
    * costs the control plane nothing. Counted as the program's `rateLimited`. Default none.
    */
   newClientLimits?: NewClientLimits;
+  /**
+   * Cookie keys with which the XDP program answers DTLS ClientHellos to the VIP that bring no valid cookie, with a
+   * HelloVerifyRequest of its own, so that forged first datagrams never reach userspace (counted as the program's
+   * `helloVerify`). Asked at start, when the keys rotate, and on `refreshHelloVerify()`; give
+   * `() => dtlsMapper.kernelHelloVerify()` of @flowlb/mapper-dtls-sni, whose mapper checks the same cookies.
+   * Default none.
+   */
+  helloVerify?: KernelHelloVerifySource;
 }
 
 export interface LoadBalancerOptions {
@@ -135,8 +144,9 @@ export interface ResolvedOptions {
   mapper: FlowMapper;
   datapath: DatapathMode;
   interfaces: string[];
-  xdp: Omit<XdpOptions, 'mode' | 'flowsMaxEntries' | 'sysctls' | 'detachOnStop' | 'newClientLimits'> & {
+  xdp: Omit<XdpOptions, 'mode' | 'flowsMaxEntries' | 'sysctls' | 'detachOnStop' | 'newClientLimits' | 'helloVerify'> & {
     newClientLimits: NewClientLimits | undefined;
+    helloVerify: KernelHelloVerifySource | undefined;
     mode: XdpAttachMode;
     flowsMaxEntries: number;
     sysctls: boolean;
@@ -287,6 +297,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
       sysctls: xdpIn.sysctls ?? true,
       detachOnStop: xdpIn.detachOnStop ?? true,
       newClientLimits: xdpIn.newClientLimits,
+      helloVerify: xdpIn.helloVerify,
     },
     connTtlMs,
     unconfirmedTtlMs,

@@ -1,3 +1,4 @@
+import { KernelHelloVerifyKeeper, type KernelHelloVerifySource } from './kernel-hello-verify.js';
 import { FLOW_F_CONFIRMED, type Endpoint, type NewClientLimits, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
 import type { SendOutcome } from './udp-socket.js';
@@ -14,6 +15,8 @@ export interface XdpForwarderLike {
   /** Where new clients send, for the program's new-client limits (XdpForwarder has it; a stand-in may not). */
   setVips?(vips: ReadonlyArray<{ address: string; port: number }>): void;
   setNewClientLimits?(limits: NewClientLimits): void;
+  /** Keys for the program's own DTLS HelloVerifyRequests to a VIP, or undefined to stop them. */
+  setHelloVerify?(vip: { address: string; port: number }, keys: { keys: readonly [Uint8Array, Uint8Array]; current: 0 | 1 } | undefined): void;
   stats(): Record<string, number>;
   close(): void;
 }
@@ -106,6 +109,7 @@ export interface XdpDatapathOptions {
    */
   detachOnStop: boolean;
   newClientLimits: NewClientLimits | undefined;
+  helloVerify: KernelHelloVerifySource | undefined;
 }
 
 /**
@@ -121,6 +125,7 @@ export class XdpDatapath implements Datapath {
   #ctx: DatapathContext | undefined;
   #attached: string[] = [];
   #stopped = false;
+  #helloVerify: KernelHelloVerifyKeeper | undefined;
 
   constructor(options: XdpDatapathOptions) {
     this.forwarder = options.forwarder;
@@ -133,7 +138,16 @@ export class XdpDatapath implements Datapath {
 
   async start(ctx: DatapathContext): Promise<void> {
     this.#ctx = ctx;
-    const { interfaces, mode, sysctls, newClientLimits } = this.#options;
+    const { interfaces, mode, sysctls, newClientLimits, helloVerify } = this.#options;
+    if (helloVerify) {
+      const target = this.forwarder;
+      if (!target.setHelloVerify) throw new Error('xdp.helloVerify needs an XdpForwarder that can set it (setHelloVerify)');
+      this.#helloVerify = new KernelHelloVerifyKeeper({ setHelloVerify: (vip, keys) => target.setHelloVerify!(vip, keys) }, ctx.vip, helloVerify, (error) =>
+        ctx.emit({ type: 'warning', where: 'xdp.helloVerify', message: `cannot update the XDP program's DTLS cookie keys: ${error.message}` }),
+      );
+      // Before attaching, like the limits below.
+      this.#helloVerify.refresh();
+    }
     if (newClientLimits) {
       if (!this.forwarder.setVips || !this.forwarder.setNewClientLimits) {
         throw new Error('xdp.newClientLimits needs an XdpForwarder that can set them (setVips, setNewClientLimits)');
@@ -214,8 +228,14 @@ export class XdpDatapath implements Datapath {
     }
   }
 
+  /** Asks `xdp.helloVerify` again (the mappings changed); throws what it or the map write threw. */
+  refreshHelloVerify(): void {
+    this.#helloVerify?.refresh();
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#helloVerify?.stop();
     const errors: unknown[] = [];
     if (this.#options.owned) {
       try {

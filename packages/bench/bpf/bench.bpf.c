@@ -101,8 +101,8 @@ static __always_inline __u16 fold_complement(__u32 sum)
 
 /*
  * Pages of a live run are recycled without being rewritten, and a frame comes back from its trip through a balancer
- * with its headers NATed, TTL spent and MACs swapped: every header byte is written again on every run, the
- * checksums from sums userspace took over the template.
+ * with its headers NATed, TTL spent and MACs swapped, or turned into an answer in place: every header byte and the
+ * start of the payload are written again on every run, the checksums from sums userspace took over the template.
  */
 SEC("xdp")
 int gen(struct xdp_md *ctx)
@@ -128,7 +128,15 @@ int gen(struct xdp_md *ctx)
 	*(__u64 *)(data + 16) = *(__u64 *)(cfg->hdr + 16);
 	*(__u64 *)(data + 24) = *(__u64 *)(cfg->hdr + 24);
 	*(__u64 *)(data + 32) = *(__u64 *)(cfg->hdr + 32);
-	*(__u16 *)(data + 40) = *(__u16 *)(cfg->hdr + 40);
+	if (data + GEN_TEMPLATE_LEN <= (void *)(long)ctx->data_end) {
+		*(__u64 *)(data + 40) = *(__u64 *)(cfg->hdr + 40);
+		*(__u64 *)(data + 48) = *(__u64 *)(cfg->hdr + 48);
+		*(__u64 *)(data + 56) = *(__u64 *)(cfg->hdr + 56);
+		*(__u64 *)(data + 64) = *(__u64 *)(cfg->hdr + 64);
+		*(__u64 *)(data + 72) = *(__u64 *)(cfg->hdr + 72);
+	} else {
+		*(__u16 *)(data + 40) = *(__u16 *)(cfg->hdr + 40);
+	}
 	iph = data + sizeof(struct ethhdr);
 	udph = (void *)(iph + 1);
 

@@ -6,15 +6,20 @@
 #include <linux/types.h>
 
 #define GEN_HDR_LEN 42 /* Ethernet + IPv4 without options + UDP */
+/*
+ * Bytes of the template written on every run: the headers and the start of the payload, which a balancer that
+ * answers in place (flowlb's HelloVerifyRequest: 78 bytes) leaves rewritten in a page the next run recycles.
+ */
+#define GEN_TEMPLATE_LEN 80
 
 /*
  * Numbers in host byte order. Client i is first_addr + i / ports_per_addr, port first_port + i % ports_per_addr;
  * or, with scatter_bits set, first_addr + ((i * GEN_SCATTER_MUL) mod 2^scatter_bits), port first_port +
- * i / 2^scatter_bits. hdr is the frame's headers as sent, with source address, source port and both checksums zero.
+ * i / 2^scatter_bits. hdr is the frame's first GEN_TEMPLATE_LEN bytes as sent (zeros past a shorter frame), with
+ * source address, source port and both checksums zero.
  */
 struct gen_config {
-	__u8 hdr[GEN_HDR_LEN];
-	__u8 pad[2];
+	__u8 hdr[GEN_TEMPLATE_LEN];
 	__u32 flows;
 	__u32 ports_per_addr;
 	__u32 first_addr;

@@ -65,7 +65,7 @@ export interface GeneratorFrame {
 }
 
 /** The generator's template frame and the checksum sums it completes per client (see gen_config in bench.h). */
-export function generatorTemplate(frame: GeneratorFrame): { frame: Buffer; headers: Buffer; ipSum: number; udpSum: number } {
+export function generatorTemplate(frame: GeneratorFrame): { frame: Buffer; head: Buffer; ipSum: number; udpSum: number } {
   const built = buildUdpFrame({
     eth: { src: frame.srcMac, dst: frame.dstMac },
     ip: { src: '0.0.0.0', dst: frame.dst.address, ttl: 64 },
@@ -82,7 +82,7 @@ export function generatorTemplate(frame: GeneratorFrame): { frame: Buffer; heade
   pseudo.writeUInt16BE(udp.length, 10);
   return {
     frame: built,
-    headers: Buffer.from(built.subarray(0, GEN_HDR_LEN)),
+    head: Buffer.from(built.subarray(0, GEN_TEMPLATE_LEN)),
     ipSum: onesComplementSum(ip),
     udpSum: onesComplementSum(Buffer.concat([pseudo, udp])),
   };
@@ -108,8 +108,8 @@ export const LIVE_BATCH_MAX = 256;
 export const LIVE_RUN_MAX = 8192;
 
 const ZERO = u32([0]);
-/** Ethernet + IPv4 + UDP headers the generator writes whole on every run. */
-const GEN_HDR_LEN = 42;
+/** The frame's first bytes, headers and payload, the generator writes on every run (bench.h). */
+const GEN_TEMPLATE_LEN = 80;
 /** bench.h's MARK_LEN and MARK_OFF_MAX. */
 const MARK_LEN = 32;
 const MARK_OFF_MAX = 1023;
@@ -157,8 +157,8 @@ export class BenchPrograms {
     checkSpread(clients);
     const t = generatorTemplate(frame);
     const first = parseIpv4(clients.firstAddr).readUInt32BE(0);
-    const hdr = Buffer.alloc(GEN_HDR_LEN + 2);
-    t.headers.copy(hdr);
+    const hdr = Buffer.alloc(GEN_TEMPLATE_LEN);
+    t.head.copy(hdr);
     this.map('gen_cfg').update(
       ZERO,
       Buffer.concat([

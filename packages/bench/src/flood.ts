@@ -15,6 +15,7 @@ import type { UdpEndpoint } from '@flowlb/mapper-api';
 import {
   createDtlsCertificates,
   dtlsCapture,
+  runGnutlsDtlsClient,
   runOpensslDtlsClient,
   type DtlsCertificates,
   type DtlsCredentials,
@@ -253,6 +254,8 @@ export interface FloodStepSpec {
   helloVerify: boolean;
   /** `rate_limit` of the balancer: new clients a second per source address and per /24; absent, off. */
   rateLimit?: { perSource: number; per24: number };
+  /** `workers` of the balancer; default 1. */
+  workers?: number;
   /** Seconds of flood before real clients are counted: the pending table fills within pending.timeout_ms. */
   settleSeconds: number;
   /** Real clients are tried for at least this long and at least this many times, within maxSeconds of flood. */
@@ -280,6 +283,7 @@ function configYaml(bed: FloodBed, spec: FloodStepSpec, pinPath: string): string
     `metrics_addr: ${METRICS_ADDR}`,
     `pin_path: ${pinPath}`,
   ];
+  if (spec.workers !== undefined) lines.push(`workers: ${spec.workers}`);
   if (spec.rateLimit) lines.push('rate_limit:', `  per_source: ${spec.rateLimit.perSource}`, `  per_24: ${spec.rateLimit.per24}`);
   return `${lines.join('\n')}\n`;
 }
@@ -376,6 +380,67 @@ async function startBalancer(bed: FloodBed, spec: FloodStepSpec, label: string, 
     throw error;
   }
   return proc;
+}
+
+/** A real client of {@link handshakesWithoutFlood}. */
+export interface ProbeClient {
+  tool: 'openssl' | 'gnutls';
+  /** A link MTU small enough makes the client fragment its ClientHello. */
+  mtu?: number;
+}
+
+export interface ProbeResult {
+  client: ProbeClient;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Real handshakes through a fresh balancer with no flood, one client after another, and the HelloVerifyRequests the
+ * XDP program and the mapper sent meanwhile: which of the two answers, and whether each kind of client completes
+ * after its answer.
+ */
+export async function handshakesWithoutFlood(
+  bed: FloodBed,
+  options: { helloVerify: boolean; workers?: number },
+  clients: readonly ProbeClient[],
+): Promise<{ results: ProbeResult[]; kernelReplies: number; mapperReplies: number }> {
+  const label = `probe${++stepSeq}`;
+  const backend = await bed.backend(options.helloVerify);
+  const spec = { ...options } as FloodStepSpec;
+  const mappings = join(bed.dir, `${label}.mappings.yaml`);
+  writeFileSync(mappings, mappingsYaml(backend, spec));
+  const lb = await startBalancer(bed, spec, label, mappings);
+  try {
+    const before = await scrape(bed);
+    const results: ProbeResult[] = [];
+    for (const client of clients) {
+      const common = {
+        connect: `${bed.t.vip.address}:${bed.t.vip.port}`,
+        servername: SERVICE_NAME,
+        timeoutMs: 10_000,
+        closeTimeoutMs: 100,
+        prefix: pinTo(GENERATOR_CPU),
+        ...(client.mtu === undefined ? {} : { mtu: client.mtu }),
+      };
+      const r =
+        client.tool === 'openssl'
+          ? await runOpensslDtlsClient(bed.t.topo, bed.realNs, { ...common, bind: `${REAL_NET.client}:${nextPort(bed)}` })
+          : await runGnutlsDtlsClient(bed.t.topo, bed.realNs, common);
+      results.push({ client, ok: r.ok, detail: `${r.timedOut ? 'timed out; ' : ''}${(r.stderr + r.stdout).trim().slice(-600)}` });
+    }
+    // Other workers report their counters to the first once a second.
+    if ((options.workers ?? 1) > 1) await sleep(2500);
+    const after = await scrape(bed);
+    const moved = (name: string): number => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    return {
+      results,
+      kernelReplies: moved('flowlb_xdp_packets_total{outcome="hello_verify"}'),
+      mapperReplies: moved('flowlb_mapper_replies_total'),
+    };
+  } finally {
+    await lb.stop(5000);
+  }
 }
 
 /** What the balancer's counters say about a step, and the real clients' results. */
@@ -611,6 +676,7 @@ function floodRow(spec: FloodStepSpec, c: StepCounts): FloodRow {
     rateLimited: xdp.rate_limited ?? 0,
     mapperReplies: delta('flowlb_mapper_replies_total'),
     repliesSent: delta('flowlb_mapper_reply_datagrams_total'),
+    kernelReplies: xdp.hello_verify ?? 0,
     flowsCreated: delta('flowlb_flows_created_total'),
     flowsRefused: delta('flowlb_flows_refused_total'),
     unconfirmedExpired: delta('flowlb_flows_unconfirmed_expired_total'),
@@ -677,7 +743,9 @@ export function floodMethodNotes(spec: Omit<FloodStepSpec, 'completePerSec' | 'p
       `SNAT ports (10000–29999), unconfirmed_ttl_sec and workers, and ${limit}. ${SERVICE_NAME} and the fragmented capture's name map ` +
       'to one backend, a DTLS server built from tools/dtls-backend.c (OpenSSL; a stateless HelloVerifyRequest for hellos without its ' +
       'cookie, then a process per client, so that it serves many at once where openssl s_server and gnutls-serv serve one), with a ' +
-      "certificate made for the run. With helloVerify it takes the balancer's cookie as proof: stock servers cannot carry on from the " +
+      "certificate made for the run. With helloVerify (on both entries, and no default) every route asks for a cookie, so " +
+      "the XDP program answers the hellos itself (*answered in XDP*) and the balancer's process sees only the clients that come " +
+      "back with one; the backend then takes the balancer's cookie as proof: stock servers cannot carry on from the " +
       "balancer's HelloVerifyRequest. Forged hellos that get a flow reach the backend host, where an XDP program drops them by their " +
       "ClientHello random, so that the backend's answers to them (its own HelloVerifyRequests) do not load the generator's CPU, where the " +
       "backend runs; the balancer's work for them is the same. Answers to forged sources are routed back to the client namespace and " +
@@ -711,7 +779,7 @@ export function describeFloodRow(r: FloodRow): string {
     `(${r.whileMeasured.socketDrops === null ? '?' : n(r.whileMeasured.socketDrops)} of ${n(r.whileMeasured.vipSocketIn + (r.whileMeasured.socketDrops ?? 0))} while real clients ran); ` +
     `socket drops by second ${r.socketDropsBySecond.map(n).join(' ')}; ` +
     `flows created ${n(r.flowsCreated)}, refused ${n(r.flowsRefused)}, unconfirmed expired ${n(r.unconfirmedExpired)} (under pressure ${n(r.evictedUnderPressure)}); ` +
-    `replies ${n(r.repliesSent)}; rate-limited ${n(r.rateLimited)}; forged at backend ${n(r.forgedAtBackend)}; drops: ${drops || 'none'}; ` +
+    `replies ${n(r.repliesSent)} (in the kernel ${n(r.kernelReplies)}); rate-limited ${n(r.rateLimited)}; forged at backend ${n(r.forgedAtBackend)}; drops: ${drops || 'none'}; ` +
     `limited by: ${r.limitedBy}`
   );
 }

@@ -202,6 +202,8 @@ export interface FloodRow {
   /** Clients the mapper answered itself (HelloVerifyRequests), and the datagrams sent for them. */
   mapperReplies: number;
   repliesSent: number;
+  /** ClientHellos the XDP program answered with its own HelloVerifyRequest (its `helloVerify` counter). */
+  kernelReplies: number;
   flowsCreated: number;
   flowsRefused: number;
   unconfirmedExpired: number;

@@ -15,8 +15,16 @@ export type { NamePattern } from './names.js';
 export type { MappingTable, MappingRule, MappingTableOptions, MatchKind, Resolution } from './table.js';
 export { loadMappings, loadMappingsSync, mappingsFromYaml, mappingsFromObject, MappingsError } from './mappings.js';
 export type { MappingsIssue, MappingsEntryRef, MappingsSourceOptions } from './mappings.js';
-export { HelloCookies, encodeCookieInput, COOKIE_LENGTH, DEFAULT_COOKIE_ROTATION_MS, MIN_COOKIE_SECRET_LENGTH } from './cookie.js';
-export type { CookieInput, HelloCookiesOptions } from './cookie.js';
+export {
+  HelloCookies,
+  encodeCookieInput,
+  COOKIE_LENGTH,
+  COOKIE_INPUT_LENGTH,
+  DEFAULT_COOKIE_ROTATION_MS,
+  MIN_COOKIE_SECRET_LENGTH,
+} from './cookie.js';
+export type { CookieInput, CookiePeriodKeys, HelloCookiesOptions } from './cookie.js';
+export { sipHash24, sipHash24Into, SIPHASH_KEY_LENGTH, SIPHASH_OUTPUT_LENGTH } from './siphash.js';
 export { helloVerifyRequest, MAX_COOKIE_LENGTH } from './hello-verify.js';
 export type { HelloVerifyRequestOptions } from './hello-verify.js';
 export { DtlsSniMapper } from './mapper.js';

@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { DtlsSniMapper, type DtlsSniMapperOptions } from './mapper.js';
 import { mappingsFromYaml } from './mappings.js';
 import { parseClientHello } from './parser.js';
+import { encodeCookieInput } from './cookie.js';
+import { sipHash24 } from './siphash.js';
 import { fragmentDatagrams, helloBodyFromFragments, helloDatagram, withCookie } from './test-support.js';
 
 const client: UdpEndpoint = { address: '192.0.2.10', port: 40000 };
@@ -85,7 +87,7 @@ describe('DtlsSniMapper with helloVerify', () => {
     const first = [dtlsCapture('ossl_foo')[0]!];
     const hvr = hvrOf(m.findFlow(client, first));
     expect(hvr).toMatchObject({ recordVersion: 0xfeff, epoch: 0, recordSequence: 0, messageSeq: 0, serverVersion: 0xfeff });
-    expect(hvr.cookie).toHaveLength(16);
+    expect(hvr.cookie).toHaveLength(8);
 
     const second = retry(first, hvr.cookie);
     expect(parseClientHello(second)).toMatchObject({ kind: 'hello', messageSeq: 1, sni: 'foo.example' });
@@ -204,7 +206,7 @@ describe('DtlsSniMapper with helloVerify', () => {
         if (d.action !== 'reply') continue;
         const replyBytes = d.datagrams.reduce((sum, x) => sum + x.length, 0);
         expect(replyBytes, `${name}, ${n} datagrams`).toBeLessThan(sent.reduce((sum, x) => sum + x.length, 0));
-        expect(replyBytes).toBe(44);
+        expect(replyBytes).toBe(36);
       }
     }
   });
@@ -227,6 +229,40 @@ describe('DtlsSniMapper with helloVerify', () => {
     expect(m.classify({ ...client, port: 1 }, retry(first, cookie))).toMatchObject({ cookie: 'rejected' });
     expect(m.classify(client, dtlsCapture('gnutls_bar'))).not.toHaveProperty('cookie');
     expect(m.stats()).toMatchObject({ calls: 0, helloVerifySent: 0 });
+  });
+
+  it('hands the XDP program its keys only while every route asks for a cookie', () => {
+    const all = (extra = ''): string =>
+      `sniMappings:\n  - fqdn: foo.example\n    ipv4: 10.0.0.1\n    port: 4433\n    helloVerify: true\n${extra}`;
+    expect(mapperWith(all()).kernelHelloVerify()).toBeDefined();
+    expect(mapperWith(all('default:\n  ipv4: 10.0.0.9\n  port: 4433\n  helloVerify: true\n')).kernelHelloVerify()).toBeDefined();
+    // A name or a default without the setting: the program cannot tell their hellos apart.
+    expect(mapperWith(MAPPINGS).kernelHelloVerify()).toBeUndefined();
+    expect(mapperWith(all('default:\n  ipv4: 10.0.0.9\n  port: 4433\n')).kernelHelloVerify()).toBeUndefined();
+    expect(mapperWith(MAPPINGS, { helloVerify: 'all' }).kernelHelloVerify()).toBeDefined();
+    expect(mapperWith(all(), { helloVerify: 'off' }).kernelHelloVerify()).toBeUndefined();
+    // After a change of the table, the answer follows it.
+    const m = mapperWith(all());
+    m.setMappings(mappingsFromYaml(MAPPINGS));
+    expect(m.kernelHelloVerify()).toBeUndefined();
+  });
+
+  it("gives keys that make the mapper's own cookies, and a refresh no later than the next rotation", () => {
+    const m = mapperWith(MAPPINGS, { helloVerify: 'all', cookieRotationMs: 3_600_000 });
+    const k = m.kernelHelloVerify()!;
+    expect(k.keys.map((x) => x.length)).toEqual([16, 16]);
+    expect(Buffer.from(k.keys[0]).equals(Buffer.from(k.keys[1]))).toBe(false);
+    expect(k.refreshInMs).toBeGreaterThan(0);
+    expect(k.refreshInMs).toBeLessThanOrEqual(3_600_000);
+    const first = dtlsCapture('ossl_foo')[0]!;
+    const hvr = hvrOf(m.findFlow(client, [first]));
+    const hello = parseClientHello([first]);
+    if (hello.kind !== 'hello') throw new Error('not a hello');
+    const input = encodeCookieInput({ ...client, clientVersion: hello.clientVersion, random: hello.random, sessionId: hello.sessionId });
+    expect(Buffer.from(sipHash24(k.keys[k.current], input)).toString('hex')).toBe(Buffer.from(hvr.cookie).toString('hex'));
+    // The other key is the previous period's: its cookies are still accepted.
+    const older = retry([first], sipHash24(k.keys[1 - k.current]!, input));
+    expect(m.findFlow(client, older)).toMatchObject({ action: 'forward' });
   });
 
   it('refuses options that make no sense', () => {

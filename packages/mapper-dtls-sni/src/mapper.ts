@@ -132,9 +132,11 @@ const DEFAULT_MAX_DATAGRAMS = 16;
  * HelloVerifyRequest: for names with `helloVerify: true` (or all names, see {@link HelloVerifyMode}), a complete
  * hello without a valid cookie is answered with the mapper's own HelloVerifyRequest (a `reply` decision: the
  * balancer keeps no flow, port or datagram for it), and only the client's retry carrying the cookie is forwarded.
- * Forged first datagrams from spoofed addresses then never reach a backend or hold a SNAT port. The cookie is a
- * truncated HMAC-SHA256 of the client's ip, port and the hello fields RFC 6347 requires a retry to repeat, under a
- * key that changes every `cookieRotationMs`; it is stateless, so any mapper sharing `cookieSecret` accepts it.
+ * Forged first datagrams from spoofed addresses then never reach a backend or hold a SNAT port. The cookie is
+ * SipHash-2-4 of the client's ip, port, and the hello's version, random and session_id (see {@link HelloCookies}),
+ * under a key that changes every `cookieRotationMs`; it is stateless, so any mapper sharing `cookieSecret` accepts
+ * it, and so does the XDP program given {@link DtlsSniMapper.kernelHelloVerify}'s keys, which then answers in the
+ * kernel for the mapper while every route asks for a cookie.
  *
  * The backend then receives a ClientHello with message_seq 1 that carries the mapper's cookie, and must carry on
  * from there: accept it without a cookie exchange of its own, or, if it runs one, answer with the hello's
@@ -258,8 +260,6 @@ export class DtlsSniMapper implements FlowMapper {
       clientVersion: parse.clientVersion,
       random: parse.random,
       sessionId: parse.sessionId,
-      cipherSuites: parse.cipherSuites,
-      compressionMethods: parse.compressionMethods,
     };
     if (parse.cookie.length > 0 && this.cookies.verify(input, parse.cookie)) {
       return { decision: forward(resolution.target), parse, resolution, cookie: 'accepted' };
@@ -274,6 +274,30 @@ export class DtlsSniMapper implements FlowMapper {
       resolution,
       cookie: parse.cookie.length > 0 ? 'rejected' : 'missing',
     };
+  }
+
+  /**
+   * The cookie keys for @flowlb/balancer's `xdp.helloVerify`, with which the XDP program answers ClientHellos
+   * without a valid cookie itself, so that forged ones never reach userspace; or undefined when the program must
+   * leave hellos to the mapper. The program cannot read the name a hello asks for, so it may answer only while
+   * every route asks for a cookie: `helloVerify: 'all'`, or `per-name` with `helloVerify: true` on every entry and
+   * on the default (if there is one). Ask again after a reload, and after `refreshInMs`, when the keys rotate.
+   */
+  kernelHelloVerify(): { keys: [Uint8Array, Uint8Array]; current: 0 | 1; refreshInMs: number } | undefined {
+    if (!this.everyRouteNeedsCookie()) return undefined;
+    const { period, current, previous } = this.cookies.periodKeys();
+    // Slots by the period's parity: a rotation rewrites only the slot of the period that has ended two periods ago.
+    const slot = (period & 1) as 0 | 1;
+    const keys: [Uint8Array, Uint8Array] = slot === 0 ? [current, previous] : [previous, current];
+    return { keys, current: slot, refreshInMs: this.cookies.msUntilRotation() };
+  }
+
+  private everyRouteNeedsCookie(): boolean {
+    const t = this.table;
+    if (this.helloVerify === 'off') return false;
+    if (t.rules.length === 0 && t.defaultTargets === undefined) return false;
+    if (this.helloVerify === 'all') return true;
+    return t.rules.every((r) => r.helloVerify === true) && (t.defaultTargets === undefined || t.defaultHelloVerify);
   }
 
   private needsCookie(resolution: Extract<Resolution, { kind: 'target' }>): boolean {

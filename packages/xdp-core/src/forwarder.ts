@@ -28,6 +28,26 @@ const PROG_PIN = 'prog';
 const PROG_PIN_NEXT = 'prog-next';
 const LINK_PIN_PREFIX = 'link-';
 const BPF_LINK_TYPE_XDP = 6;
+/** The maps of the settings the control plane gives per VIP. */
+interface VipMaps {
+  vips: BpfMap;
+  limits: BpfMap;
+  helloVerify: BpfMap;
+}
+
+/** `FLOWLB_COOKIE_KEY_LEN`: bytes of a SipHash-2-4 key. */
+const COOKIE_KEY_LENGTH = 16;
+/** `struct flowlb_hello_verify`: current (u32), pad (u32), two keys. */
+const HELLO_VERIFY_VALUE_SIZE = 8 + 2 * COOKIE_KEY_LENGTH;
+
+/** The DTLS cookie keys the program makes and checks cookies with (`struct flowlb_hello_verify`). */
+export interface HelloVerifyKeys {
+  /** Two 16-byte SipHash-2-4 keys; a cookie made with either is accepted. */
+  keys: readonly [Uint8Array, Uint8Array];
+  /** Which of the two makes new cookies. */
+  current: 0 | 1;
+}
+
 /** `FLOWLB_VIPS_MAX_DEFAULT`: VIPs the new-client limits can watch. */
 const VIPS_MAX = 64;
 
@@ -165,10 +185,12 @@ export class XdpForwarder {
 
   readonly #vips: BpfMap;
   readonly #limits: BpfMap;
+  readonly #helloVerify: BpfMap;
 
-  private constructor(program: Program, flows: BpfMap, stats: BpfMap, vips: BpfMap, limits: BpfMap, options: XdpForwarderOptions) {
-    this.#vips = vips;
-    this.#limits = limits;
+  private constructor(program: Program, flows: BpfMap, stats: BpfMap, maps: VipMaps, options: XdpForwarderOptions) {
+    this.#vips = maps.vips;
+    this.#limits = maps.limits;
+    this.#helloVerify = maps.helloVerify;
     this.program = program;
     this.flows = flows;
     this.table = new BpfMapFlowTable(flows);
@@ -188,7 +210,8 @@ export class XdpForwarder {
         for (const name of MAP_PINS) obj.setPinPath(name, join(options.pinDir, name));
       }
       await obj.load();
-      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), obj.map('vips'), obj.map('limits'), options);
+      const maps: VipMaps = { vips: obj.map('vips'), limits: obj.map('limits'), helloVerify: obj.map('hello_verify') };
+      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), maps, options);
     } finally {
       obj.close();
     }
@@ -426,6 +449,32 @@ export class XdpForwarder {
     this.#limits.update(Buffer.alloc(4), value);
   }
 
+  /**
+   * Has the program answer ClientHellos to `vip` that bring no valid cookie with a DTLS HelloVerifyRequest of its
+   * own (see bpf/include/hello_verify.h), or, with `undefined`, leave them to the control plane again. The cookie
+   * is SipHash-2-4 over the layout of @flowlb/mapper-dtls-sni's `encodeCookieInput`: give the keys of its
+   * `HelloCookies.periodKeys()` and call again when they rotate, so that the program and the mapper accept the same
+   * cookies. The VIP need not be among {@link setVips}.
+   */
+  setHelloVerify(vip: { address: string; port: number }, keys: HelloVerifyKeys | undefined): void {
+    if (!Number.isInteger(vip.port) || vip.port < 1 || vip.port > 65535) throw new RangeError(`setHelloVerify: port ${String(vip.port)} is not a port number`);
+    const key = Buffer.alloc(8);
+    key.writeUInt32BE(parseIPv4(vip.address, 'setHelloVerify: address'), 0);
+    key.writeUInt16BE(vip.port, 4);
+    if (keys === undefined) {
+      this.#helloVerify.delete(key);
+      return;
+    }
+    if (keys.current !== 0 && keys.current !== 1) throw new RangeError(`setHelloVerify: current ${String(keys.current)} is not 0 or 1`);
+    const value = Buffer.alloc(HELLO_VERIFY_VALUE_SIZE);
+    value.writeUInt32LE(keys.current, 0);
+    keys.keys.forEach((k, i) => {
+      if (k.length !== COOKIE_KEY_LENGTH) throw new RangeError(`setHelloVerify: key ${i} has ${k.length} bytes, not ${COOKIE_KEY_LENGTH}`);
+      value.set(k, 8 + i * COOKIE_KEY_LENGTH);
+    });
+    this.#helloVerify.update(key, value);
+  }
+
   /** The counters, summed over CPUs. */
   stats(): XdpStats {
     const key = Buffer.alloc(4);
@@ -463,6 +512,7 @@ export class XdpForwarder {
     this.statsMap.close();
     this.#vips.close();
     this.#limits.close();
+    this.#helloVerify.close();
     if (errors.length > 0) throw errors[0];
   }
 

@@ -13,6 +13,7 @@ export {
   type Attachment,
   type PinnedLink,
   type RemovedPins,
+  type HelloVerifyKeys,
 } from './forwarder.js';
 export { STAT_NAMES, sumPerCpu, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';

@@ -16,6 +16,7 @@ export const STAT_NAMES = [
   'malformed',
   'notIpv4Udp',
   'rateLimited',
+  'helloVerify',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

@@ -561,6 +561,7 @@ function floodSection(fl: FloodResult): string[] {
       formatCount(r.flowsRefused),
       `${formatCount(r.unconfirmedExpired)} (${formatCount(r.evictedUnderPressure)})`,
       formatCount(r.repliesSent),
+      formatCount(r.kernelReplies),
       formatCount(r.rateLimited),
       formatCount(r.forgedAtBackend),
       counts(r.drops),
@@ -585,11 +586,11 @@ function floodSection(fl: FloodResult): string[] {
           '',
           'What the counters did during each flood: datagrams read from the VIP socket and dropped at it by the kernel (over the ' +
             'whole flood, and from the start of the real clients on, out of all that arrived then), new flows ' +
-            'made and refused, unconfirmed flows expired (of them, early under SNAT pressure), HelloVerifyRequests sent, new ' +
+            'made and refused, unconfirmed flows expired (of them, early under SNAT pressure), HelloVerifyRequests sent by the mapper and answered in the XDP program, new ' +
             "clients' datagrams the XDP rate limits dropped, forged hellos that reached the backend, and the balancer's drops by reason.",
           '',
           ...table(
-            ['helloVerify', 'forged/s', 'at VIP socket', 'socket drops', 'of them while real clients ran', 'flows made', 'refused', 'unconfirmed expired', 'replies', 'rate-limited', 'forged at backend', 'drops'],
+            ['helloVerify', 'forged/s', 'at VIP socket', 'socket drops', 'of them while real clients ran', 'flows made', 'refused', 'unconfirmed expired', 'replies', 'answered in XDP', 'rate-limited', 'forged at backend', 'drops'],
             counters,
           ),
         ]

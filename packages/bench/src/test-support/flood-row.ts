@@ -34,6 +34,7 @@ export function floodRowFixture(over: Partial<FloodRow> = {}): FloodRow {
     rateLimited: 0,
     mapperReplies: 0,
     repliesSent: 0,
+    kernelReplies: 0,
     flowsCreated: 150_000,
     flowsRefused: 0,
     unconfirmedExpired: 140_000,

@@ -17,12 +17,19 @@ export interface BuiltMapper {
   description: string;
   /** Re-reads the mappings; a failure leaves the mapper as it was. */
   reload(): Promise<ReloadOutcome>;
+  /** The DTLS mapper's keys for the XDP program's own HelloVerifyRequests (see LoadBalancer's xdp.helloVerify). */
+  kernelHelloVerify?: DtlsSniMapper['kernelHelloVerify'];
   close(): Promise<void>;
 }
 
 export interface MapperChoice {
   mappings?: string;
   mapper?: string;
+  /**
+   * The secret of the DTLS mapper's cookies. Worker 0 makes one and gives it to the other workers, so that a
+   * cookie made by one of them or by the XDP program is good in all. Default: random.
+   */
+  cookieSecret?: string;
 }
 
 function describeDecision(d: Decision): Record<string, unknown> {
@@ -57,10 +64,10 @@ export function traceDecisions(inner: FlowMapper, log: Logger): FlowMapper {
   };
 }
 
-async function dtlsSni(file: string): Promise<BuiltMapper> {
+async function dtlsSni(file: string, cookieSecret: string | undefined): Promise<BuiltMapper> {
   let m: DtlsSniMapper;
   try {
-    m = await DtlsSniMapper.fromFile(file);
+    m = await DtlsSniMapper.fromFile(file, cookieSecret === undefined ? {} : { cookieSecret });
   } catch (error) {
     if (error instanceof MappingsError) throw new CliError(error.message, EXIT.USAGE, { cause: error });
     throw error;
@@ -77,6 +84,7 @@ async function dtlsSni(file: string): Promise<BuiltMapper> {
       return r.ok ? { ok: true, detail: `${file}: ${rules()}` } : { ok: false, detail: r.error.message };
     },
     close: async () => {},
+    kernelHelloVerify: () => m.kernelHelloVerify(),
   };
 }
 
@@ -108,7 +116,7 @@ export async function buildMapper(choice: MapperChoice, config: FlowlbConfig, lo
   }
   let built: BuiltMapper;
   if (choice.mappings) {
-    built = await dtlsSni(choice.mappings);
+    built = await dtlsSni(choice.mappings, choice.cookieSecret);
   } else if (choice.mapper) {
     const loaded = await loadMapperModule(choice.mapper, {
       vip: { ...config.vip },

@@ -148,6 +148,7 @@ describePrivileged('flows and stats from pinned maps', () => {
       malformed: 0,
       notIpv4Udp: 1,
       rateLimited: 0,
+      helloVerify: 0,
     });
     expect(s.balancer).toBeNull();
     expect(s.balancerError).toBe('no running `flowlb run` found for this pin path');

@@ -15,4 +15,5 @@ export const STAT_DOCS: Record<StatName, string> = {
   malformed: 'truncated headers or inconsistent lengths: passed untouched',
   notIpv4Udp: 'not IPv4/UDP (ARP, IPv6, VLAN, TCP, ...): passed untouched',
   rateLimited: "a new client's datagram to the VIP beyond the rate_limit of its address or /24: dropped",
+  helloVerify: 'a DTLS ClientHello to the VIP without a valid cookie: answered with a HelloVerifyRequest in the kernel',
 };

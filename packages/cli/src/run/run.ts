@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { LoadBalancer, type LoadBalancerOptions } from '@flowlb/balancer';
 import type { XdpForwarder } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
@@ -16,7 +17,7 @@ import { createLogger } from './logger.js';
 import { createMetricsRegistry } from './metrics.js';
 import { findRunState, removeRunState, runDir, writeRunState } from './state-file.js';
 import { watchFile } from './watch-file.js';
-import { WORKER_STATS_INTERVAL_MS, WorkerPool, type WorkerMessage } from './workers.js';
+import { COOKIE_SECRET_ENV, WORKER_STATS_INTERVAL_MS, WorkerPool, type WorkerMessage } from './workers.js';
 
 /** How long a flow of the SNI mappers may wait for its client to speak again. */
 const DTLS_UNCONFIRMED_TTL_SEC = 10;
@@ -49,10 +50,28 @@ async function reload(inst: Instance): Promise<void> {
   if (r.ok) {
     inst.reloads.ok++;
     inst.log.info({ detail: r.detail }, 'mappings reloaded');
+    refreshKernelHelloVerify(inst);
   } else {
     inst.reloads.failed++;
     inst.log.error({ error: r.detail }, 'reload failed; the previous mappings stay in force');
   }
+}
+
+/** After a reload: the XDP program answers ClientHellos for the mapper only while every route asks for a cookie. */
+function refreshKernelHelloVerify(inst: Instance): void {
+  if (!inst.lb || !inst.mapper.kernelHelloVerify) return;
+  try {
+    inst.lb.refreshHelloVerify();
+    logKernelHelloVerify(inst.log, inst.mapper, inst.lb);
+  } catch (error) {
+    inst.log.error({ error: (error as Error).message }, "cannot update the XDP program's DTLS cookie keys");
+  }
+}
+
+function logKernelHelloVerify(log: Instance['log'], mapper: BuiltMapper, lb: LoadBalancer): void {
+  if (lb.datapath !== 'xdp' || !mapper.kernelHelloVerify) return;
+  if (mapper.kernelHelloVerify()) log.info('every route asks for a DTLS cookie: the XDP program answers ClientHellos without one');
+  else log.info('ClientHellos go to the mapper, which asks for a cookie per name');
 }
 
 /** What a stop does with the XDP program: `--detach-on-exit` removes it; otherwise its pinned links keep it running. */
@@ -150,7 +169,8 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
   if (opts.worker !== undefined) return runWorker(opts, deps);
   const config = await loadConfig(opts.config);
   const log = createLogger({ debug: config.debug });
-  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper }, config, log);
+  const cookieSecret = randomBytes(32).toString('hex');
+  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper, cookieSecret }, config, log);
   log.info({ config: config.file, mapper: mapper.description, version: VERSION }, 'starting');
 
   let stopRequested: ((signal: string) => void) | undefined;
@@ -240,6 +260,7 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
               forwarder: plan.forwarder,
               detachOnStop: false,
               ...(config.newClientLimits ? { newClientLimits: config.newClientLimits } : {}),
+              ...(mapper.kernelHelloVerify ? { helloVerify: mapper.kernelHelloVerify } : {}),
             },
           }
         : {}),
@@ -253,10 +274,12 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     if (plan.datapath === 'userspace') log.info({ reason: plan.reason }, 'XDP datapath not used');
     await lb.start();
     if (plan.forwarder) prunePinnedLinks(plan.forwarder, log);
+    logKernelHelloVerify(log, mapper, lb);
     if (config.workers > 1) {
       inst.workers = new WorkerPool({
         count: config.workers,
         log,
+        env: { [COOKIE_SECRET_ENV]: cookieSecret },
         args: (index) => [
           'run',
           '--config',
@@ -332,7 +355,7 @@ async function runWorker(opts: RunOptions, deps: RunDeps): Promise<number> {
   const config = await loadConfig(opts.config);
   if (config.workers <= index) throw new CliError(`--worker ${opts.worker}: the config now has workers: ${config.workers}`, EXIT.FAILURE);
   const log = createLogger({ debug: config.debug }).child({ worker: index });
-  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper }, config, log);
+  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper, cookieSecret: process.env[COOKIE_SECRET_ENV] }, config, log);
   const send = (m: WorkerMessage): void => {
     if (process.connected) process.send?.(m);
   };

@@ -25,12 +25,20 @@ interface Slot {
   restarts: number;
 }
 
+/**
+ * Where a worker finds the DTLS cookie secret worker 0 made: in its environment rather than its arguments, which any
+ * user of the host can read.
+ */
+export const COOKIE_SECRET_ENV = 'FLOWLB_COOKIE_SECRET';
+
 export interface WorkerPoolOptions {
   /** Workers in all, this process (worker 0) included. */
   count: number;
   /** The arguments of `flowlb` for worker `index`. */
   args: (index: number) => string[];
   log: Logger;
+  /** Added to the workers' environment. */
+  env?: Record<string, string>;
   /** The `flowlb` script to start; default the one beside this module (dist/bin.js). */
   entry?: string;
 }
@@ -107,7 +115,10 @@ export class WorkerPool {
   #spawn(slot: Slot): void {
     if (this.#stopping) return;
     const log = this.#o.log;
-    const child = fork(this.#entry, this.#o.args(slot.index), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(this.#entry, this.#o.args(slot.index), {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, ...this.#o.env },
+    });
     slot.child = child;
     slot.stats = undefined;
     slot.startedAt = Date.now();
