@@ -270,7 +270,10 @@ export interface FloodStepSpec {
 
 export type FloodLog = (line: string) => void;
 
-function configYaml(bed: FloodBed, spec: FloodStepSpec, pinPath: string): string {
+/** What the balancer's files take from a step's settings. */
+type BalancerSettings = Pick<FloodStepSpec, 'helloVerify' | 'rateLimit' | 'workers'>;
+
+function configYaml(bed: FloodBed, spec: BalancerSettings, pinPath: string): string {
   const { t } = bed;
   const lines = [
     `addr: ${t.vip.address}`,
@@ -288,7 +291,7 @@ function configYaml(bed: FloodBed, spec: FloodStepSpec, pinPath: string): string
   return `${lines.join('\n')}\n`;
 }
 
-function mappingsYaml(backend: Backend, spec: FloodStepSpec): string {
+function mappingsYaml(backend: Backend, spec: BalancerSettings): string {
   const entry = (fqdn: string): string[] => [
     `  - fqdn: "${fqdn}"`,
     `    ipv4: "${backend.endpoint.address}"`,
@@ -364,7 +367,7 @@ function lastJson<T>(stdout: string, key: string): T | undefined {
 }
 
 /** Starts `flowlb run` on the balancer namespace, pinned to SYSTEM_CPU; resolves once it serves. */
-async function startBalancer(bed: FloodBed, spec: FloodStepSpec, label: string, mappings: string): Promise<Spawned> {
+async function startBalancer(bed: FloodBed, spec: BalancerSettings, label: string, mappings: string): Promise<Spawned> {
   const config = join(bed.dir, `${label}.config.yaml`);
   writeFileSync(config, configYaml(bed, spec, join(bed.bpffs, label)));
   const proc = bed.t.topo.spawn(
@@ -407,10 +410,9 @@ export async function handshakesWithoutFlood(
 ): Promise<{ results: ProbeResult[]; kernelReplies: number; mapperReplies: number }> {
   const label = `probe${++stepSeq}`;
   const backend = await bed.backend(options.helloVerify);
-  const spec = { ...options } as FloodStepSpec;
   const mappings = join(bed.dir, `${label}.mappings.yaml`);
-  writeFileSync(mappings, mappingsYaml(backend, spec));
-  const lb = await startBalancer(bed, spec, label, mappings);
+  writeFileSync(mappings, mappingsYaml(backend, options));
+  const lb = await startBalancer(bed, options, label, mappings);
   try {
     const before = await scrape(bed);
     const results: ProbeResult[] = [];

@@ -209,7 +209,7 @@ describePrivileged('the XDP program answers ClientHellos without a valid cookie 
     }
     // A changed random is another hello.
     const changed = Buffer.from(RANDOM);
-    changed[31] ^= 1;
+    changed[31] = changed[31]! ^ 1;
     expect(run(frame(helloRecord({ ...hello, random: changed }))).retval).toBe(XDP_TX);
   });
 
@@ -230,7 +230,7 @@ describePrivileged('the XDP program answers ClientHellos without a valid cookie 
     {
       name: 'a hello in an IPv4 header with options',
       payload: () => helloRecord({}),
-      over: { ip: { src: CLIENT.address, dst: VIP.address, ttl: 57, options: [1, 1, 1, 1] } },
+      over: { ip: { src: CLIENT.address, dst: VIP.address, ttl: 57, options: Buffer.from([1, 1, 1, 1]) } },
     },
     { name: 'a truncated record header', payload: () => helloRecord({}).subarray(0, 10) },
   ];
