@@ -5,4 +5,4 @@ export { hashMapper } from './hash-mapper.js';
 export type { HashMapperOptions } from './hash-mapper.js';
 export { firstOf } from './first-of.js';
 
-export { RendezvousSet } from './rendezvous.js';
+export { RendezvousSet, MAX_TARGET_WEIGHT } from './rendezvous.js';

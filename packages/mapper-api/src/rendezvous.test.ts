@@ -95,4 +95,42 @@ describe('RendezvousSet', () => {
     expect(movedElsewhere).toBe(0);
     expect(Math.abs(movedToNew / clients.length - 1 / 4)).toBeLessThan(0.02);
   });
+
+  it('gives weighted targets shares in proportion to their weights', () => {
+    const set = new RendezvousSet(targets, [2, 1, 1]);
+    const counts = [0, 0, 0];
+    for (const c of clients) counts[set.pickIndex(c)]!++;
+    expect(Math.abs(counts[0]! / clients.length - 0.5)).toBeLessThan(0.02);
+    expect(Math.abs(counts[1]! / clients.length - 0.25)).toBeLessThan(0.02);
+    expect(Math.abs(counts[2]! / clients.length - 0.25)).toBeLessThan(0.02);
+  });
+
+  it('with equal weights, picks what the unweighted rule picks', () => {
+    const plain = new RendezvousSet(targets);
+    const equal = new RendezvousSet(targets, [3, 3, 3]);
+    for (const c of clients.slice(0, 5000)) expect(equal.pick(c)).toBe(plain.pick(c));
+  });
+
+  it('passes over targets that are not usable, moving only their own clients, weighted or not', () => {
+    for (const weights of [undefined, [3, 1, 2]]) {
+      const set = new RendezvousSet(targets, weights);
+      let moved = 0;
+      for (const c of clients) {
+        const before = set.pickIndex(c);
+        const after = set.pickIndex(c, (i) => i !== 1);
+        if (before !== 1) expect(after).toBe(before);
+        else {
+          expect(after).not.toBe(1);
+          moved++;
+        }
+      }
+      expect(moved).toBeGreaterThan(0);
+      expect(set.pickIndex(clients[0]!, () => false)).toBe(-1);
+    }
+  });
+
+  it('refuses weights it cannot use', () => {
+    expect(() => new RendezvousSet(targets, [1, 2])).toThrow(RangeError);
+    for (const w of [0, -1, 1.5, Number.NaN, 10_001]) expect(() => new RendezvousSet(targets, [1, w, 1])).toThrow(RangeError);
+  });
 });

@@ -12,7 +12,7 @@ export { MessageReassembler } from './reassembly.js';
 export type { FragmentAddResult } from './reassembly.js';
 export { normalizeHostName, parseNamePattern } from './names.js';
 export type { NamePattern } from './names.js';
-export type { MappingTable, MappingRule, MappingTableOptions, MatchKind, Resolution } from './table.js';
+export type { MappingTable, MappingRule, MappingTableOptions, MatchKind, Resolution, HealthSpec, WhenAllDown, DefaultRoute, CheckedTarget, TargetUsable } from './table.js';
 export { loadMappings, loadMappingsSync, mappingsFromYaml, mappingsFromObject, MappingsError } from './mappings.js';
 export type { MappingsIssue, MappingsEntryRef, MappingsSourceOptions } from './mappings.js';
 export {
@@ -28,6 +28,10 @@ export { sipHash24, sipHash24Into, SIPHASH_KEY_LENGTH, SIPHASH_OUTPUT_LENGTH } f
 export { helloVerifyRequest, MAX_COOKIE_LENGTH } from './hello-verify.js';
 export type { HelloVerifyRequestOptions } from './hello-verify.js';
 export { DtlsSniMapper } from './mapper.js';
+export { buildClientHello, CLIENT_HELLO_CIPHER_SUITES } from './client-hello-builder.js';
+export type { ClientHelloOptions } from './client-hello-builder.js';
+export { dtlsProbe, readDtlsReply, MAX_IGNORED_DATAGRAMS } from './probe.js';
+export type { DtlsProbe, DtlsProbeOptions, DtlsProbeTarget, DtlsProbeCallOptions, DtlsProbeOutcome, DtlsReply } from './probe.js';
 export type {
   DtlsSniMapperOptions,
   MapperStats,

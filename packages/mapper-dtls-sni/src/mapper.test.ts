@@ -158,6 +158,7 @@ describe('DtlsSniMapper.stats', () => {
       invalid: { 'not-dtls': 2, 'no-client-hello': 1 },
       noName: 1,
       unknownName: 1,
+      allTargetsDown: 0,
       routed: 2,
       routedExact: 1,
       routedWildcard: 1,

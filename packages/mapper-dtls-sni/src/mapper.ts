@@ -5,7 +5,7 @@ import { helloVerifyRequest } from './hello-verify.js';
 import { loadMappings, loadMappingsSync, MappingsError } from './mappings.js';
 import { ClientReaders } from './client-readers.js';
 import type { InvalidReason, ParseResult } from './result.js';
-import type { MappingTable, Resolution } from './table.js';
+import type { MappingTable, Resolution, TargetUsable } from './table.js';
 
 /** Which part of the client's address keeps it on the same target when a name has several. */
 export type Affinity = 'endpoint' | 'address';
@@ -43,6 +43,12 @@ export interface DtlsSniMapperOptions {
    * balancer's own per-client limit (32 by default): past that, the balancer drops the datagrams before they get here.
    */
   maxDatagrams?: number;
+  /**
+   * Whether a target may take new clients, as a health checker says (@flowlb/health's `checker.isUsable`). Targets
+   * it refuses are passed over like draining ones; see the mappings' `when_all_down` for when none is left.
+   * Default: every target may.
+   */
+  isUsable?: TargetUsable;
   /** Which hellos get a HelloVerifyRequest before they are forwarded. Default `per-name`. */
   helloVerify?: HelloVerifyMode;
   /**
@@ -61,7 +67,7 @@ export interface DtlsSniMapperOptions {
 export type FileMapperOptions = Omit<DtlsSniMapperOptions, 'mappings' | 'file'>;
 
 /** Why a flow was not routed. */
-export type DtlsDropReason = InvalidReason | 'too-many-datagrams' | 'no-name' | 'unknown-name';
+export type DtlsDropReason = InvalidReason | 'too-many-datagrams' | 'no-name' | 'unknown-name' | 'all-targets-down';
 
 export interface MapperStats {
   /** findFlow calls. Each lands in exactly one of hellos, needMore and invalid. */
@@ -76,6 +82,8 @@ export interface MapperStats {
   noName: number;
   /** Hellos whose name matched no entry (routed to the default, asked for a cookie, or dropped). */
   unknownName: number;
+  /** Hellos whose name's targets were all unhealthy or draining, dropped (`when_all_down: drop`). */
+  allTargetsDown: number;
   /** Hellos forwarded: routedExact + routedWildcard + routedDefault. */
   routed: number;
   routedExact: number;
@@ -147,6 +155,7 @@ export class DtlsSniMapper implements FlowMapper {
   private readonly file: string | undefined;
   private readonly maxMessageSize: number | undefined;
   private readonly affinity: Affinity;
+  private readonly isUsable: TargetUsable | undefined;
   private readonly maxDatagrams: number;
   private readonly helloVerify: HelloVerifyMode;
   private readonly cookies: HelloCookies;
@@ -169,6 +178,7 @@ export class DtlsSniMapper implements FlowMapper {
     this.file = options.file ?? options.mappings.file;
     this.maxMessageSize = options.maxMessageSize;
     this.affinity = options.affinity ?? 'endpoint';
+    this.isUsable = options.isUsable;
     this.maxDatagrams = options.maxDatagrams ?? DEFAULT_MAX_DATAGRAMS;
     const mode = options.helloVerify ?? 'per-name';
     if (mode !== 'per-name' && mode !== 'all' && mode !== 'off') {
@@ -225,6 +235,7 @@ export class DtlsSniMapper implements FlowMapper {
         }
       } else {
         if (r?.why === 'unknown-name') counters.unknownName++;
+        else if (r?.why === 'all-targets-down') counters.allTargetsDown++;
         counters.dropped++;
       }
     } else {
@@ -251,7 +262,7 @@ export class DtlsSniMapper implements FlowMapper {
     }
     if (parse.kind === 'invalid') return { decision: drop(parse.reason), parse, dropReason: parse.reason };
     const key = this.affinity === 'address' ? client.address : endpointKey(client);
-    const resolution = this.table.resolve(parse.sni, key);
+    const resolution = this.table.resolve(parse.sni, key, this.isUsable);
     if (resolution.kind !== 'target') return { decision: drop(resolution.why), parse, resolution, dropReason: resolution.why };
     if (!this.needsCookie(resolution)) return { decision: forward(resolution.target), parse, resolution };
     const input: CookieInput = {
@@ -374,6 +385,7 @@ function emptyCounters(): Omit<MapperStats, 'invalid' | 'datagramsRead'> {
     needMore: 0,
     noName: 0,
     unknownName: 0,
+    allTargetsDown: 0,
     routed: 0,
     routedExact: 0,
     routedWildcard: 0,

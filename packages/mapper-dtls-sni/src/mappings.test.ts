@@ -147,7 +147,7 @@ describe('bad mappings', () => {
     [{ sniMappings: [{ fqdn: 'a.example', targets: [] }] }, 0, 'targets', 'non-empty'],
     [{ sniMappings: [{ fqdn: 'a.example', targets: { ipv4: '10.0.0.1', port: 1 } }] }, 0, 'targets', 'non-empty list'],
     [{ sniMappings: [{ fqdn: 'a.example', targets: ['10.0.0.1:1'] }] }, 0, 'targets[0]', 'a target is a mapping'],
-    [{ sniMappings: [{ fqdn: 'a.example', targets: [{ ipv4: '10.0.0.1', port: 1, weight: 2 }] }] }, 0, 'targets[0].weight', 'unknown key'],
+    [{ sniMappings: [{ fqdn: 'a.example', targets: [{ ipv4: '10.0.0.1', port: 1, priority: 2 }] }] }, 0, 'targets[0].priority', 'unknown key'],
     [{ sniMappings: [{ fqdn: 'a.example', targets: [{ ipv4: '10.0.0.1' }] }] }, 0, 'targets[0].port', 'missing'],
     [
       { sniMappings: [{ fqdn: 'a.example', targets: [{ ipv4: '10.0.0.1', port: 1 }, { ipv4: '10.0.0.1', port: 1 }] }] },

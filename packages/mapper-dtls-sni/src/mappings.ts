@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
 import { isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { parseNamePattern } from './names.js';
-import { MappingTable, type MappingRule } from './table.js';
+import { MAX_TARGET_WEIGHT } from '@flowlb/mapper-api';
+import { MappingTable, type HealthSpec, type MappingRule, type WhenAllDown } from './table.js';
 
 /** Which `sniMappings` entry a problem is in. */
 export interface MappingsEntryRef {
@@ -98,9 +99,33 @@ function parseIpv4(v: string): string | undefined {
   return v;
 }
 
-const TOP_KEYS = new Set(['sniMappings', 'default']);
-const TARGET_KEYS = new Set(['ipv4', 'port']);
-const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets', 'helloVerify']);
+const TOP_KEYS = new Set(['sniMappings', 'default', 'health', 'when_all_down']);
+const TARGET_KEYS = new Set(['ipv4', 'port', 'weight', 'drain']);
+const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets', 'helloVerify', 'health']);
+const HEALTH_KEYS = new Set(['probe', 'interval_ms', 'timeout_ms', 'rise', 'fall', 'udp_payload', 'udp_expect', 'sni', 'on_down']);
+
+/** What a `health` block says before the file's defaults are merged in; `probe: none` is `undefined` there. */
+interface HealthBlock {
+  probe?: 'dtls' | 'udp' | 'none';
+  intervalMs?: number;
+  timeoutMs?: number;
+  rise?: number;
+  fall?: number;
+  udpPayload?: string;
+  udpExpect?: string;
+  sni?: string;
+  onDown?: 'keep' | 'reset';
+}
+
+/** Probing settings unless the file says otherwise: a probe a second, half a second to answer, two in a row. */
+const HEALTH_DEFAULTS = { intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2, onDown: 'keep' } as const;
+
+/** A target of a `targets` list with its share of new clients and whether it drains. */
+interface ParsedTarget {
+  endpoint: UdpEndpoint;
+  weight: number;
+  drain: boolean;
+}
 
 /** Collects problems with their location; `locate` turns a document path into a line for YAML sources. */
 class Validator {
@@ -125,7 +150,7 @@ class Validator {
     this.issues.push(issue);
   }
 
-  target(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): UdpEndpoint | undefined {
+  target(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): ParsedTarget | undefined {
     if (!isPlainObject(value)) {
       this.report(path, `a target is a mapping with ipv4 and port, got ${show(value)}`, entry);
       return undefined;
@@ -133,13 +158,115 @@ class Validator {
     let ok = true;
     for (const key of Object.keys(value)) {
       if (!TARGET_KEYS.has(key)) {
-        this.report([...path, key], 'unknown key; a target has ipv4 and port', entry);
+        this.report([...path, key], 'unknown key; a target has ipv4 and port, and optionally weight and drain', entry);
         ok = false;
       }
     }
     const address = this.address(value.ipv4, [...path, 'ipv4'], entry);
     const port = this.port(value.port, [...path, 'port'], entry);
-    return ok && address !== undefined && port !== undefined ? Object.freeze({ address, port }) : undefined;
+    const weight = value.weight === undefined ? 1 : this.integer(value.weight, [...path, 'weight'], entry, 1, MAX_TARGET_WEIGHT);
+    const drain = this.boolean(value.drain, [...path, 'drain'], entry);
+    if (!ok || address === undefined || port === undefined || weight === undefined || drain === undefined) return undefined;
+    return { endpoint: Object.freeze({ address, port }), weight, drain };
+  }
+
+  integer(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined, min: number, max: number): number | undefined {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.report(path, `must be an integer from ${min} to ${max}, got ${show(value)}`, entry);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** An optional YAML boolean, false when absent (`yes` and `"true"` are strings there). */
+  boolean(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): boolean | undefined {
+    if (value === undefined) return false;
+    if (typeof value !== 'boolean') {
+      this.report(path, `must be true or false, got ${show(value)}`, entry);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A `health` block, at the top (the defaults) or in an entry (overrides, key by key). */
+  health(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): HealthBlock | undefined {
+    if (value === undefined) return {};
+    if (!isPlainObject(value)) {
+      this.report(path, `must be a mapping of probe settings, got ${show(value)}`, entry);
+      return undefined;
+    }
+    const before = this.issues.length;
+    const out: HealthBlock = {};
+    for (const key of Object.keys(value)) {
+      if (!HEALTH_KEYS.has(key)) this.report([...path, key], `unknown key; health has ${[...HEALTH_KEYS].join(', ')}`, entry);
+    }
+    const at = (key: string): PathSegment[] => [...path, key];
+    if (value.probe !== undefined) {
+      if (value.probe === 'dtls' || value.probe === 'udp' || value.probe === 'none') out.probe = value.probe;
+      else this.report(at('probe'), `must be dtls, udp or none, got ${show(value.probe)}`, entry);
+    }
+    const int = (key: string, min: number, max: number): number | undefined =>
+      value[key] === undefined ? undefined : this.integer(value[key], at(key), entry, min, max);
+    const intervalMs = int('interval_ms', 10, 3_600_000);
+    const timeoutMs = int('timeout_ms', 1, 3_600_000);
+    const rise = int('rise', 1, 100);
+    const fall = int('fall', 1, 100);
+    if (intervalMs !== undefined) out.intervalMs = intervalMs;
+    if (timeoutMs !== undefined) out.timeoutMs = timeoutMs;
+    if (rise !== undefined) out.rise = rise;
+    if (fall !== undefined) out.fall = fall;
+    if (value.udp_payload !== undefined) {
+      if (typeof value.udp_payload === 'string' && value.udp_payload.length > 0 && value.udp_payload.length <= 1200) out.udpPayload = value.udp_payload;
+      else this.report(at('udp_payload'), `must be a string of 1 to 1200 characters, got ${show(value.udp_payload)}`, entry);
+    }
+    if (value.udp_expect !== undefined) {
+      if (typeof value.udp_expect !== 'string') this.report(at('udp_expect'), `must be a regular expression in a string, got ${show(value.udp_expect)}`, entry);
+      else {
+        try {
+          new RegExp(value.udp_expect);
+          out.udpExpect = value.udp_expect;
+        } catch (error) {
+          this.report(at('udp_expect'), `is not a regular expression: ${(error as Error).message}`, entry);
+        }
+      }
+    }
+    if (value.sni !== undefined) {
+      const pattern = typeof value.sni === 'string' ? parseNamePattern(value.sni) : undefined;
+      if (pattern === undefined || 'error' in pattern || pattern.wildcard) {
+        this.report(at('sni'), `must be a host name, got ${show(value.sni)}${pattern && 'error' in pattern ? ` (${pattern.error})` : ''}`, entry);
+      } else out.sni = pattern.name;
+    }
+    if (value.on_down !== undefined) {
+      if (value.on_down === 'keep' || value.on_down === 'reset') out.onDown = value.on_down;
+      else this.report(at('on_down'), `must be keep or reset, got ${show(value.on_down)}`, entry);
+    }
+    return this.issues.length === before ? out : undefined;
+  }
+
+  /**
+   * An entry's settings over the file's defaults; undefined when it is not probed. `name` is what a dtls probe asks
+   * for unless `sni` says otherwise: the entry's name (for a wildcard, the name it is a wildcard under).
+   */
+  mergeHealth(defaults: HealthBlock, own: HealthBlock, name: string | undefined, path: PathSegment[], entry: MappingsEntryRef | undefined): HealthSpec | undefined {
+    const m = { ...HEALTH_DEFAULTS, ...defaults, ...own };
+    if (m.probe === undefined || m.probe === 'none') return undefined;
+    if (m.timeoutMs > m.intervalMs) {
+      this.report([...path, 'timeout_ms'], `timeout_ms (${m.timeoutMs}) must not exceed interval_ms (${m.intervalMs})`, entry);
+      return undefined;
+    }
+    const spec: HealthSpec = { probe: m.probe, intervalMs: m.intervalMs, timeoutMs: m.timeoutMs, rise: m.rise, fall: m.fall, onDown: m.onDown };
+    if (m.probe === 'udp') {
+      if (m.udpPayload === undefined) {
+        this.report([...path, 'udp_payload'], 'missing: a udp probe sends udp_payload', entry);
+        return undefined;
+      }
+      spec.udpPayload = m.udpPayload;
+      if (m.udpExpect !== undefined) spec.udpExpect = m.udpExpect;
+    } else {
+      const sni = m.sni ?? name;
+      if (sni !== undefined) spec.sni = sni;
+    }
+    return Object.freeze(spec);
   }
 
   address(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): string | undefined {
@@ -179,7 +306,7 @@ class Validator {
     value: Record<string, unknown>,
     path: PathSegment[],
     entry: MappingsEntryRef | undefined,
-  ): UdpEndpoint[] | undefined {
+  ): ParsedTarget[] | undefined {
     const hasSingle = value.ipv4 !== undefined || value.port !== undefined;
     if (value.targets !== undefined) {
       if (hasSingle) {
@@ -191,7 +318,7 @@ class Validator {
         this.report([...path, 'targets'], `must be a non-empty list of {ipv4, port}, got ${show(list)}`, entry);
         return undefined;
       }
-      const out: UdpEndpoint[] = [];
+      const out: ParsedTarget[] = [];
       const seen = new Map<string, number>();
       let ok = true;
       list.forEach((item: unknown, i) => {
@@ -200,7 +327,7 @@ class Validator {
           ok = false;
           return;
         }
-        const key = `${t.address}:${t.port}`;
+        const key = `${t.endpoint.address}:${t.endpoint.port}`;
         const earlier = seen.get(key);
         if (earlier !== undefined) {
           this.report([...path, 'targets', i], `duplicate target ${key} (also targets[${earlier}])`, entry);
@@ -218,8 +345,18 @@ class Validator {
     }
     const address = this.address(value.ipv4, [...path, 'ipv4'], entry);
     const port = this.port(value.port, [...path, 'port'], entry);
-    return address !== undefined && port !== undefined ? [Object.freeze({ address, port })] : undefined;
+    return address !== undefined && port !== undefined ? [{ endpoint: Object.freeze({ address, port }), weight: 1, drain: false }] : undefined;
   }
+}
+
+/** The endpoints of a parsed list, and its weights and drain flags where any differs from the default. */
+function route(list: readonly ParsedTarget[]): { targets: readonly UdpEndpoint[]; weights?: readonly number[]; drain?: readonly boolean[] } {
+  const out: { targets: readonly UdpEndpoint[]; weights?: readonly number[]; drain?: readonly boolean[] } = {
+    targets: Object.freeze(list.map((t) => t.endpoint)),
+  };
+  if (list.some((t) => t.weight !== 1)) out.weights = Object.freeze(list.map((t) => t.weight));
+  if (list.some((t) => t.drain)) out.drain = Object.freeze(list.map((t) => t.drain));
+  return out;
 }
 
 export interface MappingsSourceOptions {
@@ -238,7 +375,13 @@ function validate(
     throw new MappingsError(v.issues);
   }
   for (const key of Object.keys(doc)) {
-    if (!TOP_KEYS.has(key)) v.report([key], 'unknown top-level key; expected sniMappings and default');
+    if (!TOP_KEYS.has(key)) v.report([key], 'unknown top-level key; expected sniMappings, default, health and when_all_down');
+  }
+  const healthDefaults = v.health(doc.health, ['health'], undefined) ?? {};
+  let whenAllDown: WhenAllDown = 'drop';
+  if (doc.when_all_down !== undefined) {
+    if (doc.when_all_down === 'drop' || doc.when_all_down === 'any') whenAllDown = doc.when_all_down;
+    else v.report(['when_all_down'], `must be drop or any, got ${show(doc.when_all_down)}`);
   }
 
   const rules: MappingRule[] = [];
@@ -258,7 +401,7 @@ function validate(
       const before = v.issues.length;
       for (const key of Object.keys(item)) {
         if (!ENTRY_KEYS.has(key)) {
-          v.report([...path, key], 'unknown key; an entry has fqdn, ipv4/port or targets, and optionally helloVerify', entry);
+          v.report([...path, key], 'unknown key; an entry has fqdn, ipv4/port or targets, and optionally helloVerify and health', entry);
         }
       }
       let pattern: ReturnType<typeof parseNamePattern> | undefined;
@@ -270,8 +413,11 @@ function validate(
       }
       const targets = v.targets(item, path, entry);
       const helloVerify = v.helloVerify(item.helloVerify, [...path, 'helloVerify'], entry);
-      if (pattern === undefined || 'error' in pattern || targets === undefined || v.issues.length !== before) return;
+      const ownHealth = v.health(item.health, [...path, 'health'], entry);
+      if (pattern === undefined || 'error' in pattern || targets === undefined || ownHealth === undefined || v.issues.length !== before) return;
       const name = pattern.wildcard ? pattern.suffix : pattern.name;
+      const health = v.mergeHealth(healthDefaults, ownHealth, name, [...path, 'health'], entry);
+      if (v.issues.length !== before) return;
       const dupKey = `${pattern.wildcard ? '*.' : ''}${name}`;
       const earlier = seen.get(dupKey);
       if (earlier !== undefined) {
@@ -280,33 +426,40 @@ function validate(
       }
       seen.set(dupKey, index);
       const fqdn = item.fqdn as string;
-      const rule: MappingRule = { index, fqdn, wildcard: pattern.wildcard, name, targets: Object.freeze(targets) };
-      // Left out when off, so that tables written without the key are the same objects as before it existed.
-      rules.push(Object.freeze(helloVerify === true ? { ...rule, helloVerify } : rule));
+      // Settings left out when off, so that tables written without them are the same objects as before they existed.
+      const rule: MappingRule = { index, fqdn, wildcard: pattern.wildcard, name, ...route(targets) };
+      rules.push(Object.freeze({ ...rule, ...(helloVerify === true ? { helloVerify } : {}), ...(health ? { health } : {}) }));
     });
   }
 
-  let defaultTargets: UdpEndpoint[] | undefined;
+  let defaultTargets: ParsedTarget[] | undefined;
   let defaultHelloVerify: boolean | undefined = false;
+  let defaultHealth: HealthSpec | undefined;
   if (doc.default !== undefined) {
     const d = doc.default;
     if (d === 'drop') defaultTargets = undefined;
     else if (isPlainObject(d)) {
       for (const key of Object.keys(d)) {
         if (!ENTRY_KEYS.has(key) || key === 'fqdn') {
-          v.report(['default', key], 'unknown key; default has ipv4/port or targets, and optionally helloVerify');
+          v.report(['default', key], 'unknown key; default has ipv4/port or targets, and optionally helloVerify and health');
         }
       }
       defaultTargets = v.targets(d, ['default'], undefined);
       defaultHelloVerify = v.helloVerify(d.helloVerify, ['default', 'helloVerify'], undefined);
+      const own = v.health(d.health, ['default', 'health'], undefined);
+      if (own !== undefined) defaultHealth = v.mergeHealth(healthDefaults, own, undefined, ['default', 'health'], undefined);
     } else {
       v.report(['default'], `must be "drop", {ipv4, port} or {targets: [...]}, got ${show(d)}`);
     }
   }
 
   if (v.issues.length > 0) throw new MappingsError(v.issues);
-  const fallback = defaultTargets === undefined ? undefined : Object.freeze(defaultTargets);
-  return new MappingTable(Object.freeze(rules), fallback, file, { defaultHelloVerify: defaultHelloVerify === true });
+  const fallback = defaultTargets === undefined ? undefined : route(defaultTargets);
+  return new MappingTable(Object.freeze(rules), fallback?.targets, file, {
+    defaultHelloVerify: defaultHelloVerify === true,
+    whenAllDown,
+    ...(fallback ? { defaultRoute: { ...(fallback.weights ? { weights: fallback.weights } : {}), ...(fallback.drain ? { drain: fallback.drain } : {}), ...(defaultHealth ? { health: defaultHealth } : {}) } } : {}),
+  });
 }
 
 /**

@@ -18,11 +18,55 @@ export interface MappingRule {
    * (`helloVerify: true` in the mappings). Absent when off.
    */
   readonly helloVerify?: boolean;
+  /** Each target's share of new clients (`weight`, 1 by default), one per target; absent when all are 1. */
+  readonly weights?: readonly number[];
+  /** Which targets take no new clients (`drain: true`), one per target; absent when none drains. */
+  readonly drain?: readonly boolean[];
+  /** How the targets are probed; absent when they are not (`probe: none`, the default). */
+  readonly health?: HealthSpec;
+}
+
+/** What to do with new clients of a name whose targets are all unhealthy or draining. */
+export type WhenAllDown = 'drop' | 'any';
+
+/** The `health` settings of an entry, the file's defaults merged in. */
+export interface HealthSpec {
+  probe: 'dtls' | 'udp';
+  intervalMs: number;
+  timeoutMs: number;
+  /** Successes in a row that make a target healthy, failures in a row that make it unhealthy. */
+  rise: number;
+  fall: number;
+  /** The udp probe's datagram, and what a reply must match (a regular expression) to count. */
+  udpPayload?: string;
+  udpExpect?: string;
+  /** The server name the dtls probe's ClientHello asks for; absent: none. */
+  sni?: string;
+  /** `reset`: when a target becomes unhealthy, its established flows are removed too; `keep` (default) lets them run. */
+  onDown: 'keep' | 'reset';
+}
+
+/** A target group without a name: the default's targets, with their weights, drain flags and health. */
+export interface DefaultRoute {
+  readonly targets: readonly UdpEndpoint[];
+  readonly weights?: readonly number[];
+  readonly drain?: readonly boolean[];
+  readonly health?: HealthSpec;
 }
 
 export interface MappingTableOptions {
   /** The default target's `helloVerify`: hellos sent to the default must bring a cookie first. */
   defaultHelloVerify?: boolean;
+  /** The default's weights, drain flags and health; its targets are the constructor's `defaultTargets`. */
+  defaultRoute?: Omit<DefaultRoute, 'targets'>;
+  /** Default `drop`. */
+  whenAllDown?: WhenAllDown;
+}
+
+/** A target as a health checker watches it: where, and how, as the first entry that lists it says. */
+export interface CheckedTarget {
+  target: UdpEndpoint;
+  health: HealthSpec;
 }
 
 export type MatchKind = 'exact' | 'wildcard' | 'default';
@@ -30,12 +74,30 @@ export type MatchKind = 'exact' | 'wildcard' | 'default';
 export type Resolution =
   /** `helloVerify` is set, to true, only when the entry (or the default) that matched asks for a cookie. */
   | { kind: 'target'; target: UdpEndpoint; match: MatchKind; rule?: MappingRule; helloVerify?: boolean }
-  /** Nothing to route to and no default: `no-name` when the hello named no server, else `unknown-name`. */
-  | { kind: 'none'; why: 'no-name' | 'unknown-name' };
+  /**
+   * Nothing to route to: `no-name` when the hello named no server and there is no default, `unknown-name` when its
+   * name matched nothing and there is no default, `all-targets-down` when every target of the match is unhealthy or
+   * draining and `when_all_down` is `drop`.
+   */
+  | { kind: 'none'; why: 'no-name' | 'unknown-name' | 'all-targets-down'; match?: MatchKind; rule?: MappingRule };
+
+/** Whether a target may take new clients, as a health checker says; every target may, without one. */
+export type TargetUsable = (target: UdpEndpoint) => boolean;
 
 interface CompiledRule {
   rule: MappingRule;
   targets: RendezvousSet;
+}
+
+/** The target a client gets among `set`'s, passing over draining and unusable ones; -1 when none is left. */
+function choose(set: RendezvousSet, drain: readonly boolean[] | undefined, clientKey: string, usable: TargetUsable | undefined, whenAllDown: WhenAllDown): number {
+  if (drain === undefined && usable === undefined) return set.pickIndex(clientKey);
+  const targets = set.targets;
+  const index = set.pickIndex(clientKey, (i) => drain?.[i] !== true && (usable === undefined || usable(targets[i]!)));
+  if (index >= 0 || whenAllDown === 'drop') return index;
+  // Failing open: health is ignored, then draining too, rather than refusing the client.
+  const notDraining = set.pickIndex(clientKey, (i) => drain?.[i] !== true);
+  return notDraining >= 0 ? notDraining : set.pickIndex(clientKey);
 }
 
 /**
@@ -50,6 +112,9 @@ export class MappingTable {
   readonly file: string | undefined;
   /** Whether hellos routed to the default must bring a cookie first. */
   readonly defaultHelloVerify: boolean;
+  /** The default's weights, drain flags and health, when it has targets. */
+  readonly defaultRoute: DefaultRoute | undefined;
+  readonly whenAllDown: WhenAllDown;
   private readonly exact = new Map<string, CompiledRule>();
   private readonly wildcards = new Map<string, CompiledRule>();
   private readonly fallback: RendezvousSet | undefined;
@@ -65,10 +130,31 @@ export class MappingTable {
     this.defaultTargets = defaultTargets;
     this.file = file;
     this.defaultHelloVerify = options.defaultHelloVerify === true && defaultTargets !== undefined;
+    this.whenAllDown = options.whenAllDown ?? 'drop';
     for (const rule of rules) {
-      (rule.wildcard ? this.wildcards : this.exact).set(rule.name, { rule, targets: new RendezvousSet(rule.targets) });
+      (rule.wildcard ? this.wildcards : this.exact).set(rule.name, { rule, targets: new RendezvousSet(rule.targets, rule.weights) });
     }
-    this.fallback = defaultTargets !== undefined && defaultTargets.length > 0 ? new RendezvousSet(defaultTargets) : undefined;
+    this.defaultRoute = defaultTargets === undefined ? undefined : { ...options.defaultRoute, targets: defaultTargets };
+    this.fallback =
+      defaultTargets !== undefined && defaultTargets.length > 0 ? new RendezvousSet(defaultTargets, options.defaultRoute?.weights) : undefined;
+  }
+
+  /**
+   * The targets to probe, each once, with the health settings of the first entry that lists it (the default's
+   * last): one checker state per target, since a backend that is down is down for every name it serves.
+   */
+  checkedTargets(): CheckedTarget[] {
+    const out = new Map<string, CheckedTarget>();
+    const add = (targets: readonly UdpEndpoint[], health: HealthSpec | undefined): void => {
+      if (health === undefined) return;
+      for (const target of targets) {
+        const key = `${target.address}:${target.port}`;
+        if (!out.has(key)) out.set(key, { target, health });
+      }
+    };
+    for (const rule of this.rules) add(rule.targets, rule.health);
+    if (this.defaultRoute) add(this.defaultRoute.targets, this.defaultRoute.health);
+    return [...out.values()];
   }
 
   /**
@@ -81,23 +167,27 @@ export class MappingTable {
     return { rule: compiled.rule, match: compiled.rule.wildcard ? 'wildcard' : 'exact' };
   }
 
-  /** Chooses the target for a hello, given its server name (if any) and the client's affinity key. */
-  resolve(serverName: string | undefined, clientKey: string): Resolution {
+  /**
+   * Chooses the target for a hello, given its server name (if any) and the client's affinity key: by weighted
+   * rendezvous hashing among the match's targets that do not drain and that `usable` accepts, so that a target
+   * that fails or comes back moves only its own share of clients.
+   */
+  resolve(serverName: string | undefined, clientKey: string, usable?: TargetUsable): Resolution {
     if (serverName !== undefined) {
       const compiled = this.lookup(normalizeHostName(serverName));
       if (compiled !== undefined) {
-        const resolution: Resolution = {
-          kind: 'target',
-          target: compiled.targets.pick(clientKey),
-          match: compiled.rule.wildcard ? 'wildcard' : 'exact',
-          rule: compiled.rule,
-        };
+        const match: MatchKind = compiled.rule.wildcard ? 'wildcard' : 'exact';
+        const index = choose(compiled.targets, compiled.rule.drain, clientKey, usable, this.whenAllDown);
+        if (index < 0) return { kind: 'none', why: 'all-targets-down', match, rule: compiled.rule };
+        const resolution: Resolution = { kind: 'target', target: compiled.targets.targets[index]!, match, rule: compiled.rule };
         if (compiled.rule.helloVerify === true) resolution.helloVerify = true;
         return resolution;
       }
     }
     if (this.fallback !== undefined) {
-      const resolution: Resolution = { kind: 'target', target: this.fallback.pick(clientKey), match: 'default' };
+      const index = choose(this.fallback, this.defaultRoute?.drain, clientKey, usable, this.whenAllDown);
+      if (index < 0) return { kind: 'none', why: 'all-targets-down', match: 'default' };
+      const resolution: Resolution = { kind: 'target', target: this.fallback.targets[index]!, match: 'default' };
       if (this.defaultHelloVerify) resolution.helloVerify = true;
       return resolution;
     }

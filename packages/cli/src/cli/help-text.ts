@@ -16,6 +16,7 @@ Examples:
   $ flowlb run --config config.yaml --mapper ./my-mapper.mjs
   $ flowlb flows --instance 192.0.2.1:4433                  flows of a running balancer
   $ flowlb stats --watch                                    its counters every 2 seconds
+  $ flowlb backends                                         its targets and their health
   $ flowlb detach --instance 192.0.2.1:4433                 detach what a stopped run left attached
 
 ${EXIT_CODES_HELP}
@@ -89,6 +90,8 @@ Endpoints (with metrics_addr):
   /healthz   200 when the VIP socket is bound and the XDP program attached, else 503;
              also lists ip_forward and accept_local problems
   /stats     the balancer's counters as JSON (read by \`flowlb stats\`)
+  /backends  with --mappings: the targets and their health as JSON (read by
+             \`flowlb backends\`)
   /flows     the most recently used flows as JSON, ?limit=n of them (1000 unless
              asked, at most 10000; read by \`flowlb flows\` when no map is pinned)
 
@@ -134,6 +137,20 @@ Examples:
   $ flowlb stats
   $ flowlb stats --watch 1          every second, with rates, until Ctrl-C
   $ flowlb stats --json --watch 5   one JSON object per line
+
+${EXIT_CODES_HELP}`;
+
+export const BACKENDS_DESCRIPTION = `Show the targets of a running balancer's mappings (\`flowlb run --mappings\`),
+each with its state (healthy, unhealthy, unknown before its first probes, unchecked
+when no entry probes it, draining), since when, the kind and round trip of its
+last probe, probes and failures, weight, the names that list it and why its last
+probe failed. Read from /backends of its metrics server.`;
+
+export const BACKENDS_AFTER = `${INSTANCE_HELP}
+
+Examples:
+  $ flowlb backends
+  $ flowlb backends --json | jq '.[] | select(.state == "unhealthy")'
 
 ${EXIT_CODES_HELP}`;
 

@@ -19,7 +19,7 @@ describe('flowlb command line', () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^Usage: flowlb \[options\] \[command\]\n\nflowlb: a UDP load balancer with an XDP fast path\./);
-    for (const cmd of ['run', 'flows', 'stats', 'detach', 'check', 'demo', 'help']) expect(r.stdout).toMatch(new RegExp(`^ {2}${cmd} `, 'm'));
+    for (const cmd of ['run', 'flows', 'stats', 'backends', 'detach', 'check', 'demo', 'help']) expect(r.stdout).toMatch(new RegExp(`^ {2}${cmd} `, 'm'));
     expect(r.stdout).toContain('\nExamples:\n  $ flowlb demo ');
     expect(r.stdout).toContain(
       '\nExit codes:\n  0  success\n  1  runtime failure (the balancer stopped on an error, a pinned map could not be read)\n' +
@@ -35,7 +35,7 @@ describe('flowlb command line', () => {
     expect(await cli(['-V'])).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
   });
 
-  it.each(['run', 'flows', 'stats', 'detach', 'check', 'demo'])('%s --help has a description, examples and exit codes', async (cmd) => {
+  it.each(['run', 'flows', 'stats', 'backends', 'detach', 'check', 'demo'])('%s --help has a description, examples and exit codes', async (cmd) => {
     const r = await cli([cmd, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Usage: flowlb ${cmd} \\[options\\]\\n\\n\\S`));

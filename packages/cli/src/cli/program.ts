@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { checkCommand } from '../commands/check.js';
 import { flowsCommand } from '../commands/flows.js';
 import { statsCommand } from '../commands/stats.js';
+import { backendsCommand } from '../commands/backends.js';
 import { ConfigError } from '../config/index.js';
 import { detachCommand } from '../run/detach.js';
 import { VERSION } from '../version.js';
@@ -75,6 +76,13 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
     .addHelpText('after', help.STATS_AFTER)
     .action(async (opts: { json?: boolean; watch?: boolean | string; count?: string; pinPath?: string; instance?: string; config?: string }) => {
       setExit(await statsCommand(opts, io, opts.watch ? runners.interrupts?.() : undefined));
+    });
+
+  withInstanceOptions(sub('backends').summary("show the targets of a running balancer's mappings and their health").description(help.BACKENDS_DESCRIPTION))
+    .option('--json', 'print JSON')
+    .addHelpText('after', help.BACKENDS_AFTER)
+    .action(async (opts: { json?: boolean; pinPath?: string; instance?: string; config?: string }) => {
+      setExit(await backendsCommand(opts, io));
     });
 
   withInstanceOptions(sub('detach').summary('detach the XDP program a stopped balancer left attached').description(help.DETACH_DESCRIPTION))

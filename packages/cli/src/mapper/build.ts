@@ -4,6 +4,7 @@ import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { FlowlbConfig } from '../config/index.js';
 import type { Logger } from '../run/logger.js';
 import { loadMapperModule, type LoadedMapper } from './load-module.js';
+import { BackendHealth, type BackendReport } from './backend-health.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -17,6 +18,8 @@ export interface BuiltMapper {
   description: string;
   /** Re-reads the mappings; a failure leaves the mapper as it was. */
   reload(): Promise<ReloadOutcome>;
+  /** The targets of the DTLS mapper's mappings with their health, for /backends and the metrics. */
+  backends?: () => BackendReport[];
   /** The DTLS mapper's keys for the XDP program's own HelloVerifyRequests (see LoadBalancer's xdp.helloVerify). */
   kernelHelloVerify?: DtlsSniMapper['kernelHelloVerify'];
   close(): Promise<void>;
@@ -64,14 +67,21 @@ export function traceDecisions(inner: FlowMapper, log: Logger): FlowMapper {
   };
 }
 
-async function dtlsSni(file: string, cookieSecret: string | undefined): Promise<BuiltMapper> {
+async function dtlsSni(file: string, cookieSecret: string | undefined, config: FlowlbConfig, log: Logger): Promise<BuiltMapper> {
   let m: DtlsSniMapper;
+  // Probes leave from the SNAT address, as the flows' datagrams do, so that they take the same route to the targets.
+  const health = new BackendHealth({ bindAddress: config.snatAddr, log });
   try {
-    m = await DtlsSniMapper.fromFile(file, cookieSecret === undefined ? {} : { cookieSecret });
+    m = await DtlsSniMapper.fromFile(file, {
+      ...(cookieSecret === undefined ? {} : { cookieSecret }),
+      isUsable: (target) => health.isUsable(target),
+    });
   } catch (error) {
+    health.stop();
     if (error instanceof MappingsError) throw new CliError(error.message, EXIT.USAGE, { cause: error });
     throw error;
   }
+  health.sync(m.mappings);
   const rules = (): string => {
     const t = m.mappings;
     return `${t.rules.length} name${t.rules.length === 1 ? '' : 's'}${t.defaultTargets ? ', with a default' : ''}`;
@@ -81,9 +91,12 @@ async function dtlsSni(file: string, cookieSecret: string | undefined): Promise<
     description: `dtls-sni ${file} (${rules()})`,
     async reload() {
       const r = await m.reload();
-      return r.ok ? { ok: true, detail: `${file}: ${rules()}` } : { ok: false, detail: r.error.message };
+      if (!r.ok) return { ok: false, detail: r.error.message };
+      health.sync(m.mappings);
+      return { ok: true, detail: `${file}: ${rules()}` };
     },
-    close: async () => {},
+    close: async () => health.stop(),
+    backends: () => health.report(),
     kernelHelloVerify: () => m.kernelHelloVerify(),
   };
 }
@@ -116,7 +129,7 @@ export async function buildMapper(choice: MapperChoice, config: FlowlbConfig, lo
   }
   let built: BuiltMapper;
   if (choice.mappings) {
-    built = await dtlsSni(choice.mappings, choice.cookieSecret);
+    built = await dtlsSni(choice.mappings, choice.cookieSecret, config, log);
   } else if (choice.mapper) {
     const loaded = await loadMapperModule(choice.mapper, {
       vip: { ...config.vip },

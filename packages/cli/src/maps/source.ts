@@ -73,6 +73,15 @@ function viaMetrics(state: RunState, why: string): InstanceSource {
   return { kind: 'metrics', pinPath: state.pinPath, url: state.metricsUrl, state };
 }
 
+/** The running instance that `sel` names, asked over its metrics server: for what only the process knows. */
+export async function openRunningInstance(sel: InstanceSelector, env: NodeJS.ProcessEnv): Promise<Extract<InstanceSource, { kind: 'metrics' }>> {
+  const t = await target(sel, env);
+  if (!t.state) {
+    throw new CliError(`no running \`flowlb run\` left its run file in ${t.runDir}; start one, or pass --instance or --config`, EXIT.FAILURE);
+  }
+  return viaMetrics(t.state, 'is running') as Extract<InstanceSource, { kind: 'metrics' }>;
+}
+
 /** Opens the instance that `sel` names, for reading its `mapName` map or what its metrics server says instead. */
 export async function openInstance(sel: InstanceSelector, env: NodeJS.ProcessEnv, mapName: 'flows' | 'stats'): Promise<InstanceSource> {
   const t = await target(sel, env);

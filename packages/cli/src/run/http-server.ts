@@ -17,6 +17,8 @@ export interface MetricsRoutes {
   stats(): unknown;
   /** The `limit` most recently used flows; undefined while the balancer is not running. */
   flows?(limit: number): Promise<FlowsPage | undefined>;
+  /** The mappings' targets with their health (the DTLS mapper's). */
+  backends?(): unknown;
 }
 
 /** How many flows /flows lists unless asked for another number, and the most it ever lists in one answer. */
@@ -32,8 +34,9 @@ function flowsLimit(query: string | undefined): number | string {
 }
 
 /**
- * /metrics (Prometheus text), /healthz (JSON, 503 when unhealthy), /stats (the balancer's counters as JSON) and
- * /flows (the most recently used flows as JSON, `?limit=` of them).
+ * /metrics (Prometheus text), /healthz (JSON, 503 when unhealthy), /stats (the balancer's counters as JSON),
+ * /flows (the most recently used flows as JSON, `?limit=` of them) and, with the DTLS mapper, /backends (its targets
+ * and their health as JSON).
  */
 export async function startMetricsServer(addr: HostPort, routes: MetricsRoutes): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
@@ -62,6 +65,8 @@ export async function startMetricsServer(addr: HostPort, routes: MetricsRoutes):
       json(h.status === 'ok' ? 200 : 503, h);
     } else if (path === '/stats') {
       json(200, routes.stats());
+    } else if (path === '/backends' && routes.backends) {
+      json(200, routes.backends());
     } else if (path === '/flows' && routes.flows) {
       const limit = flowsLimit(query);
       if (typeof limit === 'string') {

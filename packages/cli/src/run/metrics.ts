@@ -1,6 +1,7 @@
 import type { BalancerStats } from '@flowlb/balancer';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { registerSnapshotMetric, type SampleValue } from './snapshot-metric.js';
+import type { BackendReport } from '../mapper/backend-health.js';
 
 export interface MetricsSources {
   /** The balancer's counters; undefined before it has started. */
@@ -9,6 +10,8 @@ export interface MetricsSources {
   xdp(): Record<string, number> | undefined;
   reloads(): { ok: number; failed: number };
   info(): { vip: string; datapath: string; version: string };
+  /** The mappings' targets with their health; absent for mappers that have none. */
+  backends?(): BackendReport[];
 }
 
 type DatagramPath = 'slowPathIn' | 'forwardedNew' | 'forwardedLate' | 'userspaceForward' | 'userspaceReverse';
@@ -162,6 +165,32 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
       ];
     },
   });
+  const backends = sources.backends;
+  if (backends) {
+    const probed = (): BackendReport[] => backends().filter((b) => b.health !== undefined);
+    registerSnapshotMetric(registry, {
+      name: 'flowlb_backend_up',
+      help: 'Whether a target may take new clients: 1 healthy or not yet known, 0 unhealthy or draining (probed targets)',
+      type: 'gauge',
+      values: () => probed().map((b) => ({ value: b.state === 'unhealthy' || b.state === 'draining' ? 0 : 1, labels: { target: b.target } })),
+    });
+    registerSnapshotMetric(registry, {
+      name: 'flowlb_backend_probes_total',
+      help: 'Health probes of a target, and of them the failed ones (result="failed")',
+      type: 'counter',
+      values: () =>
+        probed().flatMap((b) => [
+          { value: b.probes ?? 0, labels: { target: b.target, result: 'all' } },
+          { value: b.failures ?? 0, labels: { target: b.target, result: 'failed' } },
+        ]),
+    });
+    registerSnapshotMetric(registry, {
+      name: 'flowlb_backend_probe_rtt_seconds',
+      help: 'Round trip of the last successful health probe of a target',
+      type: 'gauge',
+      values: () => probed().flatMap((b) => (b.lastRttMs === undefined ? [] : [{ value: b.lastRttMs / 1000, labels: { target: b.target } }])),
+    });
+  }
   return {
     contentType: registry.contentType,
     async metrics() {

@@ -227,6 +227,7 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
           datapath: i.lb?.datapath ?? plan.datapath,
           version: VERSION,
         }),
+        ...(mapper.backends ? { backends: mapper.backends } : {}),
       });
       try {
         inst.metrics = await startMetricsServer(config.metricsAddr, {
@@ -234,11 +235,15 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
           health: () => i.health(),
           stats: () => ({ ...(i.stats() ?? {}), xdp: i.xdp() }),
           flows: (limit) => i.flows(limit),
+          ...(mapper.backends ? { backends: mapper.backends } : {}),
         });
       } catch (error) {
         throw new CliError(`metrics_addr ${formatHostPort(config.metricsAddr)}: ${(error as Error).message}`, EXIT.FAILURE, { cause: error });
       }
-      log.info({ url: inst.metrics.url }, 'metrics, health, stats and flows served at /metrics, /healthz, /stats, /flows');
+      log.info(
+        { url: inst.metrics.url },
+        `metrics, health, stats and flows served at /metrics, /healthz, /stats, /flows${mapper.backends ? ', the targets at /backends' : ''}`,
+      );
     }
 
     if (config.workers > 1 && plan.datapath !== 'xdp') {
