@@ -3,11 +3,10 @@
  * `flood` scenario of `pnpm bench` and its end-to-end test.
  *
  * real namespace        client namespace                balancer namespace              backend namespace
- *   openssl s_client  →   relay (live frames) → eth0  →   flowlb run (XDP, --mappings) →  tools/dtls-backend
+ *   openssl s_client  →   relay (live frames) → eth0  →   flowlb run (XDP, --mappings) →  testkit's dtls-backend
  *   (10.201.3.2)          gen: forged hellos from         pinned to SYSTEM_CPU            (mark_drop keeps the forged
  *                         10.128.0.0/12 (GENERATOR_CPU)                                   hellos' copies off them)
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,8 +16,9 @@ import {
   dtlsCapture,
   runGnutlsDtlsClient,
   runOpensslDtlsClient,
+  startDtlsBackend,
+  type DtlsBackend,
   type DtlsCertificates,
-  type DtlsCredentials,
   type Spawned,
 } from '@flowlb/testkit';
 import { decodeValue, encodeKey, FLOW_F_CONFIRMED } from '@flowlb/flow-table';
@@ -73,50 +73,10 @@ const FLOOD_TICK_MS = 2;
 const METRICS_ADDR = '127.0.0.1:9100';
 /** An idle veth of the client namespace that holds gen in the kernel's XDP dispatcher (holdInDispatcher). */
 const HOLD_IFNAME = 'genhold0';
-const TOOLS_DIR = join(DIST_DIR, '..', 'tools');
 const MiB = 1024 * 1024;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const pinTo = (cpu: number): string[] => ['taskset', '-c', String(cpu)];
-
-/** The service's backend: a DTLS server that serves many clients at once (tools/dtls-backend.c). */
-export interface Backend {
-  endpoint: UdpEndpoint;
-  /** What it printed last. */
-  transcript(): string;
-  stop(): Promise<void>;
-}
-
-/** Compiles tools/dtls-backend.c into `dir`, against the libraries the openssl command uses: no headers needed. */
-function buildBackend(dir: string): string {
-  const bin = join(dir, 'dtls-backend');
-  try {
-    execFileSync('cc', ['-O2', '-o', bin, join(TOOLS_DIR, 'dtls-backend.c'), '-l:libssl.so.3', '-l:libcrypto.so.3'], { stdio: 'pipe', timeout: 60_000 });
-  } catch (error) {
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`cannot build the DTLS backend (tools/dtls-backend.c): ${stderr || (error as Error).message}`);
-  }
-  return bin;
-}
-
-async function startBackend(t: BenchTopology, bin: string, creds: DtlsCredentials, endpoint: UdpEndpoint, anyCookie: boolean): Promise<Backend> {
-  const args = [bin, endpoint.address, String(endpoint.port), creds.cert, creds.key, ...(anyCookie ? ['--any-cookie'] : [])];
-  const proc = t.topo.spawn(t.backendNs, 'taskset', ['-c', String(GENERATOR_CPU), ...args]);
-  try {
-    await waitForOutput(() => proc.output(), proc.exited, (out) => out.includes('READY'), `dtls-backend on ${endpoint.address}:${endpoint.port}`);
-  } catch (error) {
-    await proc.stop(1000);
-    throw error;
-  }
-  return {
-    endpoint,
-    transcript: () => {
-      const out = proc.output();
-      return `${out.stdout.slice(-1500)}${out.stderr.slice(-1000)}`;
-    },
-    stop: async () => void (await proc.stop(1000)),
-  };
-}
 
 /** Everything a step needs that outlives it: namespaces, programs, backends, certificates, a scratch folder. */
 export interface FloodBed {
@@ -128,7 +88,7 @@ export interface FloodBed {
    * nor stock servers could carry on from the balancer's HelloVerifyRequest with a cookie exchange of their own.
    * Each is started on first use.
    */
-  backend(helloVerify: boolean): Promise<Backend>;
+  backend(helloVerify: boolean): Promise<DtlsBackend>;
   progs: BenchPrograms;
   dir: string;
   bpffs: string;
@@ -213,16 +173,22 @@ export async function createFloodBed(): Promise<FloodBed> {
     const certs: DtlsCertificates = await createDtlsCertificates('flowlb-flood-certs-');
     cleanups.push(() => certs.remove());
     const creds = await certs.issue(SERVICE_NAME);
-    const bin = buildBackend(dir);
-    const backends = new Map<boolean, Promise<Backend>>();
+    const backends = new Map<boolean, Promise<DtlsBackend>>();
     cleanups.push(async () => {
       for (const b of backends.values()) await (await b.catch(() => undefined))?.stop();
     });
-    const backendFor = (helloVerify: boolean): Promise<Backend> => {
+    const backendFor = (helloVerify: boolean): Promise<DtlsBackend> => {
       let b = backends.get(helloVerify);
       if (!b) {
         // Two servers side by side, on the backend host's address, one port apart.
-        b = startBackend(t, bin, creds, { address: backend.address, port: backend.port + (helloVerify ? 1 : 0) }, helloVerify);
+        b = startDtlsBackend(t.topo, t.backendNs, {
+          ...creds,
+          addr: backend.address,
+          port: backend.port + (helloVerify ? 1 : 0),
+          anyCookie: helloVerify,
+          // Beside the generator: the balancer's CPU is the one measured.
+          prefix: pinTo(GENERATOR_CPU),
+        });
         backends.set(helloVerify, b);
       }
       return b;
@@ -291,7 +257,7 @@ function configYaml(bed: FloodBed, spec: BalancerSettings, pinPath: string): str
   return `${lines.join('\n')}\n`;
 }
 
-function mappingsYaml(backend: Backend, spec: BalancerSettings): string {
+function mappingsYaml(backend: DtlsBackend, spec: BalancerSettings): string {
   const entry = (fqdn: string): string[] => [
     `  - fqdn: "${fqdn}"`,
     `    ipv4: "${backend.endpoint.address}"`,
@@ -743,7 +709,7 @@ export function floodMethodNotes(spec: Omit<FloodStepSpec, 'completePerSec' | 'p
       `every ${FLOOD_TICK_MS} ms rather than in 25 ms bursts.`,
     `The balancer is \`flowlb run --mappings\` on the XDP datapath, pinned to CPU ${SYSTEM_CPU}, with the defaults for pending clients, ` +
       `SNAT ports (10000–29999), unconfirmed_ttl_sec and workers, and ${limit}. ${SERVICE_NAME} and the fragmented capture's name map ` +
-      'to one backend, a DTLS server built from tools/dtls-backend.c (OpenSSL; a stateless HelloVerifyRequest for hellos without its ' +
+      'to one backend, a DTLS server built from tools/dtls-backend.c of @flowlb/testkit (OpenSSL; a stateless HelloVerifyRequest for hellos without its ' +
       'cookie, then a process per client, so that it serves many at once where openssl s_server and gnutls-serv serve one), with a ' +
       "certificate made for the run. With helloVerify (on both entries, and no default) every route asks for a cookie, so " +
       "the XDP program answers the hellos itself (*answered in XDP*) and the balancer's process sees only the clients that come " +

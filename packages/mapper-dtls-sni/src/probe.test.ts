@@ -46,6 +46,8 @@ interface FakeServer {
   address: string;
   port: number;
   hellos: { hello: HelloResult; from: RemoteInfo }[];
+  /** Alert records the probe sent: level, description and record sequence number. */
+  alerts: { level: number; description: number; recordSequence: number }[];
   close(): void;
 }
 
@@ -78,14 +80,19 @@ async function udpSocket(address = '127.0.0.1', port = 0): Promise<Socket> {
 async function fakeServer(answer: Answer): Promise<FakeServer> {
   const socket = await udpSocket();
   const hellos: FakeServer['hellos'] = [];
+  const alerts: FakeServer['alerts'] = [];
   socket.on('message', (datagram, from) => {
+    if (datagram[0] === 21 && datagram.length === 15) {
+      alerts.push({ level: datagram[13]!, description: datagram[14]!, recordSequence: datagram.readUIntBE(5, 6) });
+      return;
+    }
     const parsed = parseClientHello(datagram);
     if (parsed.kind !== 'hello') throw new Error(`the probe sent something else: ${JSON.stringify(parsed)}`);
     hellos.push({ hello: parsed, from });
     for (const reply of answer(parsed, from)) socket.send(reply, from.port, from.address);
   });
   const { address, port } = socket.address();
-  return { address, port, hellos, close: () => socket.close() };
+  return { address, port, hellos, alerts, close: () => socket.close() };
 }
 
 /**
@@ -124,12 +131,28 @@ async function probeOnce(
 }
 
 describe('dtlsProbe against a crafted server on loopback', () => {
-  it('is ok when a HelloVerifyRequest comes back, after sending a first hello with the name', async () => {
-    const server = await fakeServer((hello) => [hvrFor(hello)]);
+  it('answers a HelloVerifyRequest with the hello again, with its cookie, and ends the ServerHello that follows with an alert', async () => {
+    const server = await fakeServer((hello) => [hello.cookie.length === 0 ? hvrFor(hello) : serverHello()]);
     expect(await probeOnce(server, { serverName: 'probe.example' })).toEqual({ ok: true });
-    expect(server.hellos).toHaveLength(1);
-    expect(server.hellos[0]!.hello).toMatchObject({ sni: 'probe.example', messageSeq: 0, recordSequence: 0 });
-    expect(server.hellos[0]!.hello.cookie.length).toBe(0);
+    expect(server.hellos).toHaveLength(2);
+    const [first, retry] = server.hellos.map((h) => h.hello);
+    expect(first).toMatchObject({ sni: 'probe.example', messageSeq: 0, recordSequence: 0 });
+    expect(first!.cookie.length).toBe(0);
+    // The retry repeats the hello (its random too) with the cookie, numbered as a client numbers it.
+    expect(retry).toMatchObject({ sni: 'probe.example', messageSeq: 1, recordSequence: 1 });
+    expect(Buffer.from(retry!.cookie)).toEqual(Buffer.from(COOKIE));
+    expect(Buffer.from(retry!.random)).toEqual(Buffer.from(first!.random));
+    // A fatal user_canceled, in the record after the retry's.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.alerts).toEqual([{ level: 2, description: 90, recordSequence: 2 }]);
+  });
+
+  it('is ok with a second HelloVerifyRequest (a refused cookie: the server is there), and sends no alert', async () => {
+    const server = await fakeServer((hello) => [hvrFor(hello)]);
+    expect(await probeOnce(server)).toEqual({ ok: true });
+    expect(server.hellos).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.alerts).toEqual([]);
   });
 
   it('sends no name when given none', async () => {
@@ -138,9 +161,11 @@ describe('dtlsProbe against a crafted server on loopback', () => {
     expect(server.hellos[0]!.hello.sni).toBeUndefined();
   });
 
-  it('is ok when a ServerHello comes back', async () => {
+  it('is ok when a ServerHello comes back, and ends that handshake with an alert after the hello', async () => {
     const server = await fakeServer(() => [serverHello()]);
     expect(await probeOnce(server, { serverName: 'probe.example' })).toEqual({ ok: true });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.alerts).toEqual([{ level: 2, description: 90, recordSequence: 1 }]);
   });
 
   it.each([
@@ -154,7 +179,7 @@ describe('dtlsProbe against a crafted server on loopback', () => {
 
   it(`ignores ${MAX_IGNORED_DATAGRAMS} datagrams that settle nothing, then takes the HelloVerifyRequest`, async () => {
     const junk = Array.from({ length: MAX_IGNORED_DATAGRAMS }, (_, i) => UNDECISIVE[i % UNDECISIVE.length]!);
-    const server = await fakeServer((hello) => [...junk, hvrFor(hello)]);
+    const server = await fakeServer((hello) => (hello.cookie.length === 0 ? [...junk, hvrFor(hello)] : [serverHello()]));
     expect(await probeOnce(server)).toEqual({ ok: true });
   });
 
@@ -266,15 +291,15 @@ describe('dtlsProbe against a crafted server on loopback', () => {
 describe('readDtlsReply', () => {
   it('takes the first decisive record of a datagram', () => {
     const hvr = helloVerifyRequest(COOKIE, { recordSequence: 0, messageSeq: 0 });
-    expect(readDtlsReply(concat(hvr, alert(2, 40)))).toEqual({ ok: true });
+    expect(readDtlsReply(concat(hvr, alert(2, 40)))).toEqual({ ok: true, started: false, cookie: COOKIE });
     expect(readDtlsReply(concat(alert(2, 40), hvr))).toEqual({ ok: false, alertLevel: 2, alertDescription: 40 });
-    expect(readDtlsReply(concat(record([1], { type: 20 }), serverHello()))).toEqual({ ok: true });
+    expect(readDtlsReply(concat(record([1], { type: 20 }), serverHello()))).toEqual({ ok: true, started: true });
   });
 
   it('finds a ServerHello after other messages in the same record', () => {
     const certificate = handshakeFragment(new Uint8Array(4), { msgType: 11 });
     const hello = handshakeFragment(new Uint8Array(40), { msgType: 2, messageSeq: 1 });
-    expect(readDtlsReply(record(concat(certificate, hello)))).toEqual({ ok: true });
+    expect(readDtlsReply(record(concat(certificate, hello)))).toEqual({ ok: true, started: true });
   });
 
   it.each(UNDECISIVE.map((d, i) => [i, d] as const))('says nothing about undecisive datagram %i', (_i, datagram) => {

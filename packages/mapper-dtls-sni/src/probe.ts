@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import { buildClientHello } from './client-hello-builder.js';
@@ -42,7 +43,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** What one reply datagram says about the peer; undefined when it says nothing. */
 export type DtlsReply =
-  | { ok: true }
+  /** A ServerHello: the server holds a handshake for the hello now. */
+  | { ok: true; started: true }
+  /** A HelloVerifyRequest, with its cookie (empty when the message is cut short). */
+  | { ok: true; started: false; cookie: Uint8Array }
   | { ok: false; alertLevel: number; alertDescription: number };
 
 /**
@@ -64,8 +68,12 @@ export function readDtlsReply(datagram: Uint8Array): DtlsReply | undefined {
     const handshake = parseHandshakeFragments(record.fragment);
     if (!handshake.ok) continue;
     for (const fragment of handshake.fragments) {
-      if (fragment.msgType === HandshakeType.HelloVerifyRequest || fragment.msgType === HandshakeType.ServerHello) {
-        return { ok: true };
+      if (fragment.msgType === HandshakeType.ServerHello) return { ok: true, started: true };
+      if (fragment.msgType === HandshakeType.HelloVerifyRequest) {
+        // server_version (2), then the cookie with its one-byte length.
+        const b = fragment.body;
+        const cookie = b.length >= 3 && b.length >= 3 + b[2]! ? b.subarray(3, 3 + b[2]!) : new Uint8Array(0);
+        return { ok: true, started: false, cookie };
       }
     }
   }
@@ -99,21 +107,30 @@ function isSameEndpoint(socket: Socket, address: string, port: number): boolean 
 
 
 /**
+ * A fatal user_canceled alert (RFC 5246 §7.2.2) in epoch 0, after the hellos' records: what a client sends to give
+ * up on a handshake it started.
+ */
+function cancelAlert(recordSequence: number): Uint8Array {
+  return Uint8Array.from([ContentType.Alert, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, recordSequence, 0, 2, 2, 90]);
+}
+
+/**
  * A health probe for DTLS backends, shaped like a `Probe` of `@flowlb/health`: each call sends one ClientHello
  * from a fresh UDP socket connected to the target and reports whether a DTLS server answered it.
  *
- * - ok: a HelloVerifyRequest or a ServerHello came back.
+ * - ok: a ServerHello came back, to the hello or to its retry with the cookie of a HelloVerifyRequest (a second
+ *   HelloVerifyRequest, or one without a cookie, is ok too: the server is there).
  * - `alert <level>/<description>`: the server refused the hello.
  * - `port unreachable`, `host unreachable`, `network unreachable`: ICMP said so.
  * - `timeout` after `timeoutMs`, `aborted` when the signal fires, `no DTLS answer` once more than
  *   {@link MAX_IGNORED_DATAGRAMS} datagrams have settled nothing.
  *
- * Only one hello is sent: a lost datagram is one failed check, which a checker's failure threshold absorbs. It is
- * record 0, as a client's first hello is. Servers that answer hellos without a cookie statelessly (OpenSSL's
- * DTLSv1_listen, GnuTLS) answer every probe; one that keeps a single connection object per socket, as
- * `openssl s_server` without `-listen` does, takes every probe after the first for a replay and stays silent. A
- * higher record number would get past that, but would also make such a server drop the first hellos of real
- * clients, which start from 0, as too old.
+ * The hello is record 0, as a client's first is. A HelloVerifyRequest is answered with the hello again carrying
+ * its cookie, and the ServerHello that follows with a fatal user_canceled alert, as a client giving up would: the
+ * probe then shows a server that would take a handshake, and leaves it no state. A server that keeps one connection
+ * object per socket (`openssl s_server` without `-listen`) needs that: left waiting for the retry, it would take the
+ * next probe's hello, record 0 again, for a replay. A lost datagram is one failed check, which a checker's failure
+ * threshold absorbs.
  *
  * The options are checked here, so that a bad serverName (RangeError) or bindAddress (TypeError) throws when the
  * probe is made rather than failing every call.
@@ -162,6 +179,9 @@ export function dtlsProbe(options: DtlsProbeOptions = {}): DtlsProbe {
         }
       };
 
+      // The retry repeats the first hello's random, as RFC 6347 §4.2.1 has a client do.
+      const hello = { ...(serverName === undefined ? {} : { serverName }), random: randomBytes(32) };
+      let retried = false;
       socket.on('error', fail);
       socket.on('message', (datagram, from) => {
         if (done) return;
@@ -170,7 +190,22 @@ export function dtlsProbe(options: DtlsProbeOptions = {}): DtlsProbe {
         const reply = readDtlsReply(datagram);
         if (reply === undefined) {
           if (++ignored > MAX_IGNORED_DATAGRAMS) finish({ ok: false, reason: 'no DTLS answer' });
+        } else if (reply.ok && reply.started) {
+          // The server holds a handshake for the probe now: a fatal alert ends it, so that a server that serves
+          // one client at a time (openssl s_server) starts afresh for the next probe or client.
+          socket.send(cancelAlert(retried ? 2 : 1), () => finish({ ok: true }));
+        } else if (reply.ok && !retried && reply.cookie.length > 0) {
+          // The hello again with the cookie, as a client would, up to the ServerHello: a server that keeps state
+          // from its HelloVerifyRequest on (openssl s_server without -listen) would otherwise hold the probe's
+          // record number 0 and take the next probe's hello, record 0 again, for a replay.
+          retried = true;
+          guard(() =>
+            socket.send(buildClientHello({ ...hello, cookie: reply.cookie, messageSeq: 1, recordSequence: 1 }), (error) => {
+              if (error) fail(error);
+            }),
+          );
         } else if (reply.ok) {
+          // A second HelloVerifyRequest (the cookie was refused) or one without a cookie: the server is there.
           finish({ ok: true });
         } else {
           finish({ ok: false, reason: `alert ${reply.alertLevel}/${reply.alertDescription}` });
@@ -183,7 +218,7 @@ export function dtlsProbe(options: DtlsProbeOptions = {}): DtlsProbe {
       }
 
       const send = (): void => {
-        socket.send(buildClientHello({ serverName }), (error) => {
+        socket.send(buildClientHello(hello), (error) => {
           if (error) fail(error);
         });
       };

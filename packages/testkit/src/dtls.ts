@@ -162,11 +162,7 @@ export interface DtlsServerOptions {
   mtu?: number;
   /** Exit after this many connections (`-naccept`); default: serve until stopped. */
   naccept?: number;
-  /**
-   * Answer hellos without a cookie with a stateless HelloVerifyRequest (`-listen`, OpenSSL's DTLSv1_listen), as a
-   * server that is health-probed must: without it, s_server answers the first hello of its socket only.
-   */
-  listen?: boolean;
+
   /** How long to wait until the server is listening (default 5 s). */
   readyTimeoutMs?: number;
   /** A command the server runs under, e.g. `['taskset', '-c', '0']` to keep it on one CPU. */
@@ -328,7 +324,6 @@ export async function startDtlsServer(
   const args = ['s_server', '-dtls1_2', '-accept', `${opts.addr}:${opts.port}`, '-cert', opts.cert, '-key', opts.key, '-tlsextdebug'];
   if (opts.mtu !== undefined) args.push('-mtu', String(opts.mtu));
   if (opts.naccept !== undefined) args.push('-naccept', String(opts.naccept));
-  if (opts.listen) args.push('-listen');
   const [cmd, argv] = lineBuffered('openssl', args);
   // stdin stays an open pipe: s_server quits on EOF there, and sends what is written to it to the client.
   const proc = launcher(topology, ns, opts.prefix)(cmd, argv);

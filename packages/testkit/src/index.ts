@@ -139,5 +139,6 @@ export {
   type DtlsServerConnection,
   type DtlsServerOptions,
 } from './dtls.js';
+export { startDtlsBackend, dtlsBackendBinary, type DtlsBackend, type DtlsBackendOptions } from './dtls-backend.js';
 export { DTLS_CAPTURES_DIR, dtlsCapture, dtlsCaptureNames, readHexDatagrams } from './captures.js';
 export { bundleForChild, ControlledChild, type BundleOptions, type ChildBundle } from './child-control.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, dtlsCapture, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
-import { runCliIn } from '../test-support/cli.js';
+import { cliJson, waitForBackend, type RunProbe } from '../test-support/backends.js';
 import { LbProcess } from '../test-support/lb-process.js';
 import { twoArmedConfigLines } from '../test-support/two-armed-run.js';
 import { mappingsFromYaml } from '@flowlb/mapper-dtls-sni';
@@ -14,8 +14,6 @@ const ECHO_PORT = 7000;
 /** The name in the captured hello the clients send. */
 const NAME = 'foo.example';
 const HEALTH = { intervalMs: 300, timeoutMs: 250, rise: 2, fall: 2 };
-/** Far more than the probes need, however slow the machine: a deadline to give up on, not a measurement. */
-const STATE_WAIT_MS = 20_000;
 
 // `flowlb run --mappings` with two UDP echo targets behind one name, probed with a datagram each. Clients send the
 // first datagram of a real ClientHello for that name, so each gets a flow to the target the mapper picks; the
@@ -36,26 +34,9 @@ describePrivileged('flowlb run: backends that fail and come back', () => {
     echoes[i] = await startUdpEcho(net.topology, b.ns, { addr: b.addr, port: ECHO_PORT, lifetimeMs: 300_000 });
   }
 
-  async function cli<T>(args: string[]): Promise<T> {
-    const r = await runCliIn(net.topology, net.lb.ns, [...args, '--json', '--config', join(dir, 'config.yaml')], {
-      env: { FLOWLB_RUN_DIR: dir },
-      timeoutMs: 10_000,
-    });
-    expect(r.code, r.stderr).toBe(0);
-    return JSON.parse(r.stdout) as T;
-  }
-
-  const backends = (): Promise<BackendReport[]> => cli<BackendReport[]>(['backends']);
-
-  async function waitFor(target: string, state: BackendReport['state']): Promise<BackendReport> {
-    const deadline = Date.now() + STATE_WAIT_MS;
-    for (;;) {
-      const row = (await backends()).find((b) => b.target === target);
-      if (row?.state === state) return row;
-      if (Date.now() > deadline) throw new Error(`${target} did not become ${state}: ${JSON.stringify(row)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const run = (): RunProbe => ({ topology: net.topology, ns: net.lb.ns, dir });
+  const cli = <T>(args: string[]): Promise<T> => cliJson<T>(run(), args);
+  const waitFor = (target: string, state: BackendReport['state']): Promise<BackendReport> => waitForBackend(run(), target, state);
 
   /** New clients, each from a port of its own, sending the hello; the target each flow went to (none: no flow). */
   async function newClients(n: number): Promise<(string | undefined)[]> {

@@ -1,7 +1,7 @@
 /*
  * dtls-backend ADDR PORT CERT KEY [--any-cookie]
  *
- * The DTLS 1.2 server behind the balancer in the flood bench. It serves many clients at once, as a real one does:
+ * A DTLS 1.2 server for tests and benchmarks that serves many clients at once, as a real one does:
  * OpenSSL's DTLSv1_listen() answers hellos without a valid cookie with a stateless HelloVerifyRequest, and each
  * hello that brings one gets a process of its own with a socket connected to that client, so the listening socket
  * carries on with new clients. (openssl s_server and gnutls-serv serve one client at a time.)
@@ -13,8 +13,8 @@
  *
  * Prints READY once bound, then per client HANDSHAKE and CLOSED, or FAILED <step>.
  *
- * Compiled by the flood bench when it runs, against the libssl the openssl command uses; the few declarations it
- * needs are written out below, so no development headers are required.
+ * Compiled by @flowlb/testkit's startDtlsBackend when first used, against the libssl the openssl command uses; the
+ * few declarations it needs are written out below, so no development headers are required.
  */
 #include <arpa/inet.h>
 #include <errno.h>

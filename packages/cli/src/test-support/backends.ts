@@ -1,0 +1,35 @@
+import { join } from 'node:path';
+import type { Topology } from '@flowlb/testkit';
+import { runCliIn } from './cli.js';
+import type { BackendReport } from '../mapper/backend-health.js';
+
+/** How a test asks a `flowlb run` in a namespace about itself: `flowlb <command> --json` for its config. */
+export interface RunProbe {
+  topology: Topology;
+  ns: string;
+  /** The folder holding config.yaml and the run's state file. */
+  dir: string;
+}
+
+export async function cliJson<T>(p: RunProbe, args: readonly string[]): Promise<T> {
+  const r = await runCliIn(p.topology, p.ns, [...args, '--json', '--config', join(p.dir, 'config.yaml')], {
+    env: { FLOWLB_RUN_DIR: p.dir },
+    timeoutMs: 10_000,
+  });
+  if (r.code !== 0) throw new Error(`flowlb ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** Far more than probes need, however slow the machine: a deadline to give up on, not a measurement. */
+const STATE_WAIT_MS = 20_000;
+
+/** Polls `flowlb backends` until `target` is in `state`. */
+export async function waitForBackend(p: RunProbe, target: string, state: BackendReport['state']): Promise<BackendReport> {
+  const deadline = Date.now() + STATE_WAIT_MS;
+  for (;;) {
+    const row = (await cliJson<BackendReport[]>(p, ['backends'])).find((b) => b.target === target);
+    if (row?.state === state) return row;
+    if (Date.now() > deadline) throw new Error(`${target} did not become ${state}: ${JSON.stringify(row)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
