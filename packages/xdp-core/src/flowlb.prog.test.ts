@@ -69,10 +69,12 @@ const TINY_BACKEND = ep(NEIGHBOURS.tinyBackend.addr, 6000);
 const STALE = 1_000n;
 
 /**
- * The program stamps the coarse clock, CLOCK_MONOTONIC as of the last tick: up to one tick (10 ms at HZ=100, the
- * slowest tick in use) behind process.hrtime.bigint() read before the run.
+ * The program stamps the coarse clock, CLOCK_MONOTONIC as of the last timekeeping update. That is one tick behind
+ * process.hrtime.bigint() read before the run on a busy CPU, but with tickless idle (NO_HZ_IDLE) on a virtual machine
+ * the update after a CPU wakes can come several ticks late: 13 ms behind at HZ=250 has been seen here. Any stamp this
+ * recent still tells a refresh from STALE and from the program's 100 ms refresh interval.
  */
-const COARSE_LAG = 10_000_000n;
+const COARSE_LAG = 50_000_000n;
 
 function stampedDuring(used: bigint, before: bigint, after: bigint): boolean {
   return used >= before - COARSE_LAG && used <= after;
@@ -823,7 +825,7 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
           expect(hexdump(withoutLastUsed(v!)), name).toBe(hexdump(withoutLastUsed(encodeFlowVal(expected))));
           const used = lastUsedOf(v!);
           if (name === c.touches) {
-            expect(stampedDuring(used, t0, t1), `${name}.last_used ${used} within a tick of [${t0}, ${t1}]`).toBe(true);
+            expect(stampedDuring(used, t0, t1), `${name}.last_used ${used} stamped during the run [${t0}, ${t1}]`).toBe(true);
           } else {
             expect(used, `${name}.last_used`).toBe(STALE);
           }
@@ -877,7 +879,7 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
     ])('a hit refreshes a last_used set %s, in place, marks the entry confirmed, and nothing else', (_label, lastUsed) => {
       const { before, after, value } = hitWith(lastUsed());
       const used = lastUsedOf(value);
-      expect(stampedDuring(used, before, after), `${used} within a tick of [${before}, ${after}]`).toBe(true);
+      expect(stampedDuring(used, before, after), `${used} stamped during the run [${before}, ${after}]`).toBe(true);
       expect(withoutLastUsed(value).equals(withoutLastUsed(encodeFlowVal({ ...flow, flags: FLOWLB_F_CONFIRMED })))).toBe(true);
     });
 

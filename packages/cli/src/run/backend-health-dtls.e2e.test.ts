@@ -14,9 +14,8 @@ import {
   type DtlsCertificates,
   type TwoArmed,
 } from '@flowlb/testkit';
-import { waitForBackend, type RunProbe } from '../test-support/backends.js';
-import { LbProcess } from '../test-support/lb-process.js';
-import { twoArmedConfigLines } from '../test-support/two-armed-run.js';
+import { startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
+import type { LbProcess } from '../test-support/lb-process.js';
 
 const PORT = 4433;
 const NAME = 'svc.example';
@@ -58,7 +57,6 @@ const HEALTH = { intervalMs: 500, timeoutMs: 400, rise: 2, fall: 2 };
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flowlb-health-dtls-'));
     net = await twoArmedTopology({ prefix: 'clihdtl', clients: 1, backends: 2, xdpPassOnPeers: 'native' });
-    const bpffs = await net.topology.mountBpffs();
     certs = await createDtlsCertificates('flowlb-health-dtls-');
     await startServer(0);
     await startServer(1);
@@ -79,14 +77,7 @@ const HEALTH = { intervalMs: 500, timeoutMs: 400, rise: 2, fall: 2 };
         '',
       ].join('\n'),
     );
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      [...twoArmedConfigLines(net, PORT), 'mode: xdp', `pin_path: ${bpffs}/hdtl`, 'metrics_addr: 127.0.0.1:9100', ''].join('\n'),
-    );
-    lb = new LbProcess(net.topology, net.lb.ns, ['--config', join(dir, 'config.yaml'), '--mappings', mappings, '--detach-on-exit'], {
-      FLOWLB_RUN_DIR: dir,
-    });
-    await lb.running();
+    lb = await startMappingsRun(net, dir, mappings, { port: PORT, pinName: 'hdtl' });
   }, 120_000);
 
   afterAll(async () => {

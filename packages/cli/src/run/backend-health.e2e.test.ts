@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, dtlsCapture, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
-import { cliJson, waitForBackend, type RunProbe } from '../test-support/backends.js';
-import { LbProcess } from '../test-support/lb-process.js';
-import { twoArmedConfigLines } from '../test-support/two-armed-run.js';
+import { cliJson, startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
+import type { LbProcess } from '../test-support/lb-process.js';
 import { mappingsFromYaml } from '@flowlb/mapper-dtls-sni';
 import type { BackendReport } from '../mapper/backend-health.js';
 
@@ -90,19 +89,12 @@ describePrivileged('flowlb run: backends that fail and come back', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'flowlb-health-'));
     net = await twoArmedTopology({ prefix: 'clihlth', clients: 1, backends: 2, xdpPassOnPeers: 'native' });
-    const bpffs = await net.topology.mountBpffs();
     await startEcho(0);
     await startEcho(1);
     mappings = join(dir, 'mappings.yaml');
     writeMappings([entry(0), entry(1)]);
-    writeFileSync(
-      join(dir, 'config.yaml'),
-      [...twoArmedConfigLines(net, PORT), 'mode: xdp', `pin_path: ${bpffs}/hlth`, 'metrics_addr: 127.0.0.1:9100', 'conn_ttl_sec: 600', 'unconfirmed_ttl_sec: 600', ''].join('\n'),
-    );
-    lb = new LbProcess(net.topology, net.lb.ns, ['--config', join(dir, 'config.yaml'), '--mappings', mappings, '--detach-on-exit'], {
-      FLOWLB_RUN_DIR: dir,
-    });
-    await lb.running();
+    // Flows of clients that never speak again would expire within the test otherwise.
+    lb = await startMappingsRun(net, dir, mappings, { port: PORT, pinName: 'hlth', extraConfig: ['conn_ttl_sec: 600', 'unconfirmed_ttl_sec: 600'] });
   }, 120_000);
 
   afterAll(async () => {

@@ -1,6 +1,9 @@
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Topology } from '@flowlb/testkit';
+import type { Topology, TwoArmed } from '@flowlb/testkit';
 import { runCliIn } from './cli.js';
+import { LbProcess } from './lb-process.js';
+import { twoArmedConfigLines } from './two-armed-run.js';
 import type { BackendReport } from '../mapper/backend-health.js';
 
 /** How a test asks a `flowlb run` in a namespace about itself: `flowlb <command> --json` for its config. */
@@ -32,4 +35,33 @@ export async function waitForBackend(p: RunProbe, target: string, state: Backend
     if (Date.now() > deadline) throw new Error(`${target} did not become ${state}: ${JSON.stringify(row)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * Starts `flowlb run --mappings` in the balancer's namespace of `net`, on the XDP datapath, with its config and
+ * run state in `dir` and metrics on 127.0.0.1:9100, and resolves once it runs.
+ */
+export async function startMappingsRun(
+  net: TwoArmed,
+  dir: string,
+  mappings: string,
+  options: { port: number; pinName: string; extraConfig?: readonly string[] },
+): Promise<LbProcess> {
+  const bpffs = await net.topology.mountBpffs();
+  writeFileSync(
+    join(dir, 'config.yaml'),
+    [
+      ...twoArmedConfigLines(net, options.port),
+      'mode: xdp',
+      `pin_path: ${bpffs}/${options.pinName}`,
+      'metrics_addr: 127.0.0.1:9100',
+      ...(options.extraConfig ?? []),
+      '',
+    ].join('\n'),
+  );
+  const lb = new LbProcess(net.topology, net.lb.ns, ['--config', join(dir, 'config.yaml'), '--mappings', mappings, '--detach-on-exit'], {
+    FLOWLB_RUN_DIR: dir,
+  });
+  await lb.running();
+  return lb;
 }
