@@ -14,7 +14,7 @@ import {
   type DtlsCertificates,
   type TwoArmed,
 } from '@flowlb/testkit';
-import { startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
+import { healthMappingsYaml, startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
 import type { LbProcess } from '../test-support/lb-process.js';
 
 const PORT = 4433;
@@ -63,19 +63,11 @@ const HEALTH = { intervalMs: 500, timeoutMs: 400, rise: 2, fall: 2 };
     const mappings = join(dir, 'mappings.yaml');
     writeFileSync(
       mappings,
-      [
-        'health:',
-        '  probe: dtls',
-        `  interval_ms: ${HEALTH.intervalMs}`,
-        `  timeout_ms: ${HEALTH.timeoutMs}`,
-        `  rise: ${HEALTH.rise}`,
-        `  fall: ${HEALTH.fall}`,
-        'sniMappings:',
-        `  - fqdn: "${NAME}"`,
-        '    targets:',
-        ...[0, 1].map((i) => `      - { ipv4: "${net.backends[i]!.addr}", port: ${PORT} }`),
-        '',
-      ].join('\n'),
+      healthMappingsYaml({
+        name: NAME,
+        health: { probe: 'dtls', interval_ms: HEALTH.intervalMs, timeout_ms: HEALTH.timeoutMs, rise: HEALTH.rise, fall: HEALTH.fall },
+        targets: [0, 1].map((i) => `{ ipv4: "${net.backends[i]!.addr}", port: ${PORT} }`),
+      }),
     );
     lb = await startMappingsRun(net, dir, mappings, { port: PORT, pinName: 'hdtl' });
   }, 120_000);

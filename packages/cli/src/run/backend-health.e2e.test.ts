@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, dtlsCapture, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
-import { cliJson, startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
+import { cliJson, healthMappingsYaml, startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
 import type { LbProcess } from '../test-support/lb-process.js';
 import { mappingsFromYaml } from '@flowlb/mapper-dtls-sni';
 import type { BackendReport } from '../mapper/backend-health.js';
@@ -65,22 +65,20 @@ describePrivileged('flowlb run: backends that fail and come back', () => {
   function writeMappings(targets: string[], whenAllDown?: 'drop' | 'any'): void {
     writeFileSync(
       mappings,
-      [
-        ...(whenAllDown ? [`when_all_down: ${whenAllDown}`] : []),
-        'health:',
-        '  probe: udp',
-        '  udp_payload: "are you there"',
-        '  udp_expect: "^are you"',
-        `  interval_ms: ${HEALTH.intervalMs}`,
-        `  timeout_ms: ${HEALTH.timeoutMs}`,
-        `  rise: ${HEALTH.rise}`,
-        `  fall: ${HEALTH.fall}`,
-        'sniMappings:',
-        `  - fqdn: "${NAME}"`,
-        '    targets:',
-        ...targets.map((t) => `      - ${t}`),
-        '',
-      ].join('\n'),
+      healthMappingsYaml({
+        name: NAME,
+        health: {
+          probe: 'udp',
+          udp_payload: 'are you there',
+          udp_expect: '^are you',
+          interval_ms: HEALTH.intervalMs,
+          timeout_ms: HEALTH.timeoutMs,
+          rise: HEALTH.rise,
+          fall: HEALTH.fall,
+        },
+        targets,
+        ...(whenAllDown ? { whenAllDown } : {}),
+      }),
     );
   }
 

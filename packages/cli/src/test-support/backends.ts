@@ -65,3 +65,22 @@ export async function startMappingsRun(
   await lb.running();
   return lb;
 }
+
+/** A mappings file of one name over `targets` (YAML flow mappings), with the file-wide `health` settings given. */
+export function healthMappingsYaml(options: {
+  name: string;
+  health: Readonly<Record<string, string | number>>;
+  targets: readonly string[];
+  whenAllDown?: 'drop' | 'any';
+}): string {
+  return [
+    ...(options.whenAllDown ? [`when_all_down: ${options.whenAllDown}`] : []),
+    'health:',
+    ...Object.entries(options.health).map(([k, v]) => `  ${k}: ${typeof v === 'string' ? JSON.stringify(v) : v}`),
+    'sniMappings:',
+    `  - fqdn: "${options.name}"`,
+    '    targets:',
+    ...options.targets.map((t) => `      - ${t}`),
+    '',
+  ].join('\n');
+}
