@@ -10,7 +10,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UdpEndpoint } from '@flowlb/mapper-api';
 import {
   createDtlsCertificates,
   dtlsCapture,
