@@ -23,6 +23,7 @@
 #include "maps.h"
 #include "limits.h"
 #include "hello_verify.h"
+#include "icmp.h"
 
 static __always_inline __u32 parse_failure_stat(enum parse_result r)
 {
@@ -39,6 +40,7 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 	struct flow_val *val;
 	struct nat_target to;
 	enum parse_result r;
+	__u32 ip_len;
 	__u32 flags;
 	long rc;
 
@@ -56,6 +58,8 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 		return XDP_PASS;
 	}
 	if (iph->protocol != IPPROTO_UDP) {
+		if (iph->protocol == IPPROTO_ICMP)
+			icmp_count_unreachable(&cur, iph);
 		*stat = FLOWLB_STAT_NOT_IPV4_UDP;
 		return XDP_PASS;
 	}
@@ -95,6 +99,12 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 	flow_touch(val);
 	flags = flow_confirm(val);
 
+	/*
+	 * The per-target byte count, which no rewrite changes. Read before the helper calls below: were one of them ever
+	 * to resize the frame, the verifier would trust no packet pointer after it.
+	 */
+	ip_len = bpf_ntohs(iph->tot_len);
+
 	to.dst_addr = val->dst_addr;
 	to.src_addr = val->src_addr;
 	to.dst_port = val->dst_port;
@@ -115,6 +125,7 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 		*stat = (flags & FLOWLB_F_REVERSE) ? FLOWLB_STAT_REV_HIT : FLOWLB_STAT_FWD_HIT;
+		target_count(flags, ip_len);
 		if (fib.ifindex == ctx->ingress_ifindex)
 			return XDP_TX;
 		return bpf_redirect(fib.ifindex, 0);
@@ -128,6 +139,8 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 		 * kernel takes the frame in.
 		 */
 		nat_rewrite_ipv4_udp(iph, udph, &to, 0);
+		/* The kernel sends it on as rewritten here, so the target's counters take it as the hits above. */
+		target_count(flags, ip_len);
 	}
 	/* Other failures keep the original bytes: addressed to the VIP or a SNAT address, the packet is delivered locally. */
 	return XDP_PASS;

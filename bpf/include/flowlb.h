@@ -35,6 +35,21 @@ struct flow_val {
  * first to go (a short TTL, and eviction under pressure).
  */
 #define FLOWLB_F_CONFIRMED 0x2u
+/*
+ * Set by the program on a reverse entry when the first packet of the backend reaches it: the backend has answered
+ * the flow. The control plane watches new flows for it, and counts one left without it as a sign the backend is down.
+ */
+#define FLOWLB_F_REPLIED 0x4u
+/*
+ * The backend an entry rewrites to (a forward entry) or whose replies it carries (a reverse one), as a slot of the
+ * per-target counters in the upper bits of flags, so that the program counts per backend without a second lookup by
+ * address and without growing the value. Slot 0 is no slot: the flow is not counted per target. The control plane
+ * writes it into both entries of a flow; the program only reads it.
+ */
+#define FLOWLB_F_TARGET_SHIFT 16
+#define FLOWLB_F_TARGET_MASK (0xfffu << FLOWLB_F_TARGET_SHIFT)
+/* Slots are 1..FLOWLB_TARGETS_MAX: every value of the 12 bits but 0. */
+#define FLOWLB_TARGETS_MAX 4095
 
 /* Default sizes compiled into the object; loaders override them with bpf_map__set_max_entries. */
 #define FLOWLB_FLOWS_MAX_DEFAULT 262144
@@ -44,6 +59,34 @@ struct flowlb_vip {
 	__u32 addr;
 	__u16 port;
 	__u16 pad; /* always 0 */
+};
+
+/*
+ * A backend endpoint, in network byte order: the value of the `target_slots` map, keyed by the slot (a __u32 in host
+ * byte order). Only userspace reads and writes that map; it is there so that every process sharing the pinned maps
+ * gives a backend the same slot. A process claims a slot for an endpoint by probing from FNV-1a-32 of the 6 bytes
+ * addr, port (as stored here) mod FLOWLB_TARGETS_MAX, plus 1, slot after slot, inserting with BPF_NOEXIST: the first
+ * slot that holds the endpoint or takes the insert is its slot. Slots are never released: the slots a claim passed
+ * over stay taken, so a later probe for the same endpoint, from any process, reaches its slot before any free one.
+ */
+struct flowlb_target {
+	__u32 addr;
+	__u16 port;
+	__u16 pad; /* always 0 */
+};
+
+/*
+ * What the program forwarded for a slot (the value of the per-CPU `target_stats` array, indexed by slot): packets it
+ * rewrote and sent on, through a forward entry (towards the backend) or a reverse one (its replies), and their bytes
+ * as the IPv4 total length, which is what crosses the network whatever the link layer around it.
+ */
+struct flowlb_target_stats {
+	__u64 fwd_packets;
+	__u64 fwd_bytes;
+	__u64 rev_packets;
+	__u64 rev_bytes;
+	/* ICMP destination unreachable messages about the slot's flows (see icmp.h); passed to the kernel as they came. */
+	__u64 icmp_unreachable;
 };
 
 /*

@@ -56,6 +56,26 @@ struct {
 } buckets SEC(".maps");
 
 /*
+ * Which backend each slot of FLOWLB_F_TARGET_MASK stands for (see struct flowlb_target). The program never reads it:
+ * it is here so that libbpf creates it with the other maps and pins it beside them, where every process sharing them
+ * agrees on the slots.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct flowlb_target);
+	__uint(max_entries, FLOWLB_TARGETS_MAX);
+} target_slots SEC(".maps");
+
+/* Indexed by slot; index 0 stays unused, so that a slot is its own index without a subtraction. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flowlb_target_stats);
+	__uint(max_entries, FLOWLB_TARGETS_MAX + 1);
+} target_stats SEC(".maps");
+
+/*
  * How stale last_used may get before a hit refreshes it. The cleaner works in seconds, so 100 ms is precise enough,
  * and it keeps a busy flow from dirtying its entry's cache line on every packet across CPUs.
  */
@@ -68,6 +88,32 @@ static __always_inline void stats_inc(__u32 stat)
 	/* Per-CPU slot: only this CPU writes it, and XDP does not preempt itself. */
 	if (cnt)
 		*cnt += 1;
+}
+
+/*
+ * Counts one packet of `ip_len` bytes (the IPv4 total length) for the target slot in a flow entry's `flags`, as they
+ * were read before flow_confirm: the slot bits are the control plane's and the program never changes them. Flows
+ * without a slot are not counted per target.
+ */
+static __always_inline void target_count(__u32 flags, __u32 ip_len)
+{
+	__u32 slot = (flags & FLOWLB_F_TARGET_MASK) >> FLOWLB_F_TARGET_SHIFT;
+	struct flowlb_target_stats *ts;
+
+	if (!slot)
+		return;
+	ts = bpf_map_lookup_elem(&target_stats, &slot);
+	/* Never null for a slot the mask lets through; the verifier wants the check all the same. */
+	if (!ts)
+		return;
+	/* Per-CPU, like stats_inc: no atomics needed. */
+	if (flags & FLOWLB_F_REVERSE) {
+		ts->rev_packets += 1;
+		ts->rev_bytes += ip_len;
+	} else {
+		ts->fwd_packets += 1;
+		ts->fwd_bytes += ip_len;
+	}
 }
 
 static __always_inline struct flow_val *flow_lookup(__be32 daddr, __be32 saddr, __be16 dport, __be16 sport)
@@ -103,17 +149,19 @@ static __always_inline void flow_touch(struct flow_val *val)
 }
 
 /*
- * Marks a forward entry confirmed on the first packet of the client that reaches it; the first datagram of every flow
- * took the slow path, so this one is the client speaking again. Written once, so the entry's cache line stays clean
- * afterwards. Only this program sets the bit in place; the control plane replaces whole values. Returns the flags as
- * they were, for the caller's own use, so they are read once.
+ * Marks an entry on the first packet that reaches it after the install: a forward entry confirmed (the first datagram
+ * of every flow took the slow path, so this one is the client speaking again), a reverse entry replied (the backend
+ * answered). Written once, so the entry's cache line stays clean afterwards. Only this program sets these bits in
+ * place; the control plane replaces whole values. Returns the flags as they were, for the caller's own use, so they
+ * are read once.
  */
 static __always_inline __u32 flow_confirm(struct flow_val *val)
 {
 	__u32 flags = *(volatile __u32 *)&val->flags;
+	__u32 mark = (flags & FLOWLB_F_REVERSE) ? FLOWLB_F_REPLIED : FLOWLB_F_CONFIRMED;
 
-	if (!(flags & (FLOWLB_F_REVERSE | FLOWLB_F_CONFIRMED)))
-		*(volatile __u32 *)&val->flags = flags | FLOWLB_F_CONFIRMED;
+	if (!(flags & mark))
+		*(volatile __u32 *)&val->flags = flags | mark;
 	return flags;
 }
 

@@ -1,6 +1,6 @@
 import type dgram from 'node:dgram';
 import { Cleaner, type SweepStats } from '@flowlb/cleaner';
-import { parseIPv4, snatPortOf, type FlowKey, type FlowTable, type FlowValue } from '@flowlb/flow-table';
+import { parseIPv4, snatPortOf, type FlowKey, type FlowPair, type FlowTable, type FlowValue } from '@flowlb/flow-table';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
 import type { Datapath, DatapathChoice } from './datapath.js';
 import { chooseDatapath } from './datapath-choice.js';
@@ -8,6 +8,7 @@ import { ensureSnatPortsReserved, type SnatPortCheck } from './ephemeral-range.j
 import type { BalancerEvent, DatapathKind } from './events.js';
 import { resolveOptions, type LoadBalancerOptions, type ResolvedOptions } from './options.js';
 import { SlowPath } from './slow-path.js';
+import { ReplyWatch } from './reply-watch.js';
 import { SnatPortPools } from './snat-pool.js';
 import { Counters, type BalancerStats } from './stats.js';
 import { udpSocketDrops } from './socket-drops.js';
@@ -35,6 +36,13 @@ export type BalancerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopp
  * await lb.stop();
  * ```
  */
+/** Table entries read between two turns of the event loop while looking for a target's flows. */
+const RESET_YIELD_EVERY = 4096;
+
+function sameEndpoint(a: UdpEndpoint, b: UdpEndpoint): boolean {
+  return a.address === b.address && a.port === b.port;
+}
+
 export class LoadBalancer {
   readonly options: ResolvedOptions;
   readonly counters = new Counters();
@@ -46,6 +54,7 @@ export class LoadBalancer {
   #slow: SlowPath | undefined;
   #cleaner: Cleaner | undefined;
   #snatCheck: SnatPortCheck | undefined;
+  #replyWatch: ReplyWatch | undefined;
   #stopping: Promise<void> | undefined;
   #listenerFailed = false;
   /** performance.now() until which SNAT ports or table entries count as running short. */
@@ -116,6 +125,16 @@ export class LoadBalancer {
       this.#choice = choice;
       this.#emit({ type: 'datapath', kind: choice.kind, reason: choice.reason });
 
+      const replyTimeoutMs = o.replyTimeoutMs;
+      const watch = replyTimeoutMs
+        ? new ReplyWatch({
+            timeoutMs: replyTimeoutMs,
+            replied: (pair) => datapath.replied(pair),
+            onUnanswered: (pair, waitedMs) => this.#emit({ type: 'flow-unanswered', pair, waitedMs }),
+            onError: (error) => this.#emit({ type: 'error', where: 'replyTimeoutMs', error }),
+          })
+        : undefined;
+      this.#replyWatch = watch;
       const slow = new SlowPath({
         vip: o.vip,
         snatAddress: o.snatAddress,
@@ -123,7 +142,10 @@ export class LoadBalancer {
         datapath,
         pools: this.pools,
         counters: this.counters,
-        emit: (event) => this.#emit(event),
+        emit: (event) => {
+          if (event.type === 'flow-created') watch?.flowCreated(event.pair);
+          this.#emit(event);
+        },
         limits: { ...o.limits },
         dropHoldMs: o.dropHoldMs,
         onPressure: (reason) => this.#pressure(reason),
@@ -261,6 +283,38 @@ export class LoadBalancer {
     return this.#cleaner.sweep();
   }
 
+  /**
+   * Removes every established flow towards `target` (this worker's, among workers), freeing their SNAT ports: for
+   * a target that went down and whose clients should start over elsewhere at once rather than wait for their flows
+   * to idle out. New flows are the mapper's to keep away from it. Resolves with the number removed; counted as
+   * `flows.reset`, reported as one 'flows-reset' event.
+   */
+  async resetFlowsTo(target: UdpEndpoint): Promise<number> {
+    const table = this.#datapath?.table;
+    const slow = this.#slow;
+    if (this.#state !== 'running' || !table || !slow) throw new Error(`LoadBalancer: resetFlowsTo() in state '${this.#state}'`);
+    const { vip } = this.options;
+    const doomed: FlowPair[] = [];
+    let read = 0;
+    // Collected first: deleting from a kernel hash map while walking it can restart the walk.
+    for (const { pair } of table.pairs()) {
+      if (++read % RESET_YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      if (!sameEndpoint(pair.target, target) || !sameEndpoint(pair.vip, vip)) continue;
+      if (this.options.worker && !this.#ownsFlowOn(pair.snat.port)) continue;
+      doomed.push(pair);
+    }
+    let removed = 0;
+    for (const pair of doomed) {
+      const r = table.removePair(pair);
+      if (!r.forward && !r.reverse) continue;
+      slow.flowRemoved(pair);
+      removed++;
+    }
+    this.counters.flowsReset += removed;
+    this.#emit({ type: 'flows-reset', target: { ...target }, count: removed });
+    return removed;
+  }
+
   /** Among workers, a flow belongs to the owner of its SNAT port; the first worker looks after ports outside the range. */
   #ownsFlowOn(port: number): boolean {
     const { min, max } = this.options.snatPorts;
@@ -313,7 +367,9 @@ export class LoadBalancer {
         pressureEpisodes: c.pressureEpisodes,
         refused: c.flowsRefused,
         adopted: c.flowsAdopted,
+        reset: c.flowsReset,
       },
+      targets: c.targets.snapshot(this.pools.inUseByTarget()),
       pending: {
         clients: slow?.pending.size ?? 0,
         datagrams: slow?.pending.datagrams ?? 0,
@@ -356,6 +412,7 @@ export class LoadBalancer {
   async #teardown(): Promise<void> {
     const errors: unknown[] = [];
     clearTimeout(this.#pressureTimer);
+    this.#replyWatch?.stop();
     await this.#cleaner?.stop();
     this.#slow?.shutdown();
     this.#socket?.close();

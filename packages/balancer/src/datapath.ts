@@ -35,6 +35,8 @@ export interface Datapath {
    * it, and returns true; returns false when there is no flow.
    */
   forwardInstalled(client: Endpoint, datagram: Buffer): boolean;
+  /** Whether the target has sent anything back on this flow; undefined when the flow is not (or no longer) known. */
+  replied(pair: FlowPair): boolean | undefined;
   /** The cleaner has removed this flow's entries: release what the datapath holds for it. */
   flowRemoved(pair: FlowPair): void;
   /** The datapath's own counters (the XDP program's), if it has any. */

@@ -34,6 +34,18 @@ export type BalancerEvent =
       setupMs: number;
     }
   | { type: 'flow-expired'; pair: FlowPair; kind: FlowPairKind; idleMs: number; unconfirmed: boolean }
+  /**
+   * A new flow's target sent nothing back within `replyTimeoutMs` (one flow per target is watched at a time): a
+   * passive sign that the target may be down.
+   */
+  | { type: 'flow-unanswered'; pair: FlowPair; waitedMs: number }
+  /**
+   * The target, or a router on the way, answered flows' datagrams with ICMP destination unreachable (port, host,
+   * network or administratively prohibited); `count` of them since the last such event.
+   */
+  | { type: 'target-unreachable'; target: UdpEndpoint; count: number; detail: string }
+  /** `resetFlowsTo(target)` removed this many established flows. */
+  | { type: 'flows-reset'; target: UdpEndpoint; count: number }
   | { type: 'flow-refused'; client: UdpEndpoint; target?: UdpEndpoint; reason: DropReason; detail: string }
   | { type: 'client-dropped'; client: UdpEndpoint; reason: DropReason; datagrams: number; detail?: string }
   | { type: 'mapper-error'; client: UdpEndpoint; error: unknown }

@@ -54,6 +54,8 @@ export type { PortRange, SnatPortCheck, SnatPortCheckOptions, SnatReservationPla
 export { PendingClients, PendingClient } from './pending.js';
 export type { PendingLimits, PendingState, PendingAddResult } from './pending.js';
 export { Counters, LatencyHistogram, DROP_REASONS, LATENCY_BUCKETS_MS } from './stats.js';
+export { TargetFlowCounters, MAX_COUNTED_TARGETS } from './target-flows.js';
+export type { TargetFlows } from './target-flows.js';
 export type { BalancerStats, DropReason, HistogramBucket, HistogramSnapshot } from './stats.js';
 export { effectiveCapabilities, xdpCapabilityCheck } from './capabilities.js';
 export type { NewClientLimits, RateLimit } from '@flowlb/flow-table';

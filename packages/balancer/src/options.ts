@@ -119,6 +119,12 @@ export interface LoadBalancerOptions {
    * when absent, capped at net.core.rmem_max.
    */
   receiveBufferBytes?: number;
+  /**
+   * Watch new flows towards a target for its first reply: when none comes within this many milliseconds, a
+   * 'flow-unanswered' event says so (health checks count it as a failure). One flow per target is watched at a time;
+   * undefined leaves a target unwatched. Default: none watched.
+   */
+  replyTimeoutMs?: (target: UdpEndpoint) => number | undefined;
   /** Receives every event; see {@link BalancerEvent}. */
   onEvent?: EventListener;
   /** Where ip_local_port_range and ip_local_reserved_ports are read. Default /proc/sys/net/ipv4. */
@@ -158,6 +164,7 @@ export interface ResolvedOptions {
   dropHoldMs: number;
   limits: ResolvedLimits;
   receiveBufferBytes: number | undefined;
+  replyTimeoutMs: ((target: UdpEndpoint) => number | undefined) | undefined;
   onEvent: EventListener | undefined;
   procDir: string;
 }
@@ -274,6 +281,9 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     options.receiveBufferBytes === undefined
       ? undefined
       : positiveInt(options.receiveBufferBytes, 0, 'receiveBufferBytes');
+  if (options.replyTimeoutMs !== undefined && typeof options.replyTimeoutMs !== 'function') {
+    throw new TypeError('LoadBalancer: replyTimeoutMs must be a function of the target');
+  }
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw new TypeError('LoadBalancer: onEvent must be a function');
   }
@@ -305,6 +315,7 @@ export function resolveOptions(options: LoadBalancerOptions): ResolvedOptions {
     dropHoldMs,
     limits,
     receiveBufferBytes,
+    replyTimeoutMs: options.replyTimeoutMs,
     onEvent: options.onEvent,
     procDir: options.procDir ?? PROC_IPV4_DIR,
   };

@@ -27,6 +27,7 @@ function tableDatapath(afterWriteMs = 0, written: bigint[] = []): Datapath & { t
       if (afterWriteMs > 0) await sleep(afterWriteMs);
     },
     forwardInstalled: () => false,
+    replied: () => undefined,
     flowRemoved: () => undefined,
     counters: () => undefined,
     stop: async () => undefined,
@@ -344,5 +345,47 @@ describe('SlowPath and mappers that keep state per client', () => {
     } finally {
       slow.shutdown();
     }
+  });
+});
+
+describe('SlowPath flows per target', () => {
+  it('counts created, refused and active flows under the target the mapper chose', async () => {
+    const a = { address: '127.0.0.9', port: 7000 };
+    const b = { address: '127.0.0.10', port: 7000 };
+    // Clients on an even port go to a, odd ones to b.
+    const mapper: FlowMapper = {
+      findFlow: (client): Decision => ({ action: 'forward', flow: { dstAddr: client.port % 2 === 0 ? a : b } }),
+    };
+    const counters = new Counters();
+    const pools = new SnatPortPools({ min: 10000, max: 10002 });
+    const datapath = tableDatapath();
+    const slow = new SlowPath({
+      vip: { address: '127.0.0.1', port: 5000 },
+      snatAddress: '127.0.0.1',
+      reply: () => undefined,
+      mapper,
+      datapath,
+      pools,
+      counters,
+      emit: () => undefined,
+      limits: { ...DEFAULT_LIMITS },
+      dropHoldMs: 0,
+    });
+    try {
+      // Three ports per target: a's fourth and fifth clients are refused, b takes its two.
+      for (const port of [4000, 4002, 4004, 4006, 4008, 4001, 4003]) slow.handleDatagram(Buffer.from('x'), { address: '127.0.0.2', port });
+      for (let i = 0; i < 200 && counters.flowsCreated + counters.flowsRefused < 7; i++) await sleep(5);
+    } finally {
+      slow.shutdown();
+    }
+    expect(counters.targets.snapshot(pools.inUseByTarget())).toEqual({
+      '127.0.0.9:7000': { active: 3, created: 3, refused: 2 },
+      '127.0.0.10:7000': { active: 2, created: 2, refused: 0 },
+    });
+    // A flow that ends leaves its target's created count and lowers its active one.
+    const [record] = [...datapath.table.pairs()].filter((r) => r.pair.target.port === 7000 && r.pair.target.address === b.address);
+    datapath.table.removePair(record!.pair);
+    slow.flowRemoved(record!.pair);
+    expect(counters.targets.snapshot(pools.inUseByTarget())['127.0.0.10:7000']).toEqual({ active: 1, created: 2, refused: 0 });
   });
 });

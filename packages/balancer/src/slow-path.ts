@@ -299,6 +299,7 @@ export class SlowPath {
         return;
       }
       this.#o.counters.flowsCreated++;
+      this.#o.counters.targets.created(target);
       const setupMs = Number((installedAt || process.hrtime.bigint()) - client.firstAt) / 1e6;
       this.#emit({ type: 'flow-created', pair, datagrams: sent, setupMs });
       return;
@@ -390,6 +391,7 @@ export class SlowPath {
     if (reason === 'snat-exhausted' || reason === 'flow-limit') this.#o.onPressure?.(reason);
     const datagrams = this.pending.remove(client);
     this.#o.counters.flowsRefused++;
+    this.#o.counters.targets.refused(target);
     this.#o.counters.drop(reason, datagrams.length);
     this.#emit({ type: 'flow-refused', client: { ...client.endpoint }, target: { ...target }, reason, detail });
     this.#hold(client.key);

@@ -306,6 +306,10 @@ describe('SnatPortPools', () => {
     expect(pools.alloc('10.0.0.1', a)).toBeUndefined();
     expect(pools.inUse).toBe(5);
     expect(pools.poolCount).toBe(4);
+    // Two SNAT addresses towards one target add up under that target.
+    expect(pools.inUseByTarget().get('10.0.0.5:7000')).toBe(3);
+    expect(pools.take('10.0.0.2', b, 20001)).toBe(true);
+    expect(pools.inUseByTarget().get('10.0.0.6:7000')).toBe(2);
   });
 
   it("keeps an emptied pool, so a target's next client does not get the port the last one left", () => {
@@ -395,6 +399,8 @@ describe('SnatPortPools', () => {
               held[t]!.delete(port);
             }
             expect(pools.inUse).toBe(held.reduce((n, s) => n + s.size, 0));
+            const expected = new Map(targets.flatMap((tg, i) => (held[i]!.size > 0 ? [[`${tg.address}:${tg.port}`, held[i]!.size] as const] : [])));
+            expect(new Map(pools.inUseByTarget())).toEqual(expected);
           }
         },
       ),

@@ -1,4 +1,5 @@
 import type { Endpoint } from '@flowlb/flow-table';
+import { endpointKey } from '@flowlb/mapper-api';
 import { assertPortRange, type PortRange } from './ephemeral-range.js';
 
 const INITIAL_QUEUE = 64;
@@ -245,6 +246,8 @@ export class SnatPortPools {
   readonly #idle = new Set<string>();
   readonly #maxIdle: number;
   #inUse = 0;
+  /** Ports held towards each target (`ip:port`), over every SNAT address: its active flows. */
+  readonly #byTarget = new Map<string, number>();
 
   constructor(range: PortRange, options: SnatPortPoolsOptions = {}) {
     assertPortRange(range, 'SnatPortPools range');
@@ -262,6 +265,11 @@ export class SnatPortPools {
   /** Ports held over all pools. */
   get inUse(): number {
     return this.#inUse;
+  }
+
+  /** Ports held towards each target that holds any, keyed `ip:port`. */
+  inUseByTarget(): ReadonlyMap<string, number> {
+    return this.#byTarget;
   }
 
   /** Pools that hold at least one port. */
@@ -286,7 +294,7 @@ export class SnatPortPools {
     const pool = this.#pools.get(key) ?? this.#newPool(snatAddress, target);
     const port = pool.alloc();
     if (port === undefined) return undefined;
-    this.#held(key, pool);
+    this.#held(key, pool, target);
     return port;
   }
 
@@ -294,7 +302,7 @@ export class SnatPortPools {
     const key = poolKey(snatAddress, target);
     const pool = this.#pools.get(key) ?? this.#newPool(snatAddress, target);
     if (!pool.take(port)) return false;
-    this.#held(key, pool);
+    this.#held(key, pool, target);
     return true;
   }
 
@@ -303,6 +311,10 @@ export class SnatPortPools {
     const pool = this.#pools.get(key);
     if (!pool?.free(port)) return false;
     this.#inUse--;
+    const t = endpointKey(target);
+    const n = (this.#byTarget.get(t) ?? 1) - 1;
+    if (n > 0) this.#byTarget.set(t, n);
+    else this.#byTarget.delete(t);
     if (pool.inUse === 0) {
       this.#idle.add(key);
       if (this.#idle.size > this.#maxIdle) {
@@ -344,13 +356,16 @@ export class SnatPortPools {
   clear(): void {
     this.#pools.clear();
     this.#idle.clear();
+    this.#byTarget.clear();
     this.#inUse = 0;
   }
 
-  #held(key: string, pool: SnatPortPool): void {
+  #held(key: string, pool: SnatPortPool, target: Endpoint): void {
     this.#pools.set(key, pool);
     this.#idle.delete(key);
     this.#inUse++;
+    const t = endpointKey(target);
+    this.#byTarget.set(t, (this.#byTarget.get(t) ?? 0) + 1);
   }
 
   #newPool(snatAddress: string, target: Endpoint): SnatPortPool {
@@ -362,5 +377,5 @@ export class SnatPortPools {
 }
 
 function poolKey(snatAddress: string, target: Endpoint): string {
-  return `${snatAddress}>${target.address}:${target.port}`;
+  return `${snatAddress}>${endpointKey(target)}`;
 }

@@ -1,3 +1,5 @@
+import { TargetFlowCounters, type TargetFlows } from './target-flows.js';
+
 /** Why a datagram was not forwarded. Every datagram the balancer gives up on is counted under exactly one. */
 export const DROP_REASONS = [
   /** Too many clients waiting for a decision (`limits.maxPendingClients`), and none of them could be pushed out. */
@@ -111,6 +113,8 @@ export class Counters {
   flowsRefused = 0;
   /** Flows found in the table at start (a pinned map that outlived the previous process). */
   flowsAdopted = 0;
+  /** Flows removed by `resetFlowsTo` (a target went down and asked for its flows to end). */
+  flowsReset = 0;
   vipIn = 0;
   forwardedNew = 0;
   forwardedLate = 0;
@@ -130,6 +134,7 @@ export class Counters {
     number
   >;
   readonly classifyLatency = new LatencyHistogram();
+  readonly targets = new TargetFlowCounters();
 
   drop(reason: DropReason, n = 1): void {
     this.drops[reason] += n;
@@ -147,7 +152,7 @@ export interface BalancerStats {
   datapath: 'xdp' | 'userspace' | null;
   datapathReason: string | null;
   flows: {
-    /** Flows installed now (created + adopted - expired). */
+    /** Flows installed now (created + adopted - expired - reset). */
     active: number;
     created: number;
     expired: number;
@@ -160,7 +165,14 @@ export interface BalancerStats {
     /** New flows refused: no SNAT port, flow limit, table full, install error. */
     refused: number;
     adopted: number;
+    /** Removed before their time because their target went down (`resetFlowsTo`). */
+    reset: number;
   };
+  /**
+   * Flows per target, keyed `ip:port`: every target that holds a flow or had one created or refused since start
+   * (adopted flows count as active).
+   */
+  targets: Record<string, TargetFlows>;
   pending: {
     /** Clients waiting for a decision or for their flow to be installed. */
     clients: number;

@@ -19,7 +19,12 @@ interface UserspaceFlow {
   forwardKey: FlowKey;
   reverseKey: FlowKey;
   clientKey: string;
+  /** The target has sent something back. */
+  replied: boolean;
 }
+
+/** What a connected socket's error says when an ICMP destination unreachable came back for what it sent. */
+const UNREACHABLE: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EACCES']);
 
 /**
  * Pure Node forwarding, for machines without XDP (no root, no native build, loopback): one socket per flow, bound
@@ -64,7 +69,14 @@ export class UserspaceDatapath implements Datapath {
     try {
       socket = await bindUdp(
         pair.snat,
-        (error) => ctx.emit({ type: 'error', where: `flow socket ${describe(pair)}`, error }),
+        (error) => {
+          const code = (error as { code?: unknown }).code;
+          if (typeof code === 'string' && UNREACHABLE.has(code)) {
+            ctx.emit({ type: 'target-unreachable', target: { ...pair.target }, count: 1, detail: `ICMP destination unreachable (${code})` });
+          } else {
+            ctx.emit({ type: 'error', where: `flow socket ${describe(pair)}`, error });
+          }
+        },
         { shareWithConnected: true },
       );
     } catch (error) {
@@ -86,6 +98,7 @@ export class UserspaceDatapath implements Datapath {
       forwardKey: forwardEntry(pair)[0],
       reverseKey: reverseEntry(pair)[0],
       clientKey: endpointKey(pair.client),
+      replied: false,
     };
     this.#flows.set(flowId(pair), flow);
     this.#byClient.set(flow.clientKey, flow);
@@ -100,6 +113,11 @@ export class UserspaceDatapath implements Datapath {
     if (!flow || !this.table.touch(flow.forwardKey, process.hrtime.bigint())) return false;
     this.#send(ctx, flow, [datagram], 'userspaceForward');
     return true;
+  }
+
+  replied(pair: FlowPair): boolean | undefined {
+    const flow = this.#flows.get(flowId(pair));
+    return flow && sameClient(flow.pair, pair) ? flow.replied : undefined;
   }
 
   flowRemoved(pair: FlowPair): void {
@@ -137,6 +155,7 @@ export class UserspaceDatapath implements Datapath {
       ctx.counters.drop('reply-no-flow');
       return;
     }
+    flow.replied = true;
     const { client } = flow.pair;
     try {
       ctx.vipSocket.send(msg, client.port, client.address, (error) => {

@@ -1,5 +1,5 @@
 import { KernelHelloVerifyKeeper, type KernelHelloVerifySource } from './kernel-hello-verify.js';
-import { FLOW_F_CONFIRMED, type Endpoint, type NewClientLimits, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
+import { FLOW_F_CONFIRMED, FLOW_F_REPLIED, reverseEntry, type Endpoint, type NewClientLimits, type FlowKey, type FlowPair, type FlowTable } from '@flowlb/flow-table';
 import { countSends, type Datapath, type DatapathContext } from './datapath.js';
 import type { SendOutcome } from './udp-socket.js';
 import type { XdpAttachMode } from './options.js';
@@ -18,8 +18,15 @@ export interface XdpForwarderLike {
   /** Keys for the program's own DTLS HelloVerifyRequests to a VIP, or undefined to stop them. */
   setHelloVerify?(vip: { address: string; port: number }, keys: { keys: readonly [Uint8Array, Uint8Array]; current: 0 | 1 } | undefined): void;
   stats(): Record<string, number>;
+  /** The slot under which the program counts a target's traffic; 0 when every slot is taken. */
+  targetSlot?(target: Endpoint): number;
+  /** The program's counters per target slot; the balancer reads `icmpUnreachable` for passive health signals. */
+  targetStats?(): ReadonlyArray<{ target: Endpoint; icmpUnreachable: number }>;
   close(): void;
 }
+
+/** How often the program's per-target ICMP counts are read for 'target-unreachable' events. */
+const ICMP_POLL_MS = 1000;
 
 /** What attaching to one interface did, as @flowlb/xdp-core's `Attachment` reports it. */
 export interface XdpAttachmentInfo {
@@ -126,6 +133,9 @@ export class XdpDatapath implements Datapath {
   #attached: string[] = [];
   #stopped = false;
   #helloVerify: KernelHelloVerifyKeeper | undefined;
+  /** The last ICMP unreachable count read per target (`ip:port`), and the timer that reads them. */
+  #icmpSeen = new Map<string, number>();
+  #icmpTimer: NodeJS.Timeout | undefined;
 
   constructor(options: XdpDatapathOptions) {
     this.forwarder = options.forwarder;
@@ -156,6 +166,12 @@ export class XdpDatapath implements Datapath {
       this.forwarder.setVips([ctx.vip]);
       this.forwarder.setNewClientLimits(newClientLimits);
     }
+    if (this.forwarder.targetStats) {
+      // What is counted already happened before this run: only what comes later is news.
+      this.#pollIcmp(false);
+      this.#icmpTimer = setInterval(() => this.#pollIcmp(true), ICMP_POLL_MS);
+      this.#icmpTimer.unref();
+    }
     if (interfaces.length > 0) {
       let attachments: readonly XdpAttachmentInfo[] | void;
       try {
@@ -179,7 +195,7 @@ export class XdpDatapath implements Datapath {
     // Binding first proves SNAT:P is ours before any entry points at it (EADDRINUSE otherwise).
     const socket = this.#options.udp.bind(pair.snat);
     try {
-      this.table.installPair(pair, process.hrtime.bigint());
+      this.table.installPair(pair, process.hrtime.bigint(), this.#targetSlot(pair.target));
       sendFrom(ctx, socket, pair.target, take(), 'forwardedNew');
     } finally {
       socket.close();
@@ -215,6 +231,12 @@ export class XdpDatapath implements Datapath {
     return true;
   }
 
+  replied(pair: FlowPair): boolean | undefined {
+    // The program marks the reverse entry on the target's first packet.
+    const value = this.table.get(reverseEntry(pair)[0]);
+    return value === undefined ? undefined : (value.flags & FLOW_F_REPLIED) !== 0;
+  }
+
   flowRemoved(): void {
     // Nothing is held per flow.
   }
@@ -233,8 +255,42 @@ export class XdpDatapath implements Datapath {
     this.#helloVerify?.refresh();
   }
 
+  /** Counting per target is a nicety: a forwarder that cannot give a slot leaves the flow uncounted. */
+  #targetSlot(target: Endpoint): number {
+    try {
+      return this.forwarder.targetSlot?.(target) ?? 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  #pollIcmp(report: boolean): void {
+    let rows: ReadonlyArray<{ target: Endpoint; icmpUnreachable: number }>;
+    try {
+      rows = this.forwarder.targetStats!();
+    } catch {
+      return;
+    }
+    for (const { target, icmpUnreachable } of rows) {
+      const key = `${target.address}:${target.port}`;
+      const seen = this.#icmpSeen.get(key);
+      this.#icmpSeen.set(key, icmpUnreachable);
+      // A target first seen now has its whole count new, unless this is the first read.
+      const fresh = icmpUnreachable - (seen ?? 0);
+      if (report && fresh > 0) {
+        this.#ctx?.emit({
+          type: 'target-unreachable',
+          target: { ...target },
+          count: fresh,
+          detail: `ICMP destination unreachable (${fresh} in the last ${ICMP_POLL_MS / 1000} s)`,
+        });
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
+    clearInterval(this.#icmpTimer);
     this.#helloVerify?.stop();
     const errors: unknown[] = [];
     if (this.#options.owned) {

@@ -38,9 +38,9 @@ export abstract class BaseFlowTable implements FlowTable {
     };
   }
 
-  installPair(pair: FlowPair, now: bigint): void {
-    const [fwdKey, fwdValue] = forwardEntry(pair, now);
-    const [revKey, revValue] = reverseEntry(pair, now);
+  installPair(pair: FlowPair, now: bigint, targetSlot = 0): void {
+    const [fwdKey, fwdValue] = forwardEntry(pair, now, targetSlot);
+    const [revKey, revValue] = reverseEntry(pair, now, targetSlot);
     // Refuse a pair whose two keys coincide before touching the table: the second write would fail with EEXIST
     // and roll back the first, which is correct but would report a confusing error.
     if (flowKeyId(fwdKey) === flowKeyId(revKey)) {

@@ -8,12 +8,24 @@ import {
   FLOWS_MAX_DEFAULT,
   NEW_CLIENT_RATE_MAX,
   FLOW_F_CONFIRMED,
+  FLOW_F_REPLIED,
   FLOW_F_REVERSE,
   FLOW_KEY_OFFSETS,
   FLOW_KEY_SIZE,
   FLOW_VALUE_OFFSETS,
   FLOW_VALUE_SIZE,
+  FLOW_F_TARGET_MASK,
+  FLOW_F_TARGET_SHIFT,
+  MAX_TARGET_SLOT,
 } from './layout.js';
+
+/*
+ * The per-target structs have no codec in this package: @flowlb/xdp-core's forwarder reads and writes them. Their
+ * layout is pinned here all the same, next to the flags that name their slots, since tools in other languages read
+ * them from the pinned maps too.
+ */
+const TARGET_LAYOUT = { fields: { addr: 0, port: 4, pad: 6 }, size: 8 };
+const TARGET_STATS_LAYOUT = { fields: { fwdPackets: 0, fwdBytes: 8, revPackets: 16, revBytes: 24, icmpUnreachable: 32 }, size: 40 };
 
 const headerPath = fileURLToPath(new URL('../../../bpf/include/flowlb.h', import.meta.url));
 const header = readFileSync(headerPath, 'utf8');
@@ -66,8 +78,24 @@ describe('layout against bpf/include/flowlb.h, as text', () => {
   it('has the flag and default size the package uses', () => {
     expect(defineOf('FLOWLB_F_REVERSE')).toBe(FLOW_F_REVERSE);
     expect(defineOf('FLOWLB_F_CONFIRMED')).toBe(FLOW_F_CONFIRMED);
+    expect(defineOf('FLOWLB_F_REPLIED')).toBe(FLOW_F_REPLIED);
     expect(defineOf('FLOWLB_FLOWS_MAX_DEFAULT')).toBe(FLOWS_MAX_DEFAULT);
     expect(defineOf('FLOWLB_RATE_MAX')).toBe(NEW_CLIENT_RATE_MAX);
+  });
+
+  it('has the target slot bits and the highest slot the package uses', () => {
+    expect(defineOf('FLOWLB_F_TARGET_SHIFT')).toBe(FLOW_F_TARGET_SHIFT);
+    expect(defineOf('FLOWLB_TARGETS_MAX')).toBe(MAX_TARGET_SLOT);
+    const mask = /#define\s+FLOWLB_F_TARGET_MASK\s+\((0x[0-9a-fA-F]+)[uU]?\s*<<\s*FLOWLB_F_TARGET_SHIFT\)/.exec(header);
+    expect(mask, 'FLOWLB_F_TARGET_MASK as (bits << FLOWLB_F_TARGET_SHIFT)').not.toBeNull();
+    expect(Number(mask![1]) << FLOW_F_TARGET_SHIFT).toBe(FLOW_F_TARGET_MASK);
+    // Every slot fits in the mask, and slot 0 (none) is not among them.
+    expect(FLOW_F_TARGET_MASK >>> FLOW_F_TARGET_SHIFT).toBe(MAX_TARGET_SLOT);
+  });
+
+  it('has struct flowlb_target and struct flowlb_target_stats as the forwarder encodes them', () => {
+    expect(layoutFromText('flowlb_target')).toEqual(TARGET_LAYOUT);
+    expect(layoutFromText('flowlb_target_stats')).toEqual(TARGET_STATS_LAYOUT);
   });
 });
 
@@ -101,6 +129,15 @@ describe.runIf(compiler)('layout against bpf/include/flowlb.h, as compiled by th
       `printf("reverse %u\\n", (unsigned)FLOWLB_F_REVERSE);`,
       `printf("confirmed %u\\n", (unsigned)FLOWLB_F_CONFIRMED);`,
       `printf("max_default %u\\n", (unsigned)FLOWLB_FLOWS_MAX_DEFAULT);`,
+      `printf("target_shift %u\\n", (unsigned)FLOWLB_F_TARGET_SHIFT);`,
+      `printf("target_mask %u\\n", (unsigned)FLOWLB_F_TARGET_MASK);`,
+      `printf("targets_max %u\\n", (unsigned)FLOWLB_TARGETS_MAX);`,
+      `printf("target_size %zu\\n", sizeof(struct flowlb_target));`,
+      `printf("target_stats_size %zu\\n", sizeof(struct flowlb_target_stats));`,
+      ...Object.keys(TARGET_LAYOUT.fields).map((f) => `printf("target.${f} %zu\\n", offsetof(struct flowlb_target, ${snake(f)}));`),
+      ...Object.keys(TARGET_STATS_LAYOUT.fields).map(
+        (f) => `printf("target_stats.${f} %zu\\n", offsetof(struct flowlb_target_stats, ${snake(f)}));`,
+      ),
       ...keyFields.map((f) => `printf("key.${f} %zu\\n", offsetof(struct flow_key, ${snake(f)}));`),
       ...valueFields.map((f) => `printf("value.${f} %zu\\n", offsetof(struct flow_val, ${snake(f)}));`),
     ];
@@ -148,5 +185,18 @@ describe.runIf(compiler)('layout against bpf/include/flowlb.h, as compiled by th
     expect(c.max_default).toBe(FLOWS_MAX_DEFAULT);
     for (const [f, offset] of Object.entries(FLOW_KEY_OFFSETS)) expect(c[`key.${f}`], `key.${f}`).toBe(offset);
     for (const [f, offset] of Object.entries(FLOW_VALUE_OFFSETS)) expect(c[`value.${f}`], `value.${f}`).toBe(offset);
+  });
+
+  it('matches the target slot #defines and the layout of the per-target structs', () => {
+    const c = compiled();
+    expect(c.target_shift).toBe(FLOW_F_TARGET_SHIFT);
+    expect(c.target_mask).toBe(FLOW_F_TARGET_MASK);
+    expect(c.targets_max).toBe(MAX_TARGET_SLOT);
+    expect(c.target_size).toBe(TARGET_LAYOUT.size);
+    expect(c.target_stats_size).toBe(TARGET_STATS_LAYOUT.size);
+    for (const [f, offset] of Object.entries(TARGET_LAYOUT.fields)) expect(c[`target.${f}`], `target.${f}`).toBe(offset);
+    for (const [f, offset] of Object.entries(TARGET_STATS_LAYOUT.fields)) {
+      expect(c[`target_stats.${f}`], `target_stats.${f}`).toBe(offset);
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { FLOW_F_CONFIRMED, FLOW_F_REVERSE } from './layout.js';
+import { FLOW_F_CONFIRMED, FLOW_F_REVERSE, withTargetSlot } from './layout.js';
 import type { Endpoint, FlowEntry, FlowKey, FlowPair, FlowValue } from './types.js';
 
 /*
@@ -11,17 +11,21 @@ import type { Endpoint, FlowEntry, FlowKey, FlowPair, FlowValue } from './types.
  * names all four endpoints, and a table can find one entry's partner without any other index.
  */
 
-/** The forward entry of `pair`: client to VIP becomes SNAT to target. */
-export function forwardEntry(pair: FlowPair, lastUsed = 0n): FlowEntry {
+/**
+ * The forward entry of `pair`: client to VIP becomes SNAT to target. `targetSlot` is the target's slot in the XDP
+ * program's per-target counters (see `FLOW_F_TARGET_MASK`); 0, the default, leaves the flow out of them.
+ */
+export function forwardEntry(pair: FlowPair, lastUsed = 0n, targetSlot = 0): FlowEntry {
   const { client, vip, snat, target } = pair;
+  const flags = withTargetSlot(0, targetSlot);
   return [
     { dstAddr: vip.address, srcAddr: client.address, dstPort: vip.port, srcPort: client.port },
-    { dstAddr: target.address, srcAddr: snat.address, dstPort: target.port, srcPort: snat.port, flags: 0, lastUsed },
+    { dstAddr: target.address, srcAddr: snat.address, dstPort: target.port, srcPort: snat.port, flags, lastUsed },
   ];
 }
 
-/** The reverse entry of `pair`: target to SNAT becomes VIP to client. */
-export function reverseEntry(pair: FlowPair, lastUsed = 0n): FlowEntry {
+/** The reverse entry of `pair`: target to SNAT becomes VIP to client. `targetSlot` as for `forwardEntry`. */
+export function reverseEntry(pair: FlowPair, lastUsed = 0n, targetSlot = 0): FlowEntry {
   const { client, vip, snat, target } = pair;
   return [
     { dstAddr: snat.address, srcAddr: target.address, dstPort: snat.port, srcPort: target.port },
@@ -30,7 +34,7 @@ export function reverseEntry(pair: FlowPair, lastUsed = 0n): FlowEntry {
       srcAddr: vip.address,
       dstPort: client.port,
       srcPort: vip.port,
-      flags: FLOW_F_REVERSE,
+      flags: withTargetSlot(FLOW_F_REVERSE, targetSlot),
       lastUsed,
     },
   ];

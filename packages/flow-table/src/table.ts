@@ -68,9 +68,10 @@ export interface FlowTable {
    * Writes both entries of a flow with last_used `now`: the reverse entry first, so the backend's reply to the
    * first packet already finds it, then the forward entry. Neither key may be present (a flow must never take
    * over another flow's entry and orphan its partner): EEXIST otherwise. If the forward write fails, the reverse
-   * entry is removed again before the error is thrown.
+   * entry is removed again before the error is thrown. `targetSlot` goes into both entries' flags (see
+   * `forwardEntry`); 0, the default, leaves the flow out of the per-target counters.
    */
-  installPair(pair: FlowPair, now: bigint): void;
+  installPair(pair: FlowPair, now: bigint, targetSlot?: number): void;
   /**
    * Deletes the forward entry, then the reverse entry, each only if it still rewrites as `pair` says (a
    * reused SNAT port may already belong to a newer flow). Reports which of the two it deleted.

@@ -102,7 +102,7 @@ function parseIpv4(v: string): string | undefined {
 const TOP_KEYS = new Set(['sniMappings', 'default', 'health', 'when_all_down']);
 const TARGET_KEYS = new Set(['ipv4', 'port', 'weight', 'drain']);
 const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets', 'helloVerify', 'health']);
-const HEALTH_KEYS = new Set(['probe', 'interval_ms', 'timeout_ms', 'rise', 'fall', 'udp_payload', 'udp_expect', 'sni', 'on_down']);
+const HEALTH_KEYS = new Set(['probe', 'interval_ms', 'timeout_ms', 'rise', 'fall', 'udp_payload', 'udp_expect', 'sni', 'on_down', 'passive']);
 
 /** What a `health` block says before the file's defaults are merged in; `probe: none` is `undefined` there. */
 interface HealthBlock {
@@ -115,6 +115,7 @@ interface HealthBlock {
   udpExpect?: string;
   sni?: string;
   onDown?: 'keep' | 'reset';
+  passive?: boolean;
 }
 
 /** Probing settings unless the file says otherwise: a probe a second, half a second to answer, two in a row. */
@@ -240,6 +241,10 @@ class Validator {
       if (value.on_down === 'keep' || value.on_down === 'reset') out.onDown = value.on_down;
       else this.report(at('on_down'), `must be keep or reset, got ${show(value.on_down)}`, entry);
     }
+    if (value.passive !== undefined) {
+      if (typeof value.passive === 'boolean') out.passive = value.passive;
+      else this.report(at('passive'), `must be true or false, got ${show(value.passive)}`, entry);
+    }
     return this.issues.length === before ? out : undefined;
   }
 
@@ -254,7 +259,9 @@ class Validator {
       this.report([...path, 'timeout_ms'], `timeout_ms (${m.timeoutMs}) must not exceed interval_ms (${m.intervalMs})`, entry);
       return undefined;
     }
-    const spec: HealthSpec = { probe: m.probe, intervalMs: m.intervalMs, timeoutMs: m.timeoutMs, rise: m.rise, fall: m.fall, onDown: m.onDown };
+    // A DTLS server answers every ClientHello; a UDP service need not answer what its clients send first.
+    const passive = m.passive ?? m.probe === 'dtls';
+    const spec: HealthSpec = { probe: m.probe, intervalMs: m.intervalMs, timeoutMs: m.timeoutMs, rise: m.rise, fall: m.fall, onDown: m.onDown, passive };
     if (m.probe === 'udp') {
       if (m.udpPayload === undefined) {
         this.report([...path, 'udp_payload'], 'missing: a udp probe sends udp_payload', entry);

@@ -51,13 +51,34 @@ describe('weights, drain and health in the mappings', () => {
     const t = mappingsFromYaml(POOL);
     const [api, udp, plain] = t.rules;
     expect(api).toMatchObject({ targets: [A, B, C], weights: [2, 1, 1], drain: [false, false, true] });
-    expect(api!.health).toEqual({ probe: 'dtls', intervalMs: 2000, timeoutMs: 500, rise: 3, fall: 4, onDown: 'keep', sni: 'probe.api.example' });
-    expect(udp!.health).toEqual({ probe: 'udp', intervalMs: 2000, timeoutMs: 500, rise: 3, fall: 2, onDown: 'keep', udpPayload: 'ping', udpExpect: '^pong' });
+    expect(api!.health).toEqual({ probe: 'dtls', intervalMs: 2000, timeoutMs: 500, rise: 3, fall: 4, onDown: 'keep', passive: true, sni: 'probe.api.example' });
+    expect(udp!.health).toEqual({
+      probe: 'udp',
+      intervalMs: 2000,
+      timeoutMs: 500,
+      rise: 3,
+      fall: 2,
+      onDown: 'keep',
+      passive: false,
+      udpPayload: 'ping',
+      udpExpect: '^pong',
+    });
     expect(plain!.health).toBeUndefined();
     // Without the settings, an entry is what it always was.
     expect(plain).not.toHaveProperty('weights');
     expect(plain).not.toHaveProperty('drain');
     expect(t.whenAllDown).toBe('drop');
+  });
+
+  it('lets an entry turn the passive signal of unanswered flows on or off either way', () => {
+    const t = mappingsFromYaml(`
+health: { probe: dtls, passive: false }
+sniMappings:
+  - { fqdn: a.example, ipv4: 10.0.0.2, port: 4433 }
+  - { fqdn: b.example, ipv4: 10.0.0.3, port: 4433, health: { probe: udp, udp_payload: hi, passive: true } }
+`);
+    expect(t.rules.map((r) => r.health?.passive)).toEqual([false, true]);
+    expect(issuesOf('health: { probe: dtls, passive: "yes" }\nsniMappings: []\n')).toEqual([{ key: 'health.passive', reason: 'must be true or false, got "yes"' }]);
   });
 
   it("has the dtls probe ask for the entry's own name by default, and a wildcard's suffix", () => {

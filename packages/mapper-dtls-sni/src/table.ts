@@ -44,6 +44,11 @@ export interface HealthSpec {
   sni?: string;
   /** `reset`: when a target becomes unhealthy, its established flows are removed too; `keep` (default) lets them run. */
   onDown: 'keep' | 'reset';
+  /**
+   * A new flow the target leaves unanswered for `timeoutMs` counts as a failed probe (default for dtls, whose servers
+   * answer every ClientHello; off by default for udp).
+   */
+  passive: boolean;
 }
 
 /** A target group without a name: the default's targets, with their weights, drain flags and health. */

@@ -38,7 +38,7 @@ describe('errors without privileges', () => {
     const obj = BpfObject.open(FLOWLB_BPF_OBJECT);
     try {
       expect(obj.programNames()).toEqual(['flowlb_xdp']);
-      expect(obj.mapNames().sort()).toEqual(['buckets', 'flows', 'hello_verify', 'limits', 'stats', 'vips']);
+      expect(obj.mapNames().sort()).toEqual(['buckets', 'flows', 'hello_verify', 'limits', 'stats', 'target_slots', 'target_stats', 'vips']);
       expect(obj.loaded).toBe(false);
       expect(() => obj.map('flows')).toThrow(/not loaded: call load\(\) first/);
       expect(() => obj.setMaxEntries('nope', 10)).toThrow(/ENOENT.*no map of that name/);

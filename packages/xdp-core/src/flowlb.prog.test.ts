@@ -42,6 +42,7 @@ import {
 } from './testing/fib-fixture.js';
 import {
   FLOWLB_F_CONFIRMED,
+  FLOWLB_F_REPLIED,
   FLOWLB_F_REVERSE,
   encodeFlowKey,
   encodeFlowVal,
@@ -814,14 +815,14 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
         if (c.checksums) expect(verifyChecksums(r.data)).toEqual(c.checksums);
 
         // The program never inserts: the table holds what was installed, and only the hit entry moved: its
-        // last_used, and a forward entry is marked confirmed.
+        // last_used, and a forward entry is marked confirmed, a reverse one replied.
         expect([...f.flows.keys()].length).toBe(FLOW_NAMES.length);
         for (const name of FLOW_NAMES) {
           const e = FLOWS[name];
           const v = f.flows.lookup(encodeFlowKey(e.match));
           expect(v, name).toBeDefined();
-          const confirmed = name === c.touches && (e.flags & FLOWLB_F_REVERSE) === 0;
-          const expected = confirmed ? { ...e, flags: e.flags | FLOWLB_F_CONFIRMED } : e;
+          const mark = (e.flags & FLOWLB_F_REVERSE) === 0 ? FLOWLB_F_CONFIRMED : FLOWLB_F_REPLIED;
+          const expected = name === c.touches ? { ...e, flags: e.flags | mark } : e;
           expect(hexdump(withoutLastUsed(v!)), name).toBe(hexdump(withoutLastUsed(encodeFlowVal(expected))));
           const used = lastUsedOf(v!);
           if (name === c.touches) {
@@ -883,12 +884,12 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       expect(withoutLastUsed(value).equals(withoutLastUsed(encodeFlowVal({ ...flow, flags: FLOWLB_F_CONFIRMED })))).toBe(true);
     });
 
-    it('a reverse entry is never marked confirmed, and a confirmed entry keeps its flags', () => {
+    it('a reverse entry is marked replied, never confirmed, and a confirmed entry keeps its flags', () => {
       const { fwd: f } = env();
       const reverse = reverseOf(flow);
       f.flows.update(encodeFlowKey(reverse.match), encodeFlowVal(reverse));
       run('lan', udpFrame(reverse.match, 'lan'));
-      expect(flagsOf(f.flows.lookup(encodeFlowKey(reverse.match))!)).toBe(FLOWLB_F_REVERSE);
+      expect(flagsOf(f.flows.lookup(encodeFlowKey(reverse.match))!)).toBe(FLOWLB_F_REVERSE | FLOWLB_F_REPLIED);
       f.flows.update(key, encodeFlowVal({ ...flow, flags: FLOWLB_F_CONFIRMED | 0x100 }));
       run('lan', input);
       expect(flagsOf(f.flows.lookup(key)!)).toBe(FLOWLB_F_CONFIRMED | 0x100);

@@ -1,5 +1,14 @@
 import { existsSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { BpfMapFlowTable, NEW_CLIENT_RATE_MAX, parseIPv4, type NewClientLimits, type RateLimit } from '@flowlb/flow-table';
+import {
+  BpfMapFlowTable,
+  MAX_TARGET_SLOT,
+  NEW_CLIENT_RATE_MAX,
+  formatIPv4,
+  parseIPv4,
+  type NewClientLimits,
+  type RateLimit,
+} from '@flowlb/flow-table';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { ensureBpffsDir } from './bpffs.js';
 import { Link } from './link.js';
@@ -23,7 +32,7 @@ export const XDP_PASS_BPF_OBJECT = join(packageRoot, 'dist', 'xdp_pass.bpf.o');
 export const XDP_PASS_PROGRAM = 'xdp_pass';
 
 /** Names of what a forwarder pins under its `pinDir`. */
-const MAP_PINS = ['flows', 'stats'] as const;
+const MAP_PINS = ['flows', 'stats', 'target_slots', 'target_stats'] as const;
 const PROG_PIN = 'prog';
 const PROG_PIN_NEXT = 'prog-next';
 const LINK_PIN_PREFIX = 'link-';
@@ -51,6 +60,63 @@ export interface HelloVerifyKeys {
 /** `FLOWLB_VIPS_MAX_DEFAULT`: VIPs the new-client limits can watch. */
 const VIPS_MAX = 64;
 
+/** The maps of the per-target counters: `target_slots` (slot → backend) and `target_stats` (per-CPU, by slot). */
+interface TargetMaps {
+  slots: BpfMap;
+  stats: BpfMap;
+}
+
+/** `struct flowlb_target`: addr (u32) and port (u16) in network byte order, pad (u16). */
+const TARGET_VALUE_SIZE = 8;
+/** The bytes of `struct flowlb_target` that name the endpoint; the pad is not compared. */
+const TARGET_ENDPOINT_BYTES = 6;
+/** `struct flowlb_target_stats`: u64 counters in host byte order, in this order. */
+const TARGET_STAT_FIELDS = ['fwdPackets', 'fwdBytes', 'revPackets', 'revBytes', 'icmpUnreachable'] as const;
+
+const HOST_LE = endianness() === 'LE';
+
+/** A `__u32` map key in host byte order, as the program reads it. */
+function u32Key(n: number, out = Buffer.alloc(4)): Buffer {
+  if (HOST_LE) out.writeUInt32LE(n);
+  else out.writeUInt32BE(n);
+  return out;
+}
+
+function readU32Host(b: Buffer): number {
+  return HOST_LE ? b.readUInt32LE(0) : b.readUInt32BE(0);
+}
+
+/**
+ * FNV-1a, 32 bits. Where a target's probe for a slot starts, over the 6 endpoint bytes of its `struct flowlb_target`:
+ * every process that shares the pinned maps must start at the same slot (see flowlb.h), so this is part of the
+ * format and must not change.
+ */
+function fnv1a32(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+
+/** The first slot a target's probe tries: 1..MAX_TARGET_SLOT. */
+function targetSlotStart(endpoint: Uint8Array): number {
+  return (fnv1a32(endpoint.subarray(0, TARGET_ENDPOINT_BYTES)) % MAX_TARGET_SLOT) + 1;
+}
+
+/**
+ * What the program forwarded for one target slot, summed over CPUs: packets it rewrote and sent on through a
+ * forward entry (client to backend) or a reverse entry (the backend's replies), and their IPv4 total lengths.
+ */
+export interface TargetTraffic {
+  target: { address: string; port: number };
+  slot: number;
+  fwdPackets: number;
+  fwdBytes: number;
+  revPackets: number;
+  revBytes: number;
+  /** ICMP destination unreachable messages about its flows (port, host or network unreachable, or prohibited). */
+  icmpUnreachable: number;
+}
+
 /**
  * The pin name of an interface's link. bpffs refuses '.' in names, and interface names may hold one (eth0.100) but
  * never a ':', so the mapping stays one to one.
@@ -66,7 +132,10 @@ function ifaceOfPin(name: string): string {
 export interface XdpForwarderOptions {
   /** Size of the `flows` map: two entries per flow. Default: the object's compiled-in size. */
   flowsMaxEntries?: number;
-  /** A bpffs folder where `flows` and `stats` are pinned, and reused if they are already there. */
+  /**
+   * A bpffs folder where `flows`, `stats`, `target_slots` and `target_stats` are pinned, and reused if they are
+   * already there.
+   */
   pinDir?: string;
   /**
    * With `pinDir`: attach() pins each link there too (`link-<ifname>`), and the program (`prog`). The program then
@@ -186,11 +255,26 @@ export class XdpForwarder {
   readonly #vips: BpfMap;
   readonly #limits: BpfMap;
   readonly #helloVerify: BpfMap;
+  readonly #targetSlots: BpfMap;
+  readonly #targetStats: BpfMap;
+  /** Target slots found or claimed so far, by the hex of the target's `struct flowlb_target`. */
+  readonly #slotOf = new Map<string, number>();
+  /** Every slot was found taken: targets not claimed yet get none (slots are never released). */
+  #slotsFull = false;
 
-  private constructor(program: Program, flows: BpfMap, stats: BpfMap, maps: VipMaps, options: XdpForwarderOptions) {
+  private constructor(
+    program: Program,
+    flows: BpfMap,
+    stats: BpfMap,
+    maps: VipMaps,
+    targets: TargetMaps,
+    options: XdpForwarderOptions,
+  ) {
     this.#vips = maps.vips;
     this.#limits = maps.limits;
     this.#helloVerify = maps.helloVerify;
+    this.#targetSlots = targets.slots;
+    this.#targetStats = targets.stats;
     this.program = program;
     this.flows = flows;
     this.table = new BpfMapFlowTable(flows);
@@ -211,7 +295,8 @@ export class XdpForwarder {
       }
       await obj.load();
       const maps: VipMaps = { vips: obj.map('vips'), limits: obj.map('limits'), helloVerify: obj.map('hello_verify') };
-      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), maps, options);
+      const targets: TargetMaps = { slots: obj.map('target_slots'), stats: obj.map('target_stats') };
+      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), maps, targets, options);
     } finally {
       obj.close();
     }
@@ -487,6 +572,81 @@ export class XdpForwarder {
   }
 
   /**
+   * The slot of `target` in the program's per-target counters, to give `table.installPair` (or `forwardEntry` and
+   * `reverseEntry`) for its flows; a target without one claims the next free slot in `target_slots`. Processes that
+   * share the pinned maps get the same slot for the same target: the claim probes from a hash of the endpoint and
+   * inserts with BPF_NOEXIST (see flowlb.h), so two processes claiming at once agree, and a slot already in the
+   * map is found again. 0 when every slot is taken: the target's flows are then not counted per target. Slots are
+   * never released.
+   */
+  targetSlot(target: { address: string; port: number }): number {
+    if (this.#closed) throw new Error('the forwarder is closed');
+    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+      throw new RangeError(`targetSlot: port ${String(target.port)} is not a port number`);
+    }
+    const value = Buffer.alloc(TARGET_VALUE_SIZE);
+    value.writeUInt32BE(parseIPv4(target.address, 'targetSlot: address'), 0);
+    value.writeUInt16BE(target.port, 4);
+    const id = value.toString('hex');
+    const known = this.#slotOf.get(id);
+    if (known !== undefined) return known;
+    const slot = this.#claimSlot(value);
+    if (slot !== 0) this.#slotOf.set(id, slot);
+    return slot;
+  }
+
+  /** Linear probing from the endpoint's hash: the first slot holding the endpoint, or the first free one, is its. */
+  #claimSlot(value: Buffer): number {
+    if (this.#slotsFull) return 0;
+    const endpoint = value.subarray(0, TARGET_ENDPOINT_BYTES);
+    const start = targetSlotStart(value);
+    const key = Buffer.alloc(4);
+    for (let i = 0; i < MAX_TARGET_SLOT; i++) {
+      const slot = ((start - 1 + i) % MAX_TARGET_SLOT) + 1;
+      u32Key(slot, key);
+      // A lookup first: most slots on the way are taken, and a refused insert costs an exception.
+      let held = this.#targetSlots.lookup(key);
+      if (held === undefined) {
+        try {
+          this.#targetSlots.update(key, value, 'noexist');
+          return slot;
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          // Another process claimed it between the lookup and the insert: for this target or for another.
+          if (code === 'EEXIST') held = this.#targetSlots.lookup(key);
+          // Entries at keys that are no slot (written by a tool) can fill the map before the slots are.
+          else if (code === 'E2BIG') break;
+          else throw error;
+        }
+      }
+      if (held?.subarray(0, TARGET_ENDPOINT_BYTES).equals(endpoint)) return slot;
+    }
+    this.#slotsFull = true;
+    return 0;
+  }
+
+  /** What the program forwarded per target: one row per slot claimed in `target_slots` (by any process), by slot. */
+  targetStats(): TargetTraffic[] {
+    if (this.#closed) throw new Error('the forwarder is closed');
+    const rows: TargetTraffic[] = [];
+    for (const [key, value] of this.#targetSlots.entries()) {
+      const slot = readU32Host(key);
+      if (slot < 1 || slot > MAX_TARGET_SLOT || value.length < TARGET_ENDPOINT_BYTES) continue;
+      const totals = TARGET_STAT_FIELDS.map(() => 0n);
+      const perCpu = this.#targetStats.lookup(key);
+      for (const cpu of perCpu ? this.#targetStats.perCpuValues(perCpu) : []) {
+        for (let i = 0; i < totals.length; i++) totals[i]! += HOST_LE ? cpu.readBigUInt64LE(8 * i) : cpu.readBigUInt64BE(8 * i);
+      }
+      const row = { target: { address: formatIPv4(value.readUInt32BE(0)), port: value.readUInt16BE(4) }, slot } as TargetTraffic;
+      TARGET_STAT_FIELDS.forEach((name, i) => {
+        row[name] = Number(totals[i]);
+      });
+      rows.push(row);
+    }
+    return rows.sort((a, b) => a.slot - b.slot);
+  }
+
+  /**
    * Releases the handles. Links that are not pinned are detached; pinned links stay attached, running this
    * program on the pinned maps, for the next forwarder to take over (or `destroy`/`removePins` to end). Pinned maps
    * stay pinned. Closing twice is harmless.
@@ -513,6 +673,8 @@ export class XdpForwarder {
     this.#vips.close();
     this.#limits.close();
     this.#helloVerify.close();
+    this.#targetSlots.close();
+    this.#targetStats.close();
     if (errors.length > 0) throw errors[0];
   }
 

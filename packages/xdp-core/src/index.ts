@@ -14,6 +14,7 @@ export {
   type PinnedLink,
   type RemovedPins,
   type HelloVerifyKeys,
+  type TargetTraffic,
 } from './forwarder.js';
 export { STAT_NAMES, sumPerCpu, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';

@@ -58,8 +58,8 @@ export const RUN_DESCRIPTION = `Run the balancer in the foreground.
 
 Reads the config, loads the mapper, attaches the XDP program (mode xdp, or
 auto when the machine can and an interface is set; otherwise the userspace
-datapath runs), and logs JSON lines to stdout. The flows and stats maps, the
-program and its links are pinned under pin_path: when the process ends, even
+datapath runs), and logs JSON lines to stdout. The flows, stats and per-target
+maps, the program and its links are pinned under pin_path: when the process ends, even
 killed, the program stays attached and forwards the established flows, and the
 next run on the same pin_path takes the program, the flows and their SNAT ports
 over without losing a datagram. --detach-on-exit (or \`flowlb detach\` later)
@@ -140,23 +140,28 @@ Examples:
 
 ${EXIT_CODES_HELP}`;
 
-export const BACKENDS_DESCRIPTION = `Show the targets of a running balancer's mappings (\`flowlb run --mappings\`),
-each with its state (healthy, unhealthy, unknown before its first probes, unchecked
-when no entry probes it, draining), since when, the kind and round trip of its
-last probe, probes and failures, weight, the names that list it and why its last
-probe failed. Read from /backends of its metrics server.`;
+export const BACKENDS_DESCRIPTION = `Show the targets of a running balancer: with \`flowlb run --mappings\`, each
+target of the mappings with its state (healthy, unhealthy, unknown before its
+first probes, unchecked when no entry probes it, draining), since when, the kind
+and round trip of its last probe, probes and failures, weight, the names that
+list it and why its last probe failed; with any mapper, each target's flows
+(active, created, refused for want of SNAT ports) and, on the XDP datapath, the
+datagrams and bytes forwarded to it and back. A target removed from the mappings
+shows as draining while it still holds flows. Read from /backends of its metrics
+server.`;
 
 export const BACKENDS_AFTER = `${INSTANCE_HELP}
 
 Examples:
   $ flowlb backends
+  $ flowlb backends --watch 1         every second, until Ctrl-C
   $ flowlb backends --json | jq '.[] | select(.state == "unhealthy")'
 
 ${EXIT_CODES_HELP}`;
 
 export const DETACH_DESCRIPTION = `Detach the XDP program that a stopped \`flowlb run\` left attached, and remove
-its pins: links, program, the flows and stats maps (the flows are forgotten) and
-the pin folder. The clean stop of an instance that ran without --detach-on-exit.
+its pins: links, program, the flows, stats and per-target maps (the flows are
+forgotten) and the pin folder. The clean stop of an instance that ran without --detach-on-exit.
 Nothing pinned there is not an error.`;
 
 export const DETACH_AFTER = `${INSTANCE_HELP}

@@ -78,11 +78,13 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
       setExit(await statsCommand(opts, io, opts.watch ? runners.interrupts?.() : undefined));
     });
 
-  withInstanceOptions(sub('backends').summary("show the targets of a running balancer's mappings and their health").description(help.BACKENDS_DESCRIPTION))
-    .option('--json', 'print JSON')
+  withInstanceOptions(sub('backends').summary('show the targets of a running balancer: health, flows and traffic').description(help.BACKENDS_DESCRIPTION))
+    .option('--json', 'print JSON (one object per line with --watch)')
+    .addOption(new Option('-w, --watch [seconds]', 'repeat every few seconds (default 2) until interrupted'))
+    .option('--count <n>', 'with --watch: stop after n reports')
     .addHelpText('after', help.BACKENDS_AFTER)
-    .action(async (opts: { json?: boolean; pinPath?: string; instance?: string; config?: string }) => {
-      setExit(await backendsCommand(opts, io));
+    .action(async (opts: { json?: boolean; watch?: boolean | string; count?: string; pinPath?: string; instance?: string; config?: string }) => {
+      setExit(await backendsCommand(opts, io, opts.watch ? runners.interrupts?.() : undefined));
     });
 
   withInstanceOptions(sub('detach').summary('detach the XDP program a stopped balancer left attached').description(help.DETACH_DESCRIPTION))

@@ -1,12 +1,30 @@
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
-import { renderTable } from '../format/table.js';
+import { formatCount, renderTable } from '../format/table.js';
 import type { InstanceSelector } from '../maps/locate.js';
 import { fetchFromInstance, openRunningInstance } from '../maps/source.js';
-import type { BackendReport } from '../mapper/backend-health.js';
+import type { BackendReport, TargetTraffic } from '../mapper/backend-health.js';
+import { parseWatch, repeatReports, type WatchOptions } from './watch.js';
 
-export interface BackendsOptions extends InstanceSelector {
+export interface BackendsOptions extends InstanceSelector, WatchOptions {
   json?: boolean;
+}
+
+const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+
+/** 1.5 kB, 12 MB: decimal units, three digits at most. */
+function formatBytes(n: number): string {
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < UNITS.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v < 10 ? v.toFixed(1) : Math.round(v)} ${UNITS[i]}`;
+}
+
+function formatTraffic(t: TargetTraffic['toTarget'] | undefined): string {
+  return t ? `${formatCount(t.packets)} / ${formatBytes(t.bytes)}` : '';
 }
 
 function ago(iso: string | undefined, now: number): string {
@@ -16,9 +34,9 @@ function ago(iso: string | undefined, now: number): string {
 }
 
 export function renderBackends(rows: readonly BackendReport[], now = Date.now()): string {
-  if (rows.length === 0) return 'no targets: the running mapper has none it reports (only --mappings does)\n';
+  if (rows.length === 0) return 'no targets: the running mapper lists none and no flow has been sent to one yet\n';
   return renderTable(
-    ['TARGET', 'STATE', 'SINCE', 'PROBE', 'RTT', 'PROBES', 'FAILED', 'WEIGHT', 'NAMES', 'LAST FAILURE'],
+    ['TARGET', 'STATE', 'SINCE', 'PROBE', 'RTT', 'PROBES', 'FAILED', 'WEIGHT', 'FLOWS', 'NEW', 'REFUSED', 'TO TARGET', 'FROM TARGET', 'NAMES', 'LAST FAILURE'],
     rows.map((b) => [
       b.target,
       b.state === 'draining' && b.health ? `draining (${b.health})` : b.state,
@@ -27,25 +45,38 @@ export function renderBackends(rows: readonly BackendReport[], now = Date.now())
       b.lastRttMs === undefined ? '' : `${b.lastRttMs.toFixed(1)} ms`,
       b.probes === undefined ? '' : String(b.probes),
       b.failures === undefined ? '' : String(b.failures),
-      String(b.weight),
+      b.weight === undefined ? '' : String(b.weight),
+      b.flows ? formatCount(b.flows.active) : '',
+      b.flows ? formatCount(b.flows.created) : '',
+      b.flows ? formatCount(b.flows.refused) : '',
+      formatTraffic(b.traffic?.toTarget),
+      formatTraffic(b.traffic?.fromTarget),
       b.names.join(', '),
       b.lastFailure ?? '',
     ]),
   );
 }
 
-/** `flowlb backends`: the targets of a running balancer's mappings, with their health, from its /backends. */
-export async function backendsCommand(opts: BackendsOptions, io: Io): Promise<number> {
+/**
+ * `flowlb backends`: the targets of a running balancer, with their health, flows and traffic, from its /backends;
+ * with --watch, again every few seconds.
+ */
+export async function backendsCommand(opts: BackendsOptions, io: Io, signal?: AbortSignal): Promise<number> {
+  const plan = parseWatch(opts);
   const source = await openRunningInstance(opts, io.env);
-  let rows: BackendReport[];
-  try {
-    rows = await fetchFromInstance<BackendReport[]>(source, '/backends');
-  } catch (error) {
-    if (error instanceof CliError && /404/.test(error.message)) {
-      throw new CliError('the running balancer reports no targets: /backends comes with --mappings (the DTLS SNI mapper)', EXIT.FAILURE);
+  await repeatReports(plan, signal, async (i) => {
+    let rows: BackendReport[];
+    try {
+      rows = await fetchFromInstance<BackendReport[]>(source, '/backends');
+    } catch (error) {
+      if (error instanceof CliError && /404/.test(error.message)) {
+        throw new CliError('the running balancer serves no /backends: it is older than this flowlb', EXIT.FAILURE);
+      }
+      throw error;
     }
-    throw error;
-  }
-  io.out(opts.json ? `${JSON.stringify(rows, null, 2)}\n` : renderBackends(rows));
+    if (opts.json) io.out(plan.every === undefined ? `${JSON.stringify(rows, null, 2)}\n` : `${JSON.stringify({ time: new Date().toISOString(), backends: rows })}\n`);
+    else if (plan.every === undefined) io.out(renderBackends(rows));
+    else io.out(`${i > 0 ? '\n' : ''}${new Date().toISOString()}\n${renderBackends(rows)}`);
+  });
   return EXIT.OK;
 }

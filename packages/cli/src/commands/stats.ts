@@ -8,13 +8,10 @@ import { fetchFromInstance, openInstance, type InstanceSource } from '../maps/so
 import { STAT_DOCS } from '../maps/stat-docs.js';
 import { readXdpStats } from '../maps/stats.js';
 import type { RunState } from '../run/state-file.js';
+import { parseWatch, repeatReports, type WatchOptions } from './watch.js';
 
-export interface StatsOptions extends InstanceSelector {
+export interface StatsOptions extends InstanceSelector, WatchOptions {
   json?: boolean;
-  /** Seconds between reports; true for the default. */
-  watch?: boolean | string;
-  /** With --watch: stop after this many reports. */
-  count?: string;
 }
 
 export interface StatsSnapshot {
@@ -123,49 +120,19 @@ export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string 
   return out;
 }
 
-function parseWatch(watch: StatsOptions['watch']): number | undefined {
-  if (watch === undefined || watch === false) return undefined;
-  if (watch === true) return 2;
-  const n = Number(watch);
-  if (!Number.isFinite(n) || n < 0.1) throw new CliError(`--watch: expected seconds (at least 0.1), got ${JSON.stringify(watch)}`, EXIT.USAGE);
-  return n;
-}
-
 export async function statsCommand(opts: StatsOptions, io: Io, signal?: AbortSignal): Promise<number> {
-  const every = parseWatch(opts.watch);
-  const count = opts.count === undefined ? Infinity : Number(opts.count);
-  if (!(count >= 1) || (count !== Infinity && !Number.isInteger(count))) {
-    throw new CliError(`--count: expected a whole number of reports, got ${JSON.stringify(opts.count)}`, EXIT.USAGE);
-  }
+  const plan = parseWatch(opts);
   const source = await openInstance(opts, io.env, 'stats');
   try {
     let previous: StatsSnapshot | undefined;
-    for (let i = 0; ; i++) {
+    await repeatReports(plan, signal, async (i) => {
       const s = await snapshot(source);
-      if (opts.json) io.out(every === undefined ? `${JSON.stringify(s, null, 2)}\n` : `${JSON.stringify(s)}\n`);
+      if (opts.json) io.out(plan.every === undefined ? `${JSON.stringify(s, null, 2)}\n` : `${JSON.stringify(s)}\n`);
       else io.out(`${i > 0 ? '\n' : ''}${renderStats(s, previous)}`);
       previous = s;
-      if (every === undefined || i + 1 >= count || signal?.aborted) break;
-      const stopped = await sleep(every * 1000, signal);
-      if (stopped) break;
-    }
+    });
   } finally {
     if (source.kind === 'pinned') source.map.close();
   }
   return EXIT.OK;
-}
-
-/** Resolves true when `signal` ended the wait. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(false);
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -155,7 +155,7 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     key: 'pin_path',
     expected: 'an absolute path on a bpffs mount like "/sys/fs/bpf/flowlb/lb1"',
     default: '/sys/fs/bpf/flowlb/<addr with _ for .>-<port>, e.g. 192_0_2_1-4433',
-    doc: 'bpffs folder of the instance: the flows and stats maps (read by `flowlb flows` and `flowlb stats`), the program and its links, so that a restart takes over without losing flows; where no bpffs holds it, `flowlb run` mounts one',
+    doc: 'bpffs folder of the instance: the flows, stats and per-target maps (read by `flowlb flows` and `flowlb stats`), the program and its links, so that a restart takes over without losing flows; where no bpffs holds it, `flowlb run` mounts one',
   },
 ];
 

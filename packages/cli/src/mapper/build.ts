@@ -4,7 +4,7 @@ import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { FlowlbConfig } from '../config/index.js';
 import type { Logger } from '../run/logger.js';
 import { loadMapperModule, type LoadedMapper } from './load-module.js';
-import { BackendHealth, type BackendReport } from './backend-health.js';
+import { BackendHealth, type BackendHealthOptions } from './backend-health.js';
 
 export interface ReloadOutcome {
   ok: boolean;
@@ -18,8 +18,11 @@ export interface BuiltMapper {
   description: string;
   /** Re-reads the mappings; a failure leaves the mapper as it was. */
   reload(): Promise<ReloadOutcome>;
-  /** The targets of the DTLS mapper's mappings with their health, for /backends and the metrics. */
-  backends?: () => BackendReport[];
+  /**
+   * The health of the DTLS mapper's targets: their report for /backends, `flowlb backends` and the metrics, the
+   * balancer's `replyTimeoutMs`, and the passive signals it takes from the balancer's events.
+   */
+  health?: BackendHealth;
   /** The DTLS mapper's keys for the XDP program's own HelloVerifyRequests (see LoadBalancer's xdp.helloVerify). */
   kernelHelloVerify?: DtlsSniMapper['kernelHelloVerify'];
   close(): Promise<void>;
@@ -33,6 +36,8 @@ export interface MapperChoice {
    * cookie made by one of them or by the XDP program is good in all. Default: random.
    */
   cookieSecret?: string;
+  /** How the health checks of this process take part among workers (worker 0 leads; default: alone, leading). */
+  health?: Pick<BackendHealthOptions, 'role' | 'onShared' | 'onPassive'>;
 }
 
 function describeDecision(d: Decision): Record<string, unknown> {
@@ -67,10 +72,11 @@ export function traceDecisions(inner: FlowMapper, log: Logger): FlowMapper {
   };
 }
 
-async function dtlsSni(file: string, cookieSecret: string | undefined, config: FlowlbConfig, log: Logger): Promise<BuiltMapper> {
+async function dtlsSni(file: string, choice: MapperChoice, config: FlowlbConfig, log: Logger): Promise<BuiltMapper> {
+  const { cookieSecret } = choice;
   let m: DtlsSniMapper;
   // Probes leave from the SNAT address, as the flows' datagrams do, so that they take the same route to the targets.
-  const health = new BackendHealth({ bindAddress: config.snatAddr, log });
+  const health = new BackendHealth({ ...choice.health, bindAddress: config.snatAddr, log });
   try {
     m = await DtlsSniMapper.fromFile(file, {
       ...(cookieSecret === undefined ? {} : { cookieSecret }),
@@ -96,7 +102,7 @@ async function dtlsSni(file: string, cookieSecret: string | undefined, config: F
       return { ok: true, detail: `${file}: ${rules()}` };
     },
     close: async () => health.stop(),
-    backends: () => health.report(),
+    health,
     kernelHelloVerify: () => m.kernelHelloVerify(),
   };
 }
@@ -129,7 +135,7 @@ export async function buildMapper(choice: MapperChoice, config: FlowlbConfig, lo
   }
   let built: BuiltMapper;
   if (choice.mappings) {
-    built = await dtlsSni(choice.mappings, choice.cookieSecret, config, log);
+    built = await dtlsSni(choice.mappings, choice, config, log);
   } else if (choice.mapper) {
     const loaded = await loadMapperModule(choice.mapper, {
       vip: { ...config.vip },

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import {
   type DtlsCertificates,
   type TwoArmed,
 } from '@flowlb/testkit';
-import { healthMappingsYaml, startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
+import { healthMappingsYaml, startMappingsRun, tearDownRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
 import type { LbProcess } from '../test-support/lb-process.js';
 
 const PORT = 4433;
@@ -73,12 +73,8 @@ const HEALTH = { intervalMs: 500, timeoutMs: 400, rise: 2, fall: 2 };
   }, 120_000);
 
   afterAll(async () => {
-    lb?.signal('SIGTERM');
-    await lb?.exit().catch(() => undefined);
-    for (const s of servers) await s?.stop().catch(() => undefined);
-    await net?.destroy();
+    await tearDownRun({ lb, backends: servers, net, dir });
     await certs?.remove();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('both servers answer probe after probe and serve real handshakes in between', async () => {

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, dtlsCapture, runUdpClient, startUdpEcho, twoArmedTopology, type TwoArmed, type UdpEcho } from '@flowlb/testkit';
-import { cliJson, healthMappingsYaml, startMappingsRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
+import { cliJson, healthMappingsYaml, startMappingsRun, tearDownRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
 import type { LbProcess } from '../test-support/lb-process.js';
 import { mappingsFromYaml } from '@flowlb/mapper-dtls-sni';
 import type { BackendReport } from '../mapper/backend-health.js';
@@ -95,13 +95,7 @@ describePrivileged('flowlb run: backends that fail and come back', () => {
     lb = await startMappingsRun(net, dir, mappings, { port: PORT, pinName: 'hlth', extraConfig: ['conn_ttl_sec: 600', 'unconfirmed_ttl_sec: 600'] });
   }, 120_000);
 
-  afterAll(async () => {
-    lb?.signal('SIGTERM');
-    await lb?.exit().catch(() => undefined);
-    for (const e of echoes) await e?.stop().catch(() => undefined);
-    await net?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => tearDownRun({ lb, backends: echoes, net, dir }));
 
   it('probes both targets until they are healthy, and spreads new clients over both', async () => {
     for (const i of [0, 1]) expect(await waitFor(targetOf(i), 'healthy')).toMatchObject({ probe: 'udp', names: [NAME], failures: 0 });

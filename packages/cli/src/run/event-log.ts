@@ -67,6 +67,15 @@ export function logBalancerEvent(log: Logger, e: BalancerEvent): void {
     case 'flow-refused':
       log.debug({ client: ep(e.client), target: e.target && ep(e.target), reason: e.reason, detail: e.detail }, 'flow refused');
       return;
+    case 'flow-unanswered':
+      log.debug({ ...flowFields(e.pair), waitedMs: e.waitedMs }, 'no reply from the target to a new flow');
+      return;
+    case 'target-unreachable':
+      log.debug({ target: ep(e.target), count: e.count, detail: e.detail }, 'ICMP destination unreachable from a target');
+      return;
+    case 'flows-reset':
+      log.info({ target: ep(e.target), count: e.count }, 'flows of an unhealthy target removed (on_down: reset)');
+      return;
     case 'client-dropped':
       log.debug({ client: ep(e.client), reason: e.reason, datagrams: e.datagrams, detail: e.detail }, 'client dropped');
       return;

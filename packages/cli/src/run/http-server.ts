@@ -17,7 +17,7 @@ export interface MetricsRoutes {
   stats(): unknown;
   /** The `limit` most recently used flows; undefined while the balancer is not running. */
   flows?(limit: number): Promise<FlowsPage | undefined>;
-  /** The mappings' targets with their health (the DTLS mapper's). */
+  /** The targets with their health, flows and traffic. */
   backends?(): unknown;
 }
 
@@ -35,8 +35,8 @@ function flowsLimit(query: string | undefined): number | string {
 
 /**
  * /metrics (Prometheus text), /healthz (JSON, 503 when unhealthy), /stats (the balancer's counters as JSON),
- * /flows (the most recently used flows as JSON, `?limit=` of them) and, with the DTLS mapper, /backends (its targets
- * and their health as JSON).
+ * /flows (the most recently used flows as JSON, `?limit=` of them) and /backends (the targets with their health,
+ * flows and traffic as JSON).
  */
 export async function startMetricsServer(addr: HostPort, routes: MetricsRoutes): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
@@ -79,7 +79,8 @@ export async function startMetricsServer(addr: HostPort, routes: MetricsRoutes):
       );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end(`not found: try ${routes.flows ? '/metrics, /healthz, /stats or /flows' : '/metrics, /healthz or /stats'}\n`);
+      const paths = ['/metrics', '/healthz', '/stats', ...(routes.flows ? ['/flows'] : []), ...(routes.backends ? ['/backends'] : [])];
+      res.end(`not found: try ${paths.slice(0, -1).join(', ')} or ${paths.at(-1)!}\n`);
     }
   });
   await new Promise<void>((resolve, reject) => {

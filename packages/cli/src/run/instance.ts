@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { importXdpCore, type BalancerStats, type LoadBalancer, type XdpAttachmentInfo } from '@flowlb/balancer';
 import type { FlowlbConfig } from '../config/index.js';
 import { collectFlows, type FlowsPage } from '../maps/flows.js';
+import type { BackendReport, TargetTraffic } from '../mapper/backend-health.js';
 import type { BuiltMapper } from '../mapper/build.js';
+import { backendsView } from './backends-view.js';
 import type { DatapathPlan } from './datapath-plan.js';
 import { healthReport, type HealthReport } from './health.js';
 import type { MetricsServer } from './http-server.js';
@@ -57,6 +59,30 @@ export class Instance {
     if (!lb || !table) return undefined;
     const page = await collectFlows(table.pairs(), limit, { maxRecords: table.maxEntries });
     return { vip: `${this.config.vip.address}:${this.config.vip.port}`, datapath: lb.datapath ?? this.plan.datapath, ...page };
+  }
+
+  /** Every target with its health, flows and traffic (/backends, `flowlb backends`, the per-target metrics). */
+  backends(): BackendReport[] {
+    return backendsView(this.mapper.health?.report(), this.stats()?.targets, this.#traffic());
+  }
+
+  /** The XDP program's per-target counters, shared by every worker, so read here alone. */
+  #traffic(): Map<string, TargetTraffic> | undefined {
+    const fwd = this.plan.forwarder;
+    if (!fwd || this.lb?.datapath !== 'xdp') return undefined;
+    try {
+      return new Map(
+        fwd.targetStats().map((t) => [
+          `${t.target.address}:${t.target.port}`,
+          {
+            toTarget: { packets: Number(t.fwdPackets), bytes: Number(t.fwdBytes) },
+            fromTarget: { packets: Number(t.revPackets), bytes: Number(t.revBytes) },
+          },
+        ]),
+      );
+    } catch {
+      return undefined;
+    }
   }
 
   xdp(): Record<string, number> | undefined {

@@ -6,7 +6,12 @@ function stats(n: number, socketDrops: number | null): BalancerStats {
   return {
     datapath: 'xdp',
     datapathReason: `worker ${n}`,
-    flows: { active: n, created: 10 * n, expired: 0, unconfirmedExpired: 0, evictedUnderPressure: 0, pressureEpisodes: 0, refused: 0, adopted: 0 },
+    flows: { active: n, created: 10 * n, expired: 0, unconfirmedExpired: 0, evictedUnderPressure: 0, pressureEpisodes: 0, refused: 0, adopted: 0, reset: 0 },
+    // Each worker has flows to a target of its own and to one they share.
+    targets: {
+      '10.0.0.2:443': { active: n, created: 2 * n, refused: 0 },
+      [`10.0.1.${n}:443`]: { active: 1, created: 1, refused: n },
+    },
     pending: { clients: n, datagrams: 0, bytes: 0, held: 0 },
     datagrams: {
       slowPathIn: n,
@@ -48,6 +53,13 @@ describe('mergeStats', () => {
       { le: '+Inf', count: 12 },
     ]);
     expect(m.snat.range).toEqual({ min: 10000, max: 10999 });
+    // Targets add up by name, not by position.
+    expect(m.targets).toEqual({
+      '10.0.0.2:443': { active: 6, created: 12, refused: 0 },
+      '10.0.1.1:443': { active: 1, created: 1, refused: 1 },
+      '10.0.1.2:443': { active: 1, created: 1, refused: 2 },
+      '10.0.1.3:443': { active: 1, created: 1, refused: 3 },
+    });
     expect(m.datapathReason).toBe('worker 1');
     // Every worker reads the drops of all the VIP sockets.
     expect(m.datagrams.socketDrops).toBe(7);

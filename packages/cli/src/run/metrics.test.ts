@@ -28,6 +28,45 @@ const stats = {
 } as unknown as BalancerStats;
 
 describe('metrics', () => {
+  it('exposes per-target flows and traffic, reading the targets once per scrape', async () => {
+    let reads = 0;
+    const registry = createMetricsRegistry({
+      stats: () => stats,
+      xdp: () => undefined,
+      reloads: () => ({ ok: 0, failed: 0 }),
+      info: () => ({ vip: '192.0.2.1:4433', datapath: 'xdp', version: '1.2.3' }),
+      backends: () => {
+        reads++;
+        return [
+          {
+            target: '10.0.0.2:4433',
+            names: ['api.example'],
+            state: 'healthy',
+            health: 'healthy',
+            probes: 4,
+            failures: 1,
+            weight: 2,
+            flows: { active: 3, created: 7, refused: 1 },
+            traffic: { toTarget: { packets: 10, bytes: 1500 }, fromTarget: { packets: 9, bytes: 900 } },
+          },
+          // Removed from the mappings, still holding a flow; no probe, no traffic counters (userspace datapath).
+          { target: '10.0.0.9:4433', names: [], state: 'draining', flows: { active: 1, created: 0, refused: 0 } },
+        ];
+      },
+    });
+    const text = await registry.metrics();
+    expect(reads).toBe(1);
+    expect(text).toContain('flowlb_backend_flows_active{target="10.0.0.2:4433"} 3\n');
+    expect(text).toContain('flowlb_backend_flows_active{target="10.0.0.9:4433"} 1\n');
+    expect(text).toContain('flowlb_backend_flows_total{target="10.0.0.2:4433",result="created"} 7\n');
+    expect(text).toContain('flowlb_backend_flows_total{target="10.0.0.2:4433",result="refused"} 1\n');
+    expect(text).toContain('flowlb_backend_packets_total{target="10.0.0.2:4433",direction="to_target"} 10\n');
+    expect(text).toContain('flowlb_backend_bytes_total{target="10.0.0.2:4433",direction="from_target"} 900\n');
+    expect(text).not.toContain('flowlb_backend_packets_total{target="10.0.0.9:4433"');
+    expect(text).toContain('flowlb_backend_up{target="10.0.0.2:4433"} 1\n');
+    expect(text).not.toContain('flowlb_backend_up{target="10.0.0.9:4433"}');
+  });
+
   it("reads the balancer's stats and the XDP counters once per scrape", async () => {
     const reads = { stats: 0, xdp: 0 };
     const registry = createMetricsRegistry({

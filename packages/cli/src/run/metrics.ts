@@ -10,7 +10,7 @@ export interface MetricsSources {
   xdp(): Record<string, number> | undefined;
   reloads(): { ok: number; failed: number };
   info(): { vip: string; datapath: string; version: string };
-  /** The mappings' targets with their health; absent for mappers that have none. */
+  /** The targets with their health, flows and traffic. */
   backends?(): BackendReport[];
 }
 
@@ -39,7 +39,7 @@ export type MetricsRegistry = Pick<Registry, 'metrics' | 'contentType'>;
 export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  let scrape: { stats: BalancerStats | undefined; xdp: Record<string, number> | undefined } | undefined;
+  let scrape: { stats: BalancerStats | undefined; xdp: Record<string, number> | undefined; backends?: BackendReport[] } | undefined;
   const src: MetricsSources = {
     ...sources,
     stats: () => (scrape ? scrape.stats : sources.stats()),
@@ -81,6 +81,7 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
   );
   counter('flowlb_flows_refused_total', 'New flows refused (no SNAT port, flow limit, table full, install error)', (st) => st.flows.refused);
   counter('flowlb_flows_adopted_total', 'Flows found in the pinned map at start', (st) => st.flows.adopted);
+  counter('flowlb_flows_reset_total', 'Flows removed because their target went down (on_down: reset)', (st) => st.flows.reset);
   gauge('flowlb_pending_clients', 'Clients waiting for a decision or for their flow to be installed', (st) => st.pending.clients);
   gauge('flowlb_pending_datagrams', 'Datagrams buffered for waiting clients', (st) => st.pending.datagrams);
   gauge('flowlb_pending_bytes', 'Bytes buffered for waiting clients', (st) => st.pending.bytes);
@@ -165,8 +166,10 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
       ];
     },
   });
-  const backends = sources.backends;
-  if (backends) {
+  const fetchBackends = sources.backends;
+  if (fetchBackends) {
+    // Read once a scrape, like the stats it is made from.
+    const backends = (): BackendReport[] => (scrape ? (scrape.backends ??= fetchBackends()) : fetchBackends());
     const probed = (): BackendReport[] => backends().filter((b) => b.health !== undefined);
     registerSnapshotMetric(registry, {
       name: 'flowlb_backend_up',
@@ -190,6 +193,43 @@ export function createMetricsRegistry(sources: MetricsSources): MetricsRegistry 
       type: 'gauge',
       values: () => probed().flatMap((b) => (b.lastRttMs === undefined ? [] : [{ value: b.lastRttMs / 1000, labels: { target: b.target } }])),
     });
+    registerSnapshotMetric(registry, {
+      name: 'flowlb_backend_flows_active',
+      help: 'Flows towards a target now',
+      type: 'gauge',
+      values: () => backends().flatMap((b) => (b.flows ? [{ value: b.flows.active, labels: { target: b.target } }] : [])),
+    });
+    registerSnapshotMetric(registry, {
+      name: 'flowlb_backend_flows_total',
+      help: 'New flows towards a target: installed (result="created") or refused for want of SNAT ports or table entries',
+      type: 'counter',
+      values: () =>
+        backends().flatMap((b) =>
+          b.flows
+            ? [
+                { value: b.flows.created, labels: { target: b.target, result: 'created' } },
+                { value: b.flows.refused, labels: { target: b.target, result: 'refused' } },
+              ]
+            : [],
+        ),
+    });
+    const traffic = (name: string, help: string, pick: (t: { packets: number; bytes: number }) => number): void =>
+      registerSnapshotMetric(registry, {
+        name,
+        help,
+        type: 'counter',
+        values: () =>
+          backends().flatMap((b) =>
+            b.traffic
+              ? [
+                  { value: pick(b.traffic.toTarget), labels: { target: b.target, direction: 'to_target' } },
+                  { value: pick(b.traffic.fromTarget), labels: { target: b.target, direction: 'from_target' } },
+                ]
+              : [],
+          ),
+      });
+    traffic('flowlb_backend_packets_total', 'Datagrams of a target\'s flows the XDP program forwarded, each way', (t) => t.packets);
+    traffic('flowlb_backend_bytes_total', 'IP bytes of a target\'s flows the XDP program forwarded, each way', (t) => t.bytes);
   }
   return {
     contentType: registry.contentType,

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { LoadBalancer, type LoadBalancerOptions } from '@flowlb/balancer';
+import type { UdpEndpoint } from '@flowlb/mapper-api';
 import type { XdpForwarder } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
@@ -17,7 +18,7 @@ import { createLogger } from './logger.js';
 import { createMetricsRegistry } from './metrics.js';
 import { findRunState, removeRunState, runDir, writeRunState } from './state-file.js';
 import { watchFile } from './watch-file.js';
-import { COOKIE_SECRET_ENV, WORKER_STATS_INTERVAL_MS, WorkerPool, type WorkerMessage } from './workers.js';
+import { COOKIE_SECRET_ENV, WORKER_STATS_INTERVAL_MS, WorkerPool, type ParentMessage, type WorkerMessage } from './workers.js';
 
 /** How long a flow of the SNI mappers may wait for its client to speak again. */
 const DTLS_UNCONFIRMED_TTL_SEC = 10;
@@ -161,7 +162,13 @@ function sharedBalancerOptions(config: FlowlbConfig, opts: RunOptions, mapper: B
     unconfirmedTtlSec: config.unconfirmedTtlSec ?? (opts.mappings ? DTLS_UNCONFIRMED_TTL_SEC : config.connTtlSec),
     limits: { ...config.pending, maxFlows: Math.ceil(config.flowTableSize / config.workers) },
     ...(config.workers > 1 ? { worker: { index, count: config.workers } } : {}),
+    ...(mapper.health ? { replyTimeoutMs: (target: UdpEndpoint) => mapper.health!.replyTimeoutMs(target) } : {}),
   };
+}
+
+/** For `on_down: reset`: a target that goes down before the balancer runs has no flows here to remove. */
+function resetFlowsOf(lb: LoadBalancer): (target: UdpEndpoint) => Promise<number> {
+  return (target) => (lb.state === 'running' ? lb.resetFlowsTo(target) : Promise.resolve(0));
 }
 
 /** `flowlb run`: runs in the foreground until SIGINT or SIGTERM; SIGHUP or a change of the file reloads the mappings. */
@@ -170,7 +177,13 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
   const config = await loadConfig(opts.config);
   const log = createLogger({ debug: config.debug });
   const cookieSecret = randomBytes(32).toString('hex');
-  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper, cookieSecret }, config, log);
+  // Worker 0 probes for every worker and tells them what it finds.
+  let pool: WorkerPool | undefined;
+  const mapper = await buildMapper(
+    { mappings: opts.mappings, mapper: opts.mapper, cookieSecret, health: { role: 'leader', onShared: (states) => pool?.broadcast({ type: 'health', states }) } },
+    config,
+    log,
+  );
   log.info({ config: config.file, mapper: mapper.description, version: VERSION }, 'starting');
 
   let stopRequested: ((signal: string) => void) | undefined;
@@ -227,7 +240,7 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
           datapath: i.lb?.datapath ?? plan.datapath,
           version: VERSION,
         }),
-        ...(mapper.backends ? { backends: mapper.backends } : {}),
+        backends: () => i.backends(),
       });
       try {
         inst.metrics = await startMetricsServer(config.metricsAddr, {
@@ -235,14 +248,14 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
           health: () => i.health(),
           stats: () => ({ ...(i.stats() ?? {}), xdp: i.xdp() }),
           flows: (limit) => i.flows(limit),
-          ...(mapper.backends ? { backends: mapper.backends } : {}),
+          backends: () => i.backends(),
         });
       } catch (error) {
         throw new CliError(`metrics_addr ${formatHostPort(config.metricsAddr)}: ${(error as Error).message}`, EXIT.FAILURE, { cause: error });
       }
       log.info(
         { url: inst.metrics.url },
-        `metrics, health, stats and flows served at /metrics, /healthz, /stats, /flows${mapper.backends ? ', the targets at /backends' : ''}`,
+        'metrics, health, stats, flows and targets served at /metrics, /healthz, /stats, /flows, /backends',
       );
     }
 
@@ -272,10 +285,12 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
       // The balancer only knows it was handed a forwarder; the reason it was loaded is ours.
       onEvent: (e) => {
         if (e.type === 'xdp-attached') i.attachments = e.attachments;
+        mapper.health?.observe(e);
         logBalancerEvent(log, e.type === 'datapath' && plan.forwarder ? { ...e, reason: plan.reason } : e);
       },
     });
     inst.lb = lb;
+    if (mapper.health) mapper.health.resetFlows = resetFlowsOf(lb);
     if (plan.datapath === 'userspace') log.info({ reason: plan.reason }, 'XDP datapath not used');
     await lb.start();
     if (plan.forwarder) prunePinnedLinks(plan.forwarder, log);
@@ -285,6 +300,8 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
         count: config.workers,
         log,
         env: { [COOKIE_SECRET_ENV]: cookieSecret },
+        onReady: () => (mapper.health ? { type: 'health', states: mapper.health.shared() } : undefined),
+        onPassive: (failure) => mapper.health?.passive(failure),
         args: (index) => [
           'run',
           '--config',
@@ -297,6 +314,7 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
           plan.pinDir!,
         ],
       });
+      pool = inst.workers;
       inst.workers.start();
     }
     try {
@@ -360,10 +378,23 @@ async function runWorker(opts: RunOptions, deps: RunDeps): Promise<number> {
   const config = await loadConfig(opts.config);
   if (config.workers <= index) throw new CliError(`--worker ${opts.worker}: the config now has workers: ${config.workers}`, EXIT.FAILURE);
   const log = createLogger({ debug: config.debug }).child({ worker: index });
-  const mapper = await buildMapper({ mappings: opts.mappings, mapper: opts.mapper, cookieSecret: process.env[COOKIE_SECRET_ENV] }, config, log);
   const send = (m: WorkerMessage): void => {
     if (process.connected) process.send?.(m);
   };
+  const mapper = await buildMapper(
+    {
+      mappings: opts.mappings,
+      mapper: opts.mapper,
+      cookieSecret: process.env[COOKIE_SECRET_ENV],
+      health: { role: 'follower', onPassive: (failure) => send({ type: 'passive', failure }) },
+    },
+    config,
+    log,
+  );
+  const onParent = (m: ParentMessage): void => {
+    if (m?.type === 'health') mapper.health?.applyShared(m.states);
+  };
+  process.on('message', onParent);
   let stop: (why: string) => void = () => undefined;
   const stopped = new Promise<string>((resolve) => (stop = resolve));
   const onTerm = (): void => stop('SIGTERM');
@@ -385,8 +416,12 @@ async function runWorker(opts: RunOptions, deps: RunDeps): Promise<number> {
     interfaces: [],
     // The map worker 0 made: same size, found through its pins.
     xdp: { mode: config.xdpMode, pinDir: opts.workerPinDir, flowsMaxEntries: 2 * config.flowTableSize },
-    onEvent: (e) => logBalancerEvent(log, e),
+    onEvent: (e) => {
+      mapper.health?.observe(e);
+      logBalancerEvent(log, e);
+    },
   });
+  if (mapper.health) mapper.health.resetFlows = resetFlowsOf(lb);
   let timer: NodeJS.Timeout | undefined;
   try {
     await lb.start();
@@ -406,5 +441,6 @@ async function runWorker(opts: RunOptions, deps: RunDeps): Promise<number> {
     deps.signals.removeListener('SIGINT', onInt);
     deps.signals.removeListener('SIGHUP', onHup);
     process.removeListener('disconnect', onDisconnect);
+    process.removeListener('message', onParent);
   }
 }

@@ -2,10 +2,18 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BalancerStats } from '@flowlb/balancer';
+import type { PassiveFailure, SharedHealth } from '../mapper/backend-health.js';
 import type { Logger } from './logger.js';
 
 /** What a worker process tells the one that started it. */
-export type WorkerMessage = { type: 'ready' } | { type: 'stats'; stats: BalancerStats };
+export type WorkerMessage =
+  | { type: 'ready' }
+  | { type: 'stats'; stats: BalancerStats }
+  /** A target failed one of the worker's flows (it left a new flow unanswered): for worker 0's health checks. */
+  | { type: 'passive'; failure: PassiveFailure };
+
+/** What worker 0 tells the workers it started. */
+export type ParentMessage = { type: 'health'; states: SharedHealth };
 
 /** How often a worker sends its counters, for the metrics of the whole balancer. */
 export const WORKER_STATS_INTERVAL_MS = 1000;
@@ -41,6 +49,10 @@ export interface WorkerPoolOptions {
   env?: Record<string, string>;
   /** The `flowlb` script to start; default the one beside this module (dist/bin.js). */
   entry?: string;
+  /** A worker is running (again): what it should be told first. */
+  onReady?: (index: number) => ParentMessage | undefined;
+  /** A worker's passive health failure. */
+  onPassive?: (failure: PassiveFailure) => void;
 }
 
 /** The script that workers run: the CLI itself, from this package's dist folder. */
@@ -90,6 +102,20 @@ export class WorkerPool {
     return this.#slots.reduce((n, s) => n + s.restarts, 0);
   }
 
+  /** Tells every live worker. */
+  broadcast(message: ParentMessage): void {
+    for (const s of this.#slots) this.#send(s, message);
+  }
+
+  #send(slot: Slot, message: ParentMessage): void {
+    const child = slot.child;
+    if (!child?.connected) return;
+    // A worker that is going away as this is sent misses nothing it will need.
+    child.send(message, (error) => {
+      if (error) this.#o.log.debug({ worker: slot.index, error: error.message }, 'cannot tell a worker');
+    });
+  }
+
   /** Passes a signal on (SIGHUP: reload the mappings). */
   signal(signal: NodeJS.Signals): void {
     for (const s of this.#slots) s.child?.kill(signal);
@@ -124,7 +150,12 @@ export class WorkerPool {
     slot.startedAt = Date.now();
     child.on('message', (m: WorkerMessage) => {
       if (m?.type === 'stats') slot.stats = m.stats;
-      else if (m?.type === 'ready') log.info({ worker: slot.index, workerPid: child.pid }, 'worker running');
+      else if (m?.type === 'passive') this.#o.onPassive?.(m.failure);
+      else if (m?.type === 'ready') {
+        log.info({ worker: slot.index, workerPid: child.pid }, 'worker running');
+        const first = this.#o.onReady?.(slot.index);
+        if (first) this.#send(slot, first);
+      }
     });
     child.on('error', (error) => log.error({ worker: slot.index, error: error.message }, 'worker process error'));
     child.once('exit', (code, signal) => {

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Topology, TwoArmed } from '@flowlb/testkit';
 import { runCliIn } from './cli.js';
@@ -69,7 +69,7 @@ export async function startMappingsRun(
 /** A mappings file of one name over `targets` (YAML flow mappings), with the file-wide `health` settings given. */
 export function healthMappingsYaml(options: {
   name: string;
-  health: Readonly<Record<string, string | number>>;
+  health: Readonly<Record<string, string | number | boolean>>;
   targets: readonly string[];
   whenAllDown?: 'drop' | 'any';
 }): string {
@@ -83,4 +83,21 @@ export function healthMappingsYaml(options: {
     ...options.targets.map((t) => `      - ${t}`),
     '',
   ].join('\n');
+}
+
+/**
+ * Ends whatever a backend test got as far as starting, even when its setup failed part-way: the run (SIGTERM, then
+ * waits for it), the backends, the namespaces and the folder.
+ */
+export async function tearDownRun(parts: {
+  lb: LbProcess | undefined;
+  backends: Iterable<{ stop(): Promise<void> } | undefined>;
+  net: TwoArmed | undefined;
+  dir: string | undefined;
+}): Promise<void> {
+  parts.lb?.signal('SIGTERM');
+  await parts.lb?.exit().catch(() => undefined);
+  for (const b of parts.backends) await b?.stop().catch(() => undefined);
+  await parts.net?.destroy();
+  if (parts.dir) rmSync(parts.dir, { recursive: true, force: true });
 }

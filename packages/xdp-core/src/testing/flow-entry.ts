@@ -10,6 +10,8 @@ export const FLOW_KEY_SIZE = 16;
 export const FLOW_VAL_SIZE = 24;
 export const FLOWLB_F_REVERSE = 0x1;
 export const FLOWLB_F_CONFIRMED = 0x2;
+/** `FLOWLB_F_REPLIED` of flowlb.h: the program marks a reverse entry so on the backend's first packet. */
+export const FLOWLB_F_REPLIED = 0x4;
 
 export interface Endpoint {
   addr: string;
