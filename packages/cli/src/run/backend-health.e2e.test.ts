@@ -152,6 +152,19 @@ describePrivileged('flowlb run: backends that fail and come back', () => {
     expect(still).toBe(toA);
   }, 60_000);
 
+  it('a target removed from the mappings takes no new client, keeps its flows, and shows as draining while it has any', async () => {
+    type Flows = { flows: { target: { address: string } }[] };
+    const toA = async (): Promise<number> => (await cli<Flows>(['flows'])).flows.filter((f) => f.target.address === net.backends[0]!.addr).length;
+    const before = await toA();
+    expect(before).toBeGreaterThan(0);
+    await reload([entry(1)]);
+    const row = (await cli<BackendReport[]>(['backends'])).find((b) => b.target === targetOf(0));
+    expect(row).toMatchObject({ state: 'draining', names: [], flows: { active: before } });
+    expect(row).not.toHaveProperty('health');
+    expect(await newClients(6)).toEqual(Array(6).fill(targetOf(1)));
+    expect(await toA()).toBe(before);
+  }, 60_000);
+
   it('with every target down, when_all_down: drop refuses new clients, and any sends them on regardless; the metrics say which are up', async () => {
     await reload([entry(0), entry(1)]);
     for (const i of [0, 1]) {

@@ -91,7 +91,7 @@ export function healthMappingsYaml(options: {
  */
 export async function tearDownRun(parts: {
   lb: LbProcess | undefined;
-  backends: Iterable<{ stop(): Promise<void> } | undefined>;
+  backends: Iterable<{ stop(): Promise<unknown> } | undefined>;
   net: TwoArmed | undefined;
   dir: string | undefined;
 }): Promise<void> {
