@@ -27,9 +27,10 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 # Build: clang/llvm (BPF object), libbpf/libelf/zlib (addon), make/g++/python3 (node-gyp).
-# Run: iproute2, ethtool, procps (sysctl), util-linux (setpriv). Tests: openssl, gnutls-bin, tcpdump, socat.
+# Run: iproute2, ethtool, procps (sysctl), util-linux (setpriv). Tests: openssl, gnutls-bin, tcpdump, socat, and
+# ngtcp2's example QUIC client and server (gtlsclient, gtlsserver).
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make g++ python3 pkg-config
-  iproute2 ethtool procps util-linux openssl gnutls-bin tcpdump socat)
+  iproute2 ethtool procps util-linux openssl gnutls-bin tcpdump socat ngtcp2-client ngtcp2-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

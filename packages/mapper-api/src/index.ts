@@ -6,3 +6,5 @@ export type { HashMapperOptions } from './hash-mapper.js';
 export { firstOf } from './first-of.js';
 
 export { RendezvousSet, MAX_TARGET_WEIGHT } from './rendezvous.js';
+export { byProtocol, detectProtocol } from './by-protocol.js';
+export type { ByProtocolMappers, DetectedProtocol } from './by-protocol.js';

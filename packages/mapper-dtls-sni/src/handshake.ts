@@ -1,25 +1,5 @@
-/** Handshake message types that can appear in DTLS (RFC 6347, RFC 9147). */
-export const HandshakeType = {
-  HelloRequest: 0,
-  ClientHello: 1,
-  ServerHello: 2,
-  HelloVerifyRequest: 3,
-  NewSessionTicket: 4,
-  EndOfEarlyData: 5,
-  HelloRetryRequest: 6,
-  EncryptedExtensions: 8,
-  RequestConnectionId: 9,
-  NewConnectionId: 10,
-  Certificate: 11,
-  ServerKeyExchange: 12,
-  CertificateRequest: 13,
-  ServerHelloDone: 14,
-  CertificateVerify: 15,
-  ClientKeyExchange: 16,
-  Finished: 20,
-  KeyUpdate: 24,
-  MessageHash: 254,
-} as const;
+// One registry of message types serves TLS, DTLS and QUIC; it lives with the ClientHello parser.
+export { HandshakeType } from '@flowlb/tls-hello';
 
 /** msg_type(1) length(3) message_seq(2) fragment_offset(3) fragment_length(3). */
 export const HANDSHAKE_HEADER_LENGTH = 12;

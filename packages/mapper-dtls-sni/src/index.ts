@@ -1,9 +1,9 @@
 export { parseClientHello, DEFAULT_MAX_MESSAGE_SIZE } from './parser.js';
 export type { ParseOptions } from './parser.js';
 export type { ParseResult, HelloResult, NeedMoreResult, InvalidResult, InvalidReason } from './result.js';
-export { parseClientHelloBody } from './client-hello.js';
-export type { ClientHello, Extension } from './client-hello.js';
-export { ExtensionType, MAX_HOST_NAME_LENGTH, parseServerName, parseAlpn, parseSupportedVersions } from './extensions.js';
+export { parseClientHelloBody } from '@flowlb/tls-hello';
+export type { ClientHello, Extension } from '@flowlb/tls-hello';
+export { ExtensionType, MAX_HOST_NAME_LENGTH, parseServerName, parseAlpn, parseSupportedVersions } from '@flowlb/tls-hello';
 export { parseRecords, ContentType, DtlsVersion, RECORD_HEADER_LENGTH, MAX_RECORD_LENGTH } from './record.js';
 export type { DtlsRecord, RecordLayerResult, RecordStop } from './record.js';
 export { parseHandshakeFragments, HandshakeType, HANDSHAKE_HEADER_LENGTH } from './handshake.js';
@@ -12,7 +12,21 @@ export { MessageReassembler } from './reassembly.js';
 export type { FragmentAddResult } from './reassembly.js';
 export { normalizeHostName, parseNamePattern } from './names.js';
 export type { NamePattern } from './names.js';
-export type { MappingTable, MappingRule, MappingTableOptions, MatchKind, Resolution, HealthSpec, WhenAllDown, DefaultRoute, CheckedTarget, TargetUsable } from './table.js';
+export type {
+  MappingTable,
+  MappingRule,
+  MappingTableOptions,
+  MatchKind,
+  Resolution,
+  HealthSpec,
+  WhenAllDown,
+  DefaultRoute,
+  CheckedTarget,
+  TargetUsable,
+  HelloProtocol,
+  HelloSelector,
+  HelloTraits,
+} from './table.js';
 export { loadMappings, loadMappingsSync, mappingsFromYaml, mappingsFromObject, MappingsError } from './mappings.js';
 export type { MappingsIssue, MappingsEntryRef, MappingsSourceOptions } from './mappings.js';
 export {

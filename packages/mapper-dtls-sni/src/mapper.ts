@@ -262,7 +262,7 @@ export class DtlsSniMapper implements FlowMapper {
     }
     if (parse.kind === 'invalid') return { decision: drop(parse.reason), parse, dropReason: parse.reason };
     const key = this.affinity === 'address' ? client.address : endpointKey(client);
-    const resolution = this.table.resolve(parse.sni, key, this.isUsable);
+    const resolution = this.table.resolve(parse.sni, key, this.isUsable, { protocol: 'dtls', ...(parse.alpn ? { alpn: parse.alpn } : {}) });
     if (resolution.kind !== 'target') return { decision: drop(resolution.why), parse, resolution, dropReason: resolution.why };
     if (!this.needsCookie(resolution)) return { decision: forward(resolution.target), parse, resolution };
     const input: CookieInput = {
@@ -308,7 +308,9 @@ export class DtlsSniMapper implements FlowMapper {
     if (this.helloVerify === 'off') return false;
     if (t.rules.length === 0 && t.defaultTargets === undefined) return false;
     if (this.helloVerify === 'all') return true;
-    return t.rules.every((r) => r.helloVerify === true) && (t.defaultTargets === undefined || t.defaultHelloVerify);
+    // Entries for QUIC alone never see a DTLS hello.
+    const dtlsRules = t.rules.filter((r) => r.protocols === undefined || r.protocols.includes('dtls'));
+    return dtlsRules.every((r) => r.helloVerify === true) && (t.defaultTargets === undefined || t.defaultHelloVerify);
   }
 
   private needsCookie(resolution: Extract<Resolution, { kind: 'target' }>): boolean {

@@ -4,7 +4,7 @@ import type { UdpEndpoint } from '@flowlb/mapper-api';
 import { isNode, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { parseNamePattern } from './names.js';
 import { MAX_TARGET_WEIGHT } from '@flowlb/mapper-api';
-import { MappingTable, type HealthSpec, type MappingRule, type WhenAllDown } from './table.js';
+import { MappingTable, type HealthSpec, type HelloProtocol, type HelloSelector, type MappingRule, type WhenAllDown } from './table.js';
 
 /** Which `sniMappings` entry a problem is in. */
 export interface MappingsEntryRef {
@@ -101,7 +101,10 @@ function parseIpv4(v: string): string | undefined {
 
 const TOP_KEYS = new Set(['sniMappings', 'default', 'health', 'when_all_down']);
 const TARGET_KEYS = new Set(['ipv4', 'port', 'weight', 'drain']);
-const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets', 'helloVerify', 'health']);
+const ENTRY_KEYS = new Set(['fqdn', 'ipv4', 'port', 'targets', 'helloVerify', 'health', 'protocols', 'alpn']);
+const PROTOCOLS: readonly HelloProtocol[] = ['dtls', 'quic'];
+/** RFC 7301: a protocol name is 1 to 255 bytes. */
+const MAX_ALPN_LENGTH = 255;
 const HEALTH_KEYS = new Set(['probe', 'interval_ms', 'timeout_ms', 'rise', 'fall', 'udp_payload', 'udp_expect', 'sni', 'on_down', 'passive']);
 
 /** What a `health` block says before the file's defaults are merged in; `probe: none` is `undefined` there. */
@@ -116,6 +119,13 @@ interface HealthBlock {
   sni?: string;
   onDown?: 'keep' | 'reset';
   passive?: boolean;
+}
+
+/** Whether every hello that `later` takes, `earlier` takes too (so that `later`, tried after it, never matches). */
+function covers(earlier: HelloSelector, later: HelloSelector): boolean {
+  if (!later.protocols.every((p) => earlier.protocols.includes(p))) return false;
+  if (earlier.alpn === undefined) return true;
+  return later.alpn !== undefined && later.alpn.every((a) => earlier.alpn!.includes(a));
 }
 
 /** Probing settings unless the file says otherwise: a probe a second, half a second to answer, two in a row. */
@@ -298,6 +308,40 @@ class Validator {
     return value;
   }
 
+  /** The optional `protocols` list: which of DTLS and QUIC an entry routes (default both). */
+  protocols(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): readonly HelloProtocol[] | undefined {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.length === 0) {
+      this.report(path, `must be a non-empty list of dtls and quic, got ${show(value)}`, entry);
+      return undefined;
+    }
+    const bad = value.findIndex((p) => !(PROTOCOLS as readonly unknown[]).includes(p));
+    if (bad >= 0) {
+      this.report([...path, bad], `must be dtls or quic, got ${show(value[bad])}`, entry);
+      return undefined;
+    }
+    if (new Set(value).size !== value.length) {
+      this.report(path, 'lists a protocol twice', entry);
+      return undefined;
+    }
+    return Object.freeze([...(value as HelloProtocol[])]);
+  }
+
+  /** The optional `alpn` list: the entry takes only hellos that offer one of these protocol names (RFC 7301). */
+  alpn(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): readonly string[] | undefined {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value) || value.length === 0) {
+      this.report(path, `must be a non-empty list of protocol names such as h3, got ${show(value)}`, entry);
+      return undefined;
+    }
+    const bad = value.findIndex((a: unknown) => typeof a !== 'string' || a.length === 0 || Buffer.byteLength(a) > MAX_ALPN_LENGTH);
+    if (bad >= 0) {
+      this.report([...path, bad], `must be a protocol name of 1 to ${MAX_ALPN_LENGTH} bytes, got ${show(value[bad])}`, entry);
+      return undefined;
+    }
+    return Object.freeze([...new Set(value as string[])]);
+  }
+
   /** The optional `helloVerify` switch: a YAML boolean, nothing else (`yes` and `"true"` are strings there). */
   helloVerify(value: unknown, path: PathSegment[], entry: MappingsEntryRef | undefined): boolean | undefined {
     if (value === undefined) return false;
@@ -396,7 +440,7 @@ function validate(
   if (!Array.isArray(list)) {
     v.report(['sniMappings'], `must be a list of entries (it may be empty), got ${show(list)}`);
   } else {
-    const seen = new Map<string, number>();
+    const seen = new Map<string, Array<{ index: number; selector: HelloSelector }>>();
     list.forEach((item: unknown, index) => {
       const path: PathSegment[] = ['sniMappings', index];
       const entry: MappingsEntryRef = { index };
@@ -408,7 +452,7 @@ function validate(
       const before = v.issues.length;
       for (const key of Object.keys(item)) {
         if (!ENTRY_KEYS.has(key)) {
-          v.report([...path, key], 'unknown key; an entry has fqdn, ipv4/port or targets, and optionally helloVerify and health', entry);
+          v.report([...path, key], 'unknown key; an entry has fqdn, ipv4/port or targets, and optionally helloVerify, health, protocols and alpn', entry);
         }
       }
       let pattern: ReturnType<typeof parseNamePattern> | undefined;
@@ -421,21 +465,38 @@ function validate(
       const targets = v.targets(item, path, entry);
       const helloVerify = v.helloVerify(item.helloVerify, [...path, 'helloVerify'], entry);
       const ownHealth = v.health(item.health, [...path, 'health'], entry);
+      const protocols = v.protocols(item.protocols, [...path, 'protocols'], entry);
+      const alpn = v.alpn(item.alpn, [...path, 'alpn'], entry);
       if (pattern === undefined || 'error' in pattern || targets === undefined || ownHealth === undefined || v.issues.length !== before) return;
       const name = pattern.wildcard ? pattern.suffix : pattern.name;
       const health = v.mergeHealth(healthDefaults, ownHealth, name, [...path, 'health'], entry);
       if (v.issues.length !== before) return;
-      const dupKey = `${pattern.wildcard ? '*.' : ''}${name}`;
-      const earlier = seen.get(dupKey);
-      if (earlier !== undefined) {
-        v.report([...path, 'fqdn'], `duplicate of sniMappings[${earlier}]: both name ${dupKey}`, entry);
+      if (helloVerify === true && protocols !== undefined && !protocols.includes('dtls')) {
+        v.report([...path, 'helloVerify'], 'applies to DTLS hellos, and this entry routes QUIC alone', entry);
         return;
       }
-      seen.set(dupKey, index);
+      const dupKey = `${pattern.wildcard ? '*.' : ''}${name}`;
+      const selector = { protocols: protocols ?? PROTOCOLS, alpn };
+      // Entries of one name are tried in file order: one that an earlier entry covers whole could never match.
+      const earlier = (seen.get(dupKey) ?? []).find((e) => covers(e.selector, selector));
+      if (earlier !== undefined) {
+        const why = protocols === undefined && alpn === undefined ? '' : ', which takes every hello this entry would';
+        v.report([...path, 'fqdn'], `duplicate of sniMappings[${earlier.index}]: both name ${dupKey}${why}`, entry);
+        return;
+      }
+      seen.set(dupKey, [...(seen.get(dupKey) ?? []), { index, selector }]);
       const fqdn = item.fqdn as string;
       // Settings left out when off, so that tables written without them are the same objects as before they existed.
       const rule: MappingRule = { index, fqdn, wildcard: pattern.wildcard, name, ...route(targets) };
-      rules.push(Object.freeze({ ...rule, ...(helloVerify === true ? { helloVerify } : {}), ...(health ? { health } : {}) }));
+      rules.push(
+        Object.freeze({
+          ...rule,
+          ...(helloVerify === true ? { helloVerify } : {}),
+          ...(health ? { health } : {}),
+          ...(protocols ? { protocols } : {}),
+          ...(alpn ? { alpn } : {}),
+        }),
+      );
     });
   }
 

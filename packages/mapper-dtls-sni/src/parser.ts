@@ -106,7 +106,7 @@ export class ClientHelloReader {
       if (this.#pending.size > 0 || this.#count === 0) return NEED_MORE;
       return this.#sawHandshake ? invalid('no-client-hello') : invalid('no-handshake');
     }
-    const body = parseClientHelloBody(chosen.reassembler.message()!);
+    const body = parseClientHelloBody(chosen.reassembler.message()!, 'dtls');
     if ('kind' in body) return body;
     return {
       kind: 'hello',

@@ -1,4 +1,4 @@
-import type { ClientHello } from './client-hello.js';
+import type { ClientHello, HelloInvalidReason } from '@flowlb/tls-hello';
 
 /**
  * Why a set of datagrams cannot be a DTLS ClientHello. The set is closed on purpose: counters are kept per reason,
@@ -27,28 +27,8 @@ export type InvalidReason =
   | 'fragment-conflict'
   /** More distinct ClientHello message_seq values than any real client sends. */
   | 'too-many-messages'
-  /** The ClientHello ends before one of its mandatory fields. */
-  | 'client-hello-truncated'
-  /** A ClientHello field has an impossible value (version, lengths, trailing bytes). */
-  | 'client-hello-malformed'
-  /** The extensions block or one extension overruns, or bytes are left over. */
-  | 'extensions-malformed'
-  /** The same extension type appears twice. */
-  | 'duplicate-extension'
-  /** The server_name extension's inner lengths are inconsistent. */
-  | 'sni-malformed'
-  /** A host_name entry of length zero. */
-  | 'sni-empty'
-  /** More than one host_name entry. */
-  | 'sni-duplicate'
-  /** A host_name longer than a DNS name can be. */
-  | 'sni-too-long'
-  /** A host_name with bytes other than letters, digits, '-', '_' and '.'. */
-  | 'sni-bad-characters'
-  /** The ALPN extension's inner lengths are inconsistent or a protocol name is empty. */
-  | 'alpn-malformed'
-  /** The supported_versions extension's inner lengths are inconsistent. */
-  | 'supported-versions-malformed';
+  /** The ClientHello body itself: its fields and extensions (see @flowlb/tls-hello). */
+  | HelloInvalidReason;
 
 export interface InvalidResult {
   kind: 'invalid';

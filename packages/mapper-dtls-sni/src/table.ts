@@ -24,6 +24,26 @@ export interface MappingRule {
   readonly drain?: readonly boolean[];
   /** How the targets are probed; absent when they are not (`probe: none`, the default). */
   readonly health?: HealthSpec;
+  /** The protocols whose hellos this entry routes (`protocols`); absent: both. */
+  readonly protocols?: readonly HelloProtocol[];
+  /** The entry takes only hellos that offer one of these ALPN protocol names (`alpn`); absent: any hello. */
+  readonly alpn?: readonly string[];
+}
+
+/** The protocols whose ClientHellos the mappings route: DTLS's, and QUIC's (in its Initial packets). */
+export type HelloProtocol = 'dtls' | 'quic';
+
+/** Which hellos an entry takes, as far as its name does not decide it. */
+export interface HelloSelector {
+  protocols: readonly HelloProtocol[];
+  alpn: readonly string[] | undefined;
+}
+
+/** What of a hello, besides its name, chooses among the entries of that name. */
+export interface HelloTraits {
+  protocol: HelloProtocol;
+  /** The ALPN protocol names the client offered (none: it sent no ALPN extension). */
+  alpn?: readonly string[];
 }
 
 /** What to do with new clients of a name whose targets are all unhealthy or draining. */
@@ -105,6 +125,15 @@ function choose(set: RendezvousSet, drain: readonly boolean[] | undefined, clien
   return notDraining >= 0 ? notDraining : set.pickIndex(clientKey);
 }
 
+/** The first of a name's entries that takes the hello. */
+function takes(entries: readonly CompiledRule[] | undefined, hello: HelloTraits | undefined): CompiledRule | undefined {
+  if (entries === undefined || hello === undefined) return entries?.[0];
+  return entries.find(({ rule }) => {
+    if (rule.protocols !== undefined && !rule.protocols.includes(hello.protocol)) return false;
+    return rule.alpn === undefined || (hello.alpn ?? []).some((a) => rule.alpn!.includes(a));
+  });
+}
+
 /**
  * A validated, immutable set of mappings. Built by the loaders in mappings.ts, which are the only place that checks
  * entries; a table is swapped whole on reload, never edited.
@@ -120,8 +149,9 @@ export class MappingTable {
   /** The default's weights, drain flags and health, when it has targets. */
   readonly defaultRoute: DefaultRoute | undefined;
   readonly whenAllDown: WhenAllDown;
-  private readonly exact = new Map<string, CompiledRule>();
-  private readonly wildcards = new Map<string, CompiledRule>();
+  /** The entries of each name, in file order: the first that takes a hello routes it. */
+  private readonly exact = new Map<string, CompiledRule[]>();
+  private readonly wildcards = new Map<string, CompiledRule[]>();
   private readonly fallback: RendezvousSet | undefined;
 
   /** Use the loaders (`loadMappings`, `mappingsFromYaml`, `mappingsFromObject`): they validate what this assumes. */
@@ -137,7 +167,9 @@ export class MappingTable {
     this.defaultHelloVerify = options.defaultHelloVerify === true && defaultTargets !== undefined;
     this.whenAllDown = options.whenAllDown ?? 'drop';
     for (const rule of rules) {
-      (rule.wildcard ? this.wildcards : this.exact).set(rule.name, { rule, targets: new RendezvousSet(rule.targets, rule.weights) });
+      const byName = rule.wildcard ? this.wildcards : this.exact;
+      const compiled = { rule, targets: new RendezvousSet(rule.targets, rule.weights) };
+      byName.set(rule.name, [...(byName.get(rule.name) ?? []), compiled]);
     }
     this.defaultRoute = defaultTargets === undefined ? undefined : { ...options.defaultRoute, targets: defaultTargets };
     this.fallback =
@@ -166,8 +198,8 @@ export class MappingTable {
    * The rule a server name falls under: an exact entry first, then the wildcard with the longest suffix, since the
    * most specific entry wins. Undefined when only the default (if any) applies.
    */
-  match(serverName: string): { rule: MappingRule; match: 'exact' | 'wildcard' } | undefined {
-    const compiled = this.lookup(normalizeHostName(serverName));
+  match(serverName: string, hello?: HelloTraits): { rule: MappingRule; match: 'exact' | 'wildcard' } | undefined {
+    const compiled = this.lookup(normalizeHostName(serverName), hello);
     if (compiled === undefined) return undefined;
     return { rule: compiled.rule, match: compiled.rule.wildcard ? 'wildcard' : 'exact' };
   }
@@ -175,11 +207,12 @@ export class MappingTable {
   /**
    * Chooses the target for a hello, given its server name (if any) and the client's affinity key: by weighted
    * rendezvous hashing among the match's targets that do not drain and that `usable` accepts, so that a target
-   * that fails or comes back moves only its own share of clients.
+   * that fails or comes back moves only its own share of clients. Among entries of the name, the first (in file
+   * order) whose `protocols` and `alpn` take the hello routes it; without `hello`, every entry takes it.
    */
-  resolve(serverName: string | undefined, clientKey: string, usable?: TargetUsable): Resolution {
+  resolve(serverName: string | undefined, clientKey: string, usable?: TargetUsable, hello?: HelloTraits): Resolution {
     if (serverName !== undefined) {
-      const compiled = this.lookup(normalizeHostName(serverName));
+      const compiled = this.lookup(normalizeHostName(serverName), hello);
       if (compiled !== undefined) {
         const match: MatchKind = compiled.rule.wildcard ? 'wildcard' : 'exact';
         const index = choose(compiled.targets, compiled.rule.drain, clientKey, usable, this.whenAllDown);
@@ -199,12 +232,12 @@ export class MappingTable {
     return { kind: 'none', why: serverName === undefined ? 'no-name' : 'unknown-name' };
   }
 
-  private lookup(name: string): CompiledRule | undefined {
-    const exact = this.exact.get(name);
+  private lookup(name: string, hello: HelloTraits | undefined): CompiledRule | undefined {
+    const exact = takes(this.exact.get(name), hello);
     if (exact !== undefined || this.wildcards.size === 0) return exact;
     // Walking the dots left to right tries the longest suffix first.
     for (let dot = name.indexOf('.'); dot !== -1; dot = name.indexOf('.', dot + 1)) {
-      const wildcard = this.wildcards.get(name.slice(dot + 1));
+      const wildcard = takes(this.wildcards.get(name.slice(dot + 1)), hello);
       if (wildcard !== undefined) return wildcard;
     }
     return undefined;

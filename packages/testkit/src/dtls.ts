@@ -80,16 +80,17 @@ export async function createDtlsCertificates(prefix = 'flowlb-dtls-'): Promise<D
   };
 }
 
-type Launch = (cmd: string, args: string[]) => Spawned;
+export type Launch = (cmd: string, args: string[]) => Spawned;
 
-function launcher(topology: Topology | null, ns: string | null, prefix: readonly string[] = []): Launch {
+/** Starts a command in `ns` of `topology`, or in this process's own namespace with `null` for both. */
+export function launcher(topology: Topology | null, ns: string | null, prefix: readonly string[] = []): Launch {
   const wrap = (cmd: string, args: string[]): [string, string[]] => (prefix.length > 0 ? [prefix[0]!, [...prefix.slice(1), cmd, ...args]] : [cmd, args]);
   if (topology === null && ns === null) return (cmd, args) => spawnLocal(...wrap(cmd, args), { stdin: true });
   if (topology === null || ns === null) throw new Error('give both a topology and a namespace, or neither');
   return (cmd, args) => topology.spawn(ns, ...wrap(cmd, args), { stdin: true });
 }
 
-function where(ns: string | null): string {
+export function where(ns: string | null): string {
   return ns === null ? 'the local namespace' : ns;
 }
 
@@ -290,7 +291,7 @@ export class SServerLogParser {
 }
 
 /** The bound UDP socket that `addr:port` would share its port with, as `ss` shows it; undefined if none (or no ss). */
-async function udpPortHolder(topology: Topology | null, ns: string | null, addr: string, port: number): Promise<string | undefined> {
+export async function udpPortHolder(topology: Topology | null, ns: string | null, addr: string, port: number): Promise<string | undefined> {
   const args = ['-H', '-u', '-a', '-n'];
   let stdout: string;
   try {

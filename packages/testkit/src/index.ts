@@ -142,3 +142,13 @@ export {
 export { startDtlsBackend, dtlsBackendBinary, type DtlsBackend, type DtlsBackendOptions } from './dtls-backend.js';
 export { DTLS_CAPTURES_DIR, dtlsCapture, dtlsCaptureNames, readHexDatagrams } from './captures.js';
 export { bundleForChild, ControlledChild, type BundleOptions, type ChildBundle } from './child-control.js';
+export {
+  describeWithQuicTools,
+  quicToolsCheck,
+  runQuicClient,
+  startQuicServer,
+  type QuicClientOptions,
+  type QuicClientResult,
+  type QuicServer,
+  type QuicServerOptions,
+} from './quic.js';

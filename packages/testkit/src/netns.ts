@@ -1,5 +1,5 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
@@ -281,6 +281,8 @@ export class Topology {
   private readonly nsList: string[] = [];
   private readonly children = new Set<Spawned>();
   private readonly mounts: string[] = [];
+  /** Folders under /etc/netns made for the namespaces' own files (`setHosts`). */
+  private readonly etcDirs: string[] = [];
   private readonly peers = new Map<string, IfaceRef>();
   private destroyPromise: Promise<DestroyReport> | undefined;
   private destroyedSync = false;
@@ -554,6 +556,21 @@ export class Topology {
   }
 
   /**
+   * Gives `ns` its own /etc/hosts with `names` (name to IPv4 address) besides localhost: `ip netns exec`, which
+   * starts every command here, mounts /etc/netns/<ns>/hosts over /etc/hosts for that command. For clients that
+   * take a server name only from the host they connect to. Removed by destroy().
+   */
+  setHosts(ns: string, names: Readonly<Record<string, string>>): void {
+    this.assertAlive();
+    if (!this.nsList.includes(ns)) throw new Error(`setHosts: ${ns} is not a namespace of this topology`);
+    const dir = join('/etc/netns', ns);
+    mkdirSync(dir, { recursive: true });
+    if (!this.etcDirs.includes(dir)) this.etcDirs.push(dir);
+    const lines = ['127.0.0.1 localhost', ...Object.entries(names).map(([name, addr]) => `${addr} ${name}`)];
+    writeFileSync(join(dir, 'hosts'), `${lines.join('\n')}\n`);
+  }
+
+  /**
    * Starts a long-running command inside `ns`. The process is tracked and killed by destroy(); its
    * output is always drained so it never blocks on a full pipe.
    */
@@ -596,6 +613,13 @@ export class Topology {
       }),
     );
     this.nsList.length = 0;
+    for (const dir of this.etcDirs.splice(0)) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch (err) {
+        errors.push(`rm ${dir}: ${String(err)}`);
+      }
+    }
     live.delete(this);
     for (const e of errors) this.log(`cleanup: ${e}`);
     return { errors };
@@ -629,6 +653,7 @@ export class Topology {
         // best effort
       }
     }
+    for (const dir of this.etcDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 }
 

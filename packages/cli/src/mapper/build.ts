@@ -1,5 +1,7 @@
 import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
+import { byProtocol, endpointKey } from '@flowlb/mapper-api';
 import { DtlsSniMapper, MappingsError } from '@flowlb/mapper-dtls-sni';
+import { QuicSniMapper, type QuicRoutes } from '@flowlb/mapper-quic-sni';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { FlowlbConfig } from '../config/index.js';
 import type { Logger } from '../run/logger.js';
@@ -92,9 +94,17 @@ async function dtlsSni(file: string, choice: MapperChoice, config: FlowlbConfig,
     const t = m.mappings;
     return `${t.rules.length} name${t.rules.length === 1 ? '' : 's'}${t.defaultTargets ? ', with a default' : ''}`;
   };
+  // QUIC clients are routed by the same table, read anew on every reload through the DTLS mapper.
+  const routes: QuicRoutes = {
+    resolve(hello, client) {
+      const r = m.mappings.resolve(hello.serverName, endpointKey(client), (t) => health.isUsable(t), { protocol: 'quic', alpn: hello.alpn });
+      return r.kind === 'target' ? { kind: 'target', target: r.target } : { kind: 'none', reason: r.why };
+    },
+  };
+  const quic = new QuicSniMapper({ routes });
   return {
-    mapper: m,
-    description: `dtls-sni ${file} (${rules()})`,
+    mapper: byProtocol({ dtls: m, quic }),
+    description: `sni ${file}, DTLS and QUIC (${rules()})`,
     async reload() {
       const r = await m.reload();
       if (!r.ok) return { ok: false, detail: r.error.message };

@@ -230,7 +230,7 @@ describePrivileged('flowlb run end to end', () => {
       FLOWLB_RUN_DIR: dir,
     });
     await lb.running();
-    expect(lb.lines.find((l) => l.msg === 'starting')?.mapper).toBe(`dtls-sni ${mappings} (1 name)`);
+    expect(lb.lines.find((l) => l.msg === 'starting')?.mapper).toBe(`sni ${mappings}, DTLS and QUIC (1 name)`);
     expect(lb.lines.find((l) => l.msg === 'XDP datapath not used')?.reason).toBe('mode: userspace');
     const hello = clientHello('ossl_foo');
     const first = await send(0, 41000, [hello]);

@@ -38,21 +38,21 @@ export async function waitForBackend(p: RunProbe, target: string, state: Backend
 }
 
 /**
- * Starts `flowlb run --mappings` in the balancer's namespace of `net`, on the XDP datapath, with its config and
- * run state in `dir` and metrics on 127.0.0.1:9100, and resolves once it runs.
+ * Starts `flowlb run --mappings` in the balancer's namespace of `net`, on the XDP datapath (or `mode`), with its
+ * config and run state in `dir` and metrics on 127.0.0.1:9100, and resolves once it runs.
  */
 export async function startMappingsRun(
   net: TwoArmed,
   dir: string,
   mappings: string,
-  options: { port: number; pinName: string; extraConfig?: readonly string[] },
+  options: { port: number; pinName: string; extraConfig?: readonly string[]; mode?: 'xdp' | 'userspace' },
 ): Promise<LbProcess> {
   const bpffs = await net.topology.mountBpffs();
   writeFileSync(
     join(dir, 'config.yaml'),
     [
       ...twoArmedConfigLines(net, options.port),
-      'mode: xdp',
+      `mode: ${options.mode ?? 'xdp'}`,
       `pin_path: ${bpffs}/${options.pinName}`,
       'metrics_addr: 127.0.0.1:9100',
       ...(options.extraConfig ?? []),
