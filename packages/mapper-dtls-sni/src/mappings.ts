@@ -109,7 +109,7 @@ const HEALTH_KEYS = new Set(['probe', 'interval_ms', 'timeout_ms', 'rise', 'fall
 
 /** What a `health` block says before the file's defaults are merged in; `probe: none` is `undefined` there. */
 interface HealthBlock {
-  probe?: 'dtls' | 'udp' | 'none';
+  probe?: 'dtls' | 'quic' | 'udp' | 'none';
   intervalMs?: number;
   timeoutMs?: number;
   rise?: number;
@@ -213,8 +213,8 @@ class Validator {
     }
     const at = (key: string): PathSegment[] => [...path, key];
     if (value.probe !== undefined) {
-      if (value.probe === 'dtls' || value.probe === 'udp' || value.probe === 'none') out.probe = value.probe;
-      else this.report(at('probe'), `must be dtls, udp or none, got ${show(value.probe)}`, entry);
+      if (value.probe === 'dtls' || value.probe === 'quic' || value.probe === 'udp' || value.probe === 'none') out.probe = value.probe;
+      else this.report(at('probe'), `must be dtls, quic, udp or none, got ${show(value.probe)}`, entry);
     }
     const int = (key: string, min: number, max: number): number | undefined =>
       value[key] === undefined ? undefined : this.integer(value[key], at(key), entry, min, max);
@@ -269,8 +269,8 @@ class Validator {
       this.report([...path, 'timeout_ms'], `timeout_ms (${m.timeoutMs}) must not exceed interval_ms (${m.intervalMs})`, entry);
       return undefined;
     }
-    // A DTLS server answers every ClientHello; a UDP service need not answer what its clients send first.
-    const passive = m.passive ?? m.probe === 'dtls';
+    // DTLS and QUIC servers answer every client's first flight; a UDP service need not answer what its clients send first.
+    const passive = m.passive ?? m.probe !== 'udp';
     const spec: HealthSpec = { probe: m.probe, intervalMs: m.intervalMs, timeoutMs: m.timeoutMs, rise: m.rise, fall: m.fall, onDown: m.onDown, passive };
     if (m.probe === 'udp') {
       if (m.udpPayload === undefined) {
@@ -279,7 +279,7 @@ class Validator {
       }
       spec.udpPayload = m.udpPayload;
       if (m.udpExpect !== undefined) spec.udpExpect = m.udpExpect;
-    } else {
+    } else if (m.probe === 'dtls') {
       const sni = m.sni ?? name;
       if (sni !== undefined) spec.sni = sni;
     }

@@ -62,6 +62,14 @@ default: { ipv4: 10.0.0.4, port: 4433 }
     expect(noDefault.resolve('api.example', client, undefined, { protocol: 'dtls' })).toEqual({ kind: 'none', why: 'unknown-name' });
   });
 
+  it('probes QUIC targets with probe: quic, passive by default, without a name to ask for', () => {
+    const t = mappingsFromYaml(`sniMappings:
+  - { fqdn: api.example, ipv4: 10.0.0.2, port: 443, protocols: [quic], health: { probe: quic } }
+`);
+    expect(t.rules[0]!.health).toEqual({ probe: 'quic', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2, onDown: 'keep', passive: true });
+    expect(issuesOf('health: { probe: http }\nsniMappings: []\n')).toEqual([{ key: 'health.probe', reason: 'must be dtls, quic, udp or none, got "http"' }]);
+  });
+
   it('refuses an entry that an earlier one of the same name covers whole, and bad values, saying which', () => {
     expect(
       issuesOf(`sniMappings:

@@ -51,7 +51,11 @@ export type WhenAllDown = 'drop' | 'any';
 
 /** The `health` settings of an entry, the file's defaults merged in. */
 export interface HealthSpec {
-  probe: 'dtls' | 'udp';
+  /**
+   * `dtls`: a ClientHello for `sni`; `quic`: a long header of a reserved version, which a QUIC server answers with
+   * Version Negotiation; `udp`: `udpPayload`.
+   */
+  probe: 'dtls' | 'quic' | 'udp';
   intervalMs: number;
   timeoutMs: number;
   /** Successes in a row that make a target healthy, failures in a row that make it unhealthy. */

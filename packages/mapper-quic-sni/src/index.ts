@@ -24,3 +24,4 @@ export {
 } from './flight-reader.js';
 export type { FlightResult, FlightInvalidReason, FlightLimits } from './flight-reader.js';
 export { Cursor, encodeVarint, MAX_VARINT } from './varint.js';
+export { versionNegotiationProbe, isVersionNegotiation, VERSION_NEGOTIATION_REPLY } from './version-probe.js';

@@ -1,6 +1,7 @@
 import { HealthChecker, udpProbe, type HealthState, type Probe, type TargetHealth } from '@flowlb/health';
 import { endpointKey, type UdpEndpoint } from '@flowlb/mapper-api';
 import { dtlsProbe, type HealthSpec, type MappingTable } from '@flowlb/mapper-dtls-sni';
+import { VERSION_NEGOTIATION_REPLY, versionNegotiationProbe } from '@flowlb/mapper-quic-sni';
 import type { BalancerEvent, TargetFlows } from '@flowlb/balancer';
 import type { Logger } from '../run/logger.js';
 
@@ -15,7 +16,7 @@ export interface BackendReport {
   health?: HealthState;
   /** When the checker's state last changed (ISO time). */
   since?: string;
-  probe?: 'dtls' | 'udp';
+  probe?: 'dtls' | 'quic' | 'udp';
   lastRttMs?: number;
   lastFailure?: string;
   probes?: number;
@@ -45,6 +46,11 @@ const MAX_FAILURES_PER_SIGNAL = 100;
 
 function probeFor(spec: HealthSpec, bindAddress: string): Probe {
   if (spec.probe === 'dtls') return dtlsProbe({ bindAddress, ...(spec.sni === undefined ? {} : { serverName: spec.sni }) });
+  if (spec.probe === 'quic') {
+    // Fresh connection IDs each time, so that no server takes a probe for the one before.
+    const probe = (): Probe => udpProbe({ bindAddress, payload: versionNegotiationProbe(), expect: VERSION_NEGOTIATION_REPLY });
+    return (target, options) => probe()(target, options);
+  }
   return udpProbe({
     bindAddress,
     payload: spec.udpPayload!,

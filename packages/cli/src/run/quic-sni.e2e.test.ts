@@ -16,13 +16,14 @@ import {
   type DtlsCertificates,
   type TwoArmed,
 } from '@flowlb/testkit';
-import { cliJson, startMappingsRun, tearDownRun, type RunProbe } from '../test-support/backends.js';
+import { cliJson, startMappingsRun, tearDownRun, waitForBackend, type RunProbe } from '../test-support/backends.js';
 import type { LbProcess } from '../test-support/lb-process.js';
 import type { BackendReport } from '../mapper/backend-health.js';
 
 const VIP_PORT = 4433;
 const QUIC_PORT = 4433;
 const DTLS_PORT = 5544;
+const QUIC_HEALTH = '{ probe: quic, interval_ms: 300, timeout_ms: 250 }';
 
 interface Stats {
   xdp: Record<string, number> | null;
@@ -46,7 +47,7 @@ describe.each(['xdp', 'userspace'] as const)('flowlb run --mappings with QUIC cl
       net = await twoArmedTopology({ prefix: `cliq${mode[0]}`, clients: 1, backends: 2, xdpPassOnPeers: 'native' });
       certs = await createDtlsCertificates('flowlb-quic-e2e-');
       // The client names the server by the host it connects to: every name is the VIP.
-      net.topology.setHosts(net.clients[0]!.ns, Object.fromEntries(['a.example', 'b.example', 'c.example'].map((n) => [n, net.lb.front.addr])));
+      net.topology.setHosts(net.clients[0]!.ns, Object.fromEntries(['a.example', 'b.example', 'c.example', 'd.example'].map((n) => [n, net.lb.front.addr])));
       const [b0, b1] = [net.backends[0]!, net.backends[1]!];
       servers.push(await startQuicServer(net.topology, b0.ns, { ...(await certs.issue('alpha')), addr: b0.addr, port: QUIC_PORT, name: 'alpha' }));
       servers.push(await startQuicServer(net.topology, b1.ns, { ...(await certs.issue('beta')), addr: b1.addr, port: QUIC_PORT, name: 'beta' }));
@@ -56,8 +57,10 @@ describe.each(['xdp', 'userspace'] as const)('flowlb run --mappings with QUIC cl
         mappings,
         [
           'sniMappings:',
-          `  - { fqdn: a.example, ipv4: "${b0.addr}", port: ${QUIC_PORT}, protocols: [quic], alpn: [h3] }`,
-          `  - { fqdn: b.example, ipv4: "${b1.addr}", port: ${QUIC_PORT}, protocols: [quic] }`,
+          `  - { fqdn: a.example, ipv4: "${b0.addr}", port: ${QUIC_PORT}, protocols: [quic], alpn: [h3], health: ${QUIC_HEALTH} }`,
+          `  - { fqdn: b.example, ipv4: "${b1.addr}", port: ${QUIC_PORT}, protocols: [quic], health: ${QUIC_HEALTH} }`,
+          // Nothing listens there.
+          `  - { fqdn: d.example, ipv4: "${b0.addr}", port: ${QUIC_PORT + 1}, protocols: [quic], health: ${QUIC_HEALTH} }`,
           `  - { fqdn: a.example, ipv4: "${b1.addr}", port: ${DTLS_PORT}, protocols: [dtls] }`,
           '',
         ].join('\n'),
@@ -80,6 +83,12 @@ describe.each(['xdp', 'userspace'] as const)('flowlb run --mappings with QUIC cl
         expect(r, `${sni}: ${r.stderr.slice(-300)}`).toMatchObject({ ok: true, body: server, handshake: true, alpn: 'h3' });
       }
     }, 60_000);
+
+    it('probes QUIC backends with a version they must answer with Version Negotiation', async () => {
+      for (const b of net.backends) expect(await waitForBackend(run(), `${b.addr}:${QUIC_PORT}`, 'healthy')).toMatchObject({ probe: 'quic', failures: 0 });
+      const closed = await waitForBackend(run(), `${net.backends[0]!.addr}:${QUIC_PORT + 1}`, 'unhealthy');
+      expect(closed.lastFailure).toMatch(/^(port unreachable|timeout)$/);
+    }, 30_000);
 
     it('gives a client whose name is not mapped no backend', async () => {
       const before = await cliJson<{ count: number }>(run(), ['flows']);
