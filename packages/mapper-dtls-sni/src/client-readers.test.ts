@@ -1,10 +1,14 @@
 import fc from 'fast-check';
 import { dtlsCapture, dtlsCaptureNames } from '@flowlb/testkit';
 import { describe, expect, it } from 'vitest';
-import { ClientReaders } from './client-readers.js';
-import { parseClientHello } from './parser.js';
+import { ClientReaders, type ClientReadersLimits } from '@flowlb/mapper-api';
+import { ClientHelloReader, parseClientHello } from './parser.js';
+import type { ParseResult } from './result.js';
 
-describe('ClientReaders', () => {
+/** The mapper's readers: the DTLS ClientHello parser, kept per client. */
+const dtlsReaders = (limits?: ClientReadersLimits) => new ClientReaders<ParseResult, ClientHelloReader>(() => new ClientHelloReader(), limits);
+
+describe('ClientReaders of DTLS ClientHello parsers', () => {
   it('reading a client one call at a time gives what parsing all its datagrams at once gives', () => {
     const datagram = fc.oneof(
       fc.constantFrom(...dtlsCaptureNames().flatMap((n) => dtlsCapture(n))),
@@ -12,7 +16,7 @@ describe('ClientReaders', () => {
     );
     fc.assert(
       fc.property(fc.array(datagram, { minLength: 1, maxLength: 12 }), (datagrams) => {
-        const readers = new ClientReaders();
+        const readers = dtlsReaders();
         for (let n = 1; n <= datagrams.length; n++) {
           expect(readers.read('c', datagrams.slice(0, n))).toEqual(parseClientHello(datagrams.slice(0, n)));
         }
@@ -24,7 +28,7 @@ describe('ClientReaders', () => {
 
   it('stays within its bounds, dropping the least recently used client, which is then read afresh', () => {
     const [first] = dtlsCapture('ossl_mtu');
-    const readers = new ClientReaders({}, { maxClients: 3, maxBytes: 1 << 20 });
+    const readers = dtlsReaders({ maxClients: 3, maxBytes: 1 << 20 });
     const held = ['a', 'b', 'c', 'd'].map((key) => ({ key, packets: [first!] }));
     for (const h of held) readers.read(h.key, h.packets);
     expect(readers.size).toBe(3);
@@ -35,7 +39,7 @@ describe('ClientReaders', () => {
     expect(readers.datagramsRead).toBe(5);
 
     // Bytes: each incomplete hello counts its declared length, whatever arrived of it.
-    const byBytes = new ClientReaders({}, { maxClients: 100, maxBytes: 1 });
+    const byBytes = dtlsReaders({ maxClients: 100, maxBytes: 1 });
     byBytes.read('x', [first!]);
     expect(byBytes.size).toBe(0);
     expect(byBytes.bytes).toBe(0);

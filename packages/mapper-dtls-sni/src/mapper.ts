@@ -3,7 +3,8 @@ import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
 import { HelloCookies, type CookieInput, type HelloCookiesOptions } from './cookie.js';
 import { helloVerifyRequest } from './hello-verify.js';
 import { loadMappings, loadMappingsSync, MappingsError } from './mappings.js';
-import { ClientReaders } from './client-readers.js';
+import { ClientReaders } from '@flowlb/mapper-api';
+import { ClientHelloReader } from './parser.js';
 import type { InvalidReason, ParseResult } from './result.js';
 import type { MappingTable, Resolution, TargetUsable } from './table.js';
 
@@ -159,7 +160,7 @@ export class DtlsSniMapper implements FlowMapper {
   private readonly maxDatagrams: number;
   private readonly helloVerify: HelloVerifyMode;
   private readonly cookies: HelloCookies;
-  private readonly readers: ClientReaders;
+  private readonly readers: ClientReaders<ParseResult, ClientHelloReader>;
   /** Ticket of the latest change started, and of the one whose table is in force. */
   private latestTicket = 0;
   private appliedTicket = 0;
@@ -189,7 +190,8 @@ export class DtlsSniMapper implements FlowMapper {
     if (options.cookieSecret !== undefined) cookieOptions.secret = options.cookieSecret;
     if (options.cookieRotationMs !== undefined) cookieOptions.rotationMs = options.cookieRotationMs;
     this.cookies = new HelloCookies(cookieOptions);
-    this.readers = new ClientReaders(this.maxMessageSize === undefined ? {} : { maxMessageSize: this.maxMessageSize });
+    const parse = this.maxMessageSize === undefined ? {} : { maxMessageSize: this.maxMessageSize };
+    this.readers = new ClientReaders(() => new ClientHelloReader(parse));
   }
 
   /** A mapper over a mappings file, which `reload()` re-reads. Rejects with {@link MappingsError}. */

@@ -87,6 +87,12 @@ function invalid(reason: FlightInvalidReason, detail: string, version?: number):
  *
  * Never throws on any input; the work per datagram is bounded by its length and `maxConnectionIds`.
  */
+/** Work done by flight readers, added up over the readers that share it. */
+export interface ReadTally {
+  datagramsRead: number;
+  packetsOpened: number;
+}
+
 export class InitialFlightReader {
   readonly #maxDatagrams: number;
   readonly #maxConnectionIds: number;
@@ -99,9 +105,14 @@ export class InitialFlightReader {
   #datagramsRead = 0;
   #packetsOpened = 0;
   #result: FlightResult = NEED_MORE;
+  readonly #tally: ReadTally | undefined;
 
-  /** A limit that is not a positive integer means the default: NaN would disable every comparison. */
-  constructor(limits: FlightLimits = {}) {
+  /**
+   * A limit that is not a positive integer means the default: NaN would disable every comparison. `tally`, shared
+   * by the readers of many clients, adds up what they all read.
+   */
+  constructor(limits: FlightLimits = {}, tally?: ReadTally) {
+    this.#tally = tally;
     this.#maxDatagrams = limitOr(limits.maxDatagrams, DEFAULT_MAX_DATAGRAMS);
     this.#maxConnectionIds = limitOr(limits.maxConnectionIds, DEFAULT_MAX_CONNECTION_IDS);
     this.#crypto = new CryptoReassembler(limitOr(limits.maxCryptoBytes, DEFAULT_MAX_CRYPTO_BYTES));
@@ -137,6 +148,7 @@ export class InitialFlightReader {
     const d = this.#count++;
     if (this.#result.kind !== 'need-more' || d >= this.#maxDatagrams) return;
     this.#datagramsRead++;
+    if (this.#tally) this.#tally.datagramsRead++;
     const verdict = this.#read(datagram, d) ?? this.#message();
     if (verdict !== undefined) this.#result = verdict;
   }
@@ -197,6 +209,7 @@ export class InitialFlightReader {
   /** Takes in the frames of an opened packet. */
   #take(packet: OpenedPacket, d: number): FlightResult | undefined {
     this.#packetsOpened++;
+    if (this.#tally) this.#tally.packetsOpened++;
     if (packet.pn > this.#largestPn) this.#largestPn = packet.pn;
     // RFC 9000 §17.2: non-zero reserved bits, once protection is off, are a PROTOCOL_VIOLATION.
     if ((packet.firstByte & 0x0c) !== 0) {

@@ -22,6 +22,6 @@ export {
   DEFAULT_MAX_DATAGRAMS,
   DEFAULT_MAX_CONNECTION_IDS,
 } from './flight-reader.js';
-export type { FlightResult, FlightInvalidReason, FlightLimits } from './flight-reader.js';
+export type { FlightResult, FlightInvalidReason, FlightLimits, ReadTally } from './flight-reader.js';
 export { Cursor, encodeVarint, MAX_VARINT } from './varint.js';
 export { versionNegotiationProbe, isVersionNegotiation, VERSION_NEGOTIATION_REPLY } from './version-probe.js';

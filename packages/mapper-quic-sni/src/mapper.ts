@@ -1,9 +1,9 @@
 import { drop, endpointKey, forward, wait } from '@flowlb/mapper-api';
 import type { Decision, FlowMapper, UdpEndpoint } from '@flowlb/mapper-api';
 import { parseClientHelloBody, type ClientHello, type HelloInvalidReason } from '@flowlb/tls-hello';
-import { ClientReaders, DEFAULT_CLIENT_READERS_LIMITS, type ClientReadersLimits } from './client-readers.js';
+import { ClientReaders, DEFAULT_CLIENT_READERS_LIMITS, type ClientReadersLimits } from '@flowlb/mapper-api';
 import { DEFAULT_MAX_CRYPTO_BYTES } from './crypto-reassembler.js';
-import { DEFAULT_MAX_CONNECTION_IDS, DEFAULT_MAX_DATAGRAMS, type FlightLimits } from './flight-reader.js';
+import { DEFAULT_MAX_CONNECTION_IDS, DEFAULT_MAX_DATAGRAMS, InitialFlightReader, type FlightLimits, type FlightResult, type ReadTally } from './flight-reader.js';
 import { QUIC_DROP_REASONS } from './reasons.js';
 import type { QuicRoute, QuicRoutes } from './routes.js';
 import { QUIC_V1, type QuicVersion } from './versions.js';
@@ -121,7 +121,8 @@ function dropped(reason: string, detail?: string, extra: Partial<QuicClassificat
 export class QuicSniMapper implements FlowMapper {
   readonly routes: QuicRoutes;
   readonly limits: Readonly<Required<QuicSniLimits>>;
-  private readonly readers: ClientReaders;
+  private readonly readers: ClientReaders<FlightResult, InitialFlightReader>;
+  private readonly tally: ReadTally = { datagramsRead: 0, packetsOpened: 0 };
   private counters = emptyCounters();
   private readonly drops = new Map<string, number>();
   /** Distinct reasons from the routes among the keys of `drops`. */
@@ -140,7 +141,7 @@ export class QuicSniMapper implements FlowMapper {
     });
     const flight: FlightLimits = { ...this.limits };
     const state = options.clientState ?? {};
-    this.readers = new ClientReaders(flight, {
+    this.readers = new ClientReaders(() => new InitialFlightReader(flight, this.tally), {
       maxClients: positiveLimit('clientState.maxClients', state.maxClients, DEFAULT_CLIENT_READERS_LIMITS.maxClients),
       maxBytes: positiveLimit('clientState.maxBytes', state.maxBytes, DEFAULT_CLIENT_READERS_LIMITS.maxBytes),
     });
@@ -217,8 +218,8 @@ export class QuicSniMapper implements FlowMapper {
       ...this.counters,
       drops,
       clientHelloInvalid,
-      datagramsRead: this.readers.datagramsRead,
-      packetsOpened: this.readers.packetsOpened,
+      datagramsRead: this.tally.datagramsRead,
+      packetsOpened: this.tally.packetsOpened,
     };
   }
 
@@ -227,8 +228,8 @@ export class QuicSniMapper implements FlowMapper {
     this.drops.clear();
     this.routeReasons = 0;
     this.helloInvalid.clear();
-    this.readers.datagramsRead = 0;
-    this.readers.packetsOpened = 0;
+    this.tally.datagramsRead = 0;
+    this.tally.packetsOpened = 0;
   }
 
   private countDrop(reason: string): void {
