@@ -5,22 +5,13 @@
 import { dtlsCapture } from '@flowlb/testkit';
 import { describe, expect, it } from 'vitest';
 import { DtlsSniMapper } from './mapper.js';
-import { mappingsFromYaml, MappingsError } from './mappings.js';
+import { mappingsFromYaml } from './mappings.js';
+import { issuesOf } from './test-support.js';
 
 const A = { address: '10.0.0.2', port: 4433 };
 const B = { address: '10.0.0.3', port: 4433 };
 const C = { address: '10.0.0.4', port: 4433 };
 const client = '192.0.2.1:40000';
-
-function issuesOf(text: string): { key?: string; reason: string }[] {
-  try {
-    mappingsFromYaml(text);
-  } catch (error) {
-    if (error instanceof MappingsError) return error.issues.map((i) => ({ ...(i.key ? { key: i.key } : {}), reason: i.reason }));
-    throw error;
-  }
-  return [];
-}
 
 describe('protocols and alpn in the mappings', () => {
   it('routes the hellos of one name by protocol', () => {

@@ -6,7 +6,8 @@ import type { UdpEndpoint } from '@flowlb/mapper-api';
 import { dtlsCapture } from '@flowlb/testkit';
 import { describe, expect, it } from 'vitest';
 import { DtlsSniMapper } from './mapper.js';
-import { mappingsFromYaml, MappingsError } from './mappings.js';
+import { mappingsFromYaml } from './mappings.js';
+import { issuesOf } from './test-support.js';
 
 const A = { address: '10.0.0.2', port: 4433 };
 const B = { address: '10.0.0.3', port: 4433 };
@@ -35,16 +36,6 @@ sniMappings:
     port: 4433
     health: { probe: none }
 `;
-
-function issuesOf(text: string): { key?: string; reason: string }[] {
-  try {
-    mappingsFromYaml(text);
-  } catch (error) {
-    if (error instanceof MappingsError) return error.issues.map((i) => ({ ...(i.key ? { key: i.key } : {}), reason: i.reason }));
-    throw error;
-  }
-  return [];
-}
 
 describe('weights, drain and health in the mappings', () => {
   it('reads weights and drain flags per target, and health settings merged over the file defaults', () => {

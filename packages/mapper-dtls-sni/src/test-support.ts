@@ -1,5 +1,6 @@
 // Builders for crafted DTLS inputs, shared by the tests (not part of the package). Real captures come from
 // `dtlsCapture` in @flowlb/testkit.
+import { mappingsFromYaml, MappingsError } from './mappings.js';
 
 type Bytes = Uint8Array | readonly number[];
 
@@ -167,4 +168,15 @@ export function withCookie(body: Uint8Array, cookie: Uint8Array): Uint8Array {
   const sessionIdEnd = 2 + 32 + 1 + body[34]!;
   const cookieEnd = sessionIdEnd + 1 + body[sessionIdEnd]!;
   return concat(body.subarray(0, sessionIdEnd), u8(cookie.length), cookie, body.subarray(cookieEnd));
+}
+
+/** What a mappings text is refused for, as key and reason; none when it loads. */
+export function issuesOf(text: string): { key?: string; reason: string }[] {
+  try {
+    mappingsFromYaml(text);
+  } catch (error) {
+    if (error instanceof MappingsError) return error.issues.map((i) => ({ ...(i.key ? { key: i.key } : {}), reason: i.reason }));
+    throw error;
+  }
+  return [];
 }
