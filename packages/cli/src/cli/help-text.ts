@@ -198,19 +198,25 @@ Exit codes:
   2  the config is invalid
   3  at least one check failed`;
 
-export const DEMO_DESCRIPTION = `Route real DTLS clients by SNI through a throw-away topology, and show what
-happened.
+export const DEMO_DESCRIPTION = `Route real DTLS and QUIC clients by SNI through a throw-away topology, and
+show what happened.
 
-As root it builds network namespaces (two clients, the balancer, two backends)
-joined by veth pairs, runs \`flowlb run\` with the DTLS SNI mapper and the XDP
-datapath, starts two \`openssl s_server -dtls1_2\` backends and connects
-\`openssl s_client -dtls1_2 -servername …\` clients. It prints which backend
-answered each name, the flows, and how many packets took the fast path, then
-removes everything. Without root (or network namespaces) it runs the same on
-loopback with the userspace datapath.`;
+As root it builds network namespaces (the client, the balancer, the backends)
+joined by veth pairs, runs \`flowlb run --mappings\` with the XDP datapath,
+starts two backends, each an \`openssl s_server -dtls1_2\` and an HTTP/3
+\`gtlsserver\` (ngtcp2) on another port, and connects
+\`openssl s_client -dtls1_2 -servername …\` and \`gtlsclient\` clients. It
+prints which backend answered each name, the flows, and how many packets took
+the fast path, then removes everything. Without gtlsserver and gtlsclient it
+leaves QUIC out. Without root (or network namespaces) it runs the DTLS part on
+loopback with the userspace datapath: gtlsclient sends the host it connects to
+as SNI, and only a namespace of its own can point the demo's names at the
+balancer.`;
 
 export const DEMO_AFTER = `
-Needs openssl on the PATH; as root also ip (iproute2) and ethtool.
+Needs openssl on the PATH; as root also ip (iproute2) and ethtool, and for
+the QUIC clients gtlsserver and gtlsclient (apt-get install ngtcp2-client
+ngtcp2-server).
 
 Examples:
   $ sudo flowlb demo

@@ -107,7 +107,7 @@ export function buildProgram(io: Io, runners: CommandRunners, setExit: (code: nu
     });
 
   sub('demo')
-    .summary('route real DTLS clients by SNI through a throw-away topology')
+    .summary('route real DTLS and QUIC clients by SNI through a throw-away topology')
     .description(help.DEMO_DESCRIPTION)
     .option('--userspace', 'run on loopback with the userspace datapath even as root')
     .option('--keep', 'leave the topology in place when done (for a look around; remove it with ip netns del)')

@@ -20,7 +20,7 @@ export async function makeCertificate(dir: string, name: string): Promise<Creden
 /** `prefix` runs a command in a namespace (`ip netns exec NS`) or, empty, in this one. */
 export type Prefix = readonly string[];
 
-function command(prefix: Prefix, cmd: string, args: string[]): [string, string[]] {
+export function command(prefix: Prefix, cmd: string, args: string[]): [string, string[]] {
   return prefix.length > 0 ? [prefix[0]!, [...prefix.slice(1), cmd, ...args]] : [cmd, args];
 }
 
@@ -36,7 +36,8 @@ export interface ClientResult {
   name: string;
   /** CN of the certificate the server presented; undefined when no handshake completed. */
   answeredBy: string | undefined;
-  localPort: number;
+  /** The client's UDP port, where known: its flow in the tables has it. */
+  localPort: number | undefined;
   error?: string;
 }
 

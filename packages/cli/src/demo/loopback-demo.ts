@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { BalancerStats } from '@flowlb/balancer';
 import type { Io } from '../cli/io.js';
 import type { Cleanup } from './cleanup.js';
-import { mappingsYaml } from './scenario.js';
+import { mappingsYaml, ROUTES_SUMMARY } from './scenario.js';
 import { freeUdpPort, runClients, say, startBackends, startBalancer, stopBalancer } from './support.js';
 
 export async function loopbackDemo(io: Io, cleanup: Cleanup, tmp: string): Promise<boolean> {
@@ -17,7 +17,7 @@ export async function loopbackDemo(io: Io, cleanup: Cleanup, tmp: string): Promi
   );
   const mappings = join(tmp, 'mappings.yaml');
   writeFileSync(mappings, mappingsYaml(targets));
-  say(io, 'mappings: alpha.example -> a, beta.example -> b, *.gamma.example -> a, anything else dropped');
+  say(io, `mappings: ${ROUTES_SUMMARY}`);
   const lb = await startBalancer([], config, mappings, tmp);
   cleanup.add('flowlb run', () => lb.child.stop());
   say(io, `flowlb run: userspace datapath on 127.0.0.1:${vipPort}`);

@@ -7,13 +7,16 @@ import { readFlows } from '../maps/flows.js';
 import { readXdpStats } from '../maps/stats.js';
 import type { Cleanup } from './cleanup.js';
 import type { Prefix } from './dtls.js';
-import { createNamespaces, deleteNamespaces, deleteNamespacesSync, NET } from './netns.js';
+import { createNamespaces, deleteNamespaces, deleteNamespacesSync, NET, removeHosts, setHosts } from './netns.js';
 import { sh } from './proc.js';
-import { mappingsYaml } from './scenario.js';
-import { flowsTable, runClients, say, startBackends, startBalancer, stopBalancer } from './support.js';
+import type { QuicTools } from './quic.js';
+import { CLIENTS, mappingsYaml, ROUTES_SUMMARY } from './scenario.js';
+import { flowsTable, runClients, runQuicClients, say, startBackends, startBalancer, stopBalancer } from './support.js';
 
+/** DTLS and QUIC clients share the VIP's port; a backend's two servers cannot share one. */
 const VIP_PORT = 4433;
 const BACKEND_PORT = 4433;
+const QUIC_BACKEND_PORT = 4434;
 
 /** Why the namespace variant cannot run here, or undefined when it can. */
 export async function netnsObstacle(): Promise<string | undefined> {
@@ -38,7 +41,8 @@ export async function netnsObstacle(): Promise<string | undefined> {
   return undefined;
 }
 
-export async function netnsDemo(io: Io, opts: { keep?: boolean }, cleanup: Cleanup, tmp: string): Promise<boolean> {
+/** `quic` adds QUIC servers and clients beside the DTLS ones. */
+export async function netnsDemo(io: Io, opts: { keep?: boolean }, cleanup: Cleanup, tmp: string, quic: QuicTools | undefined): Promise<boolean> {
   const core = await import('@flowlb/xdp-core');
   const prefix = `flowlb-demo-${process.pid}`;
   const created: string[] = [];
@@ -70,7 +74,8 @@ export async function netnsDemo(io: Io, opts: { keep?: boolean }, cleanup: Clean
   say(io);
 
   const targets = NET.backends.map((address) => ({ address, port: BACKEND_PORT }));
-  await startBackends(io, cleanup, tmp, inNs(ns.back), targets);
+  const quicTargets = NET.backends.map((address) => ({ address, port: QUIC_BACKEND_PORT }));
+  await startBackends(io, cleanup, tmp, inNs(ns.back), targets, quic && { tools: quic, targets: quicTargets });
 
   const config = join(tmp, 'config.yaml');
   writeFileSync(
@@ -90,8 +95,9 @@ export async function netnsDemo(io: Io, opts: { keep?: boolean }, cleanup: Clean
     ].join('\n'),
   );
   const mappings = join(tmp, 'mappings.yaml');
-  writeFileSync(mappings, mappingsYaml(targets));
-  say(io, 'mappings: alpha.example -> a, beta.example -> b, *.gamma.example -> a, anything else dropped');
+  writeFileSync(mappings, mappingsYaml(targets, quic && quicTargets));
+  say(io, `mappings: ${ROUTES_SUMMARY}`);
+  if (quic) say(io, `  each name twice: protocols [dtls] to port ${BACKEND_PORT}, protocols [quic] with alpn [h3] to port ${QUIC_BACKEND_PORT}`);
 
   const lb = await startBalancer(inNs(ns.lb), config, mappings, tmp);
   cleanup.add('flowlb run', () => lb.child.stop());
@@ -99,7 +105,13 @@ export async function netnsDemo(io: Io, opts: { keep?: boolean }, cleanup: Clean
   say(io);
 
   const vip = `${NET.front}:${VIP_PORT}`;
-  const { ok } = await runClients(io, inNs(ns.client), vip, NET.client, 50_000);
+  let { ok } = await runClients(io, inNs(ns.client), vip, NET.client, 50_000);
+  if (quic) {
+    // Removed also with --keep: `ip netns del`, all that a kept namespace should need, leaves /etc/netns alone.
+    cleanup.add('hosts file of the client namespace', () => removeHosts(ns.client), () => removeHosts(ns.client));
+    setHosts(ns.client, Object.fromEntries(CLIENTS.map((c) => [c.name, NET.front])));
+    ok = (await runQuicClients(io, quic, inNs(ns.client), { address: NET.front, port: VIP_PORT }, NET.client, tmp)).ok && ok;
+  }
 
   const flowsMap = core.BpfMap.openPinned(`${bpffs}/demo/flows`);
   const statsMap = core.BpfMap.openPinned(`${bpffs}/demo/stats`);
@@ -113,9 +125,10 @@ export async function netnsDemo(io: Io, opts: { keep?: boolean }, cleanup: Clean
     const slow = s.miss + s.fibNoNeigh;
     say(io, 'what took the fast path (XDP counters, what `flowlb stats` shows):');
     say(io, `  ${fast} datagrams forwarded in the kernel (${s.fwdHit} client to backend, ${s.revHit} backend to client)`);
-    say(io, `  ${s.miss} reached the balancer's socket: the ClientHellos that opened a flow (and the dropped client's)`);
+    const firsts = quic ? "ClientHellos and QUIC Initials that opened a flow (and the dropped clients')" : "ClientHellos that opened a flow (and the dropped client's)";
+    say(io, `  ${s.miss} reached the balancer's socket: the ${firsts}`);
     if (s.fibNoNeigh > 0) say(io, `  ${s.fibNoNeigh} went through the kernel once while the next hop's ARP entry was resolved`);
-    say(io, `  ${fast + slow > 0 ? Math.round((100 * fast) / (fast + slow)) : 0} % of the DTLS datagrams took the fast path`);
+    say(io, `  ${fast + slow > 0 ? Math.round((100 * fast) / (fast + slow)) : 0} % of the ${quic ? 'DTLS and QUIC' : 'DTLS'} datagrams took the fast path`);
     say(io);
   } finally {
     flowsMap.close();

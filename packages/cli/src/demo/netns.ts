@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { sh } from './proc.js';
 
 /** Addresses of the demo topology: client ⇄ [front] balancer [back] ⇄ backends. */
@@ -56,6 +58,27 @@ export async function createNamespaces(prefix: string, created: string[]): Promi
     }
   }
   return ns;
+}
+
+/**
+ * Gives `ns` its own /etc/hosts with `names` (name to IPv4 address) besides localhost: `ip netns exec` mounts
+ * /etc/netns/<ns>/hosts over /etc/hosts for the commands it starts. For clients that take the server name they send
+ * only from the host they connect to.
+ */
+export function setHosts(ns: string, names: Readonly<Record<string, string>>): void {
+  const dir = etcDir(ns);
+  mkdirSync(dir, { recursive: true });
+  const lines = ['127.0.0.1 localhost', ...Object.entries(names).map(([name, addr]) => `${addr} ${name}`)];
+  writeFileSync(join(dir, 'hosts'), `${lines.join('\n')}\n`);
+}
+
+/** Undoes `setHosts`. */
+export function removeHosts(ns: string): void {
+  rmSync(etcDir(ns), { recursive: true, force: true });
+}
+
+function etcDir(ns: string): string {
+  return join('/etc/netns', ns);
 }
 
 export async function deleteNamespaces(ns: Pick<DemoNamespaces, 'all'>): Promise<void> {

@@ -17,19 +17,34 @@ export const CLIENTS: readonly DemoClient[] = [
   { name: 'delta.example', expect: undefined, timeoutMs: 3000 },
 ];
 
-export function mappingsYaml(targets: readonly { address: string; port: number }[]): string {
-  const [a, b] = targets;
-  return `# flowlb demo: route DTLS clients by the server name in their ClientHello
+/** Which backend (index into the targets) each name of the mappings goes to. */
+const ROUTES: ReadonlyArray<readonly [fqdn: string, backend: number]> = [
+  ['alpha.example', 0],
+  ['beta.example', 1],
+  ['*.gamma.example', 0],
+];
+
+export const ROUTES_SUMMARY = 'alpha.example -> a, beta.example -> b, *.gamma.example -> a, anything else dropped';
+
+type Target = { address: string; port: number };
+
+function entry(fqdn: string, t: Target, extra: readonly string[]): string {
+  return [`  - fqdn: "${fqdn}"`, `    ipv4: "${t.address}"`, `    port: ${t.port}`, ...extra.map((l) => `    ${l}`)].join('\n');
+}
+
+/**
+ * Without `quic`, one entry per name for any protocol. With it, a backend's DTLS and QUIC servers listen on
+ * different ports, so each name has an entry per protocol: the QUIC one also asks for HTTP/3.
+ */
+export function mappingsYaml(dtls: readonly Target[], quic?: readonly Target[]): string {
+  const entries = ROUTES.flatMap(([fqdn, i]) =>
+    quic
+      ? [entry(fqdn, dtls[i]!, ['protocols: [dtls]']), entry(fqdn, quic[i]!, ['protocols: [quic]', 'alpn: [h3]'])]
+      : [entry(fqdn, dtls[i]!, [])],
+  );
+  return `# flowlb demo: route ${quic ? 'DTLS and QUIC' : 'DTLS'} clients by the server name in their ClientHello
 sniMappings:
-  - fqdn: "alpha.example"
-    ipv4: "${a!.address}"
-    port: ${a!.port}
-  - fqdn: "beta.example"
-    ipv4: "${b!.address}"
-    port: ${b!.port}
-  - fqdn: "*.gamma.example"
-    ipv4: "${a!.address}"
-    port: ${a!.port}
+${entries.join('\n')}
 default: drop
 `;
 }

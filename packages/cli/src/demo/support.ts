@@ -6,9 +6,10 @@ import type { Io } from '../cli/io.js';
 import { formatDuration, renderTable } from '../format/table.js';
 import type { FlowRow } from '../maps/flows.js';
 import type { Cleanup } from './cleanup.js';
-import { makeCertificate, runClient, startBackend, type ClientResult, type Prefix } from './dtls.js';
+import { makeCertificate, runClient, startBackend, type ClientResult, type Credentials, type Prefix } from './dtls.js';
 import { Child } from './proc.js';
-import { BACKENDS, CLIENTS } from './scenario.js';
+import { runQuicClient, startQuicBackend, type QuicTools } from './quic.js';
+import { BACKENDS, CLIENTS, type DemoClient } from './scenario.js';
 
 export function binPath(): string {
   const here = fileURLToPath(new URL('./bin.js', import.meta.url));
@@ -68,16 +69,38 @@ export async function runClients(
   clientAddress: string,
   firstPort: number,
 ): Promise<{ results: ClientResult[]; ok: boolean }> {
-  say(io, `clients: openssl s_client -dtls1_2 -connect ${vip} -servername NAME, one after another`);
+  say(io, `DTLS clients: openssl s_client -dtls1_2 -connect ${vip} -servername NAME, one after another`);
+  return reportClients(io, clientAddress, (c, i) => runClient(prefix, vip, c.name, { address: clientAddress, port: firstPort + i }, c.timeoutMs));
+}
+
+/** The same clients over QUIC; `vip.address` is what every name resolves to where they run. */
+export async function runQuicClients(
+  io: Io,
+  tools: QuicTools,
+  prefix: Prefix,
+  vip: { address: string; port: number },
+  clientAddress: string,
+  tmp: string,
+): Promise<{ results: ClientResult[]; ok: boolean }> {
+  say(io, `QUIC clients: gtlsclient NAME ${vip.port} https://NAME/index.html (HTTP/3; NAME is ${vip.address} in the client's /etc/hosts), one after another`);
+  return reportClients(io, clientAddress, (c) => runQuicClient(tools, prefix, c.name, vip.port, tmp, c.timeoutMs));
+}
+
+async function reportClients(
+  io: Io,
+  clientAddress: string,
+  run: (c: DemoClient, i: number) => Promise<ClientResult>,
+): Promise<{ results: ClientResult[]; ok: boolean }> {
   const results: ClientResult[] = [];
   let ok = true;
   for (const [i, c] of CLIENTS.entries()) {
-    const r = await runClient(prefix, vip, c.name, { address: clientAddress, port: firstPort + i }, c.timeoutMs);
+    const r = await run(c, i);
     results.push(r);
     const right = r.answeredBy === c.expect;
     ok &&= right;
     const what = r.answeredBy ? `answered by ${r.answeredBy}` : `no answer (${c.expect ? r.error : 'no mapping: dropped, as configured'})`;
-    say(io, `  ${right ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(18)} from ${clientAddress}:${firstPort + i}  ${what}`);
+    const from = r.localPort === undefined ? clientAddress : `${clientAddress}:${r.localPort}`;
+    say(io, `  ${right ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(18)} from ${from}  ${what}`);
   }
   say(io);
   return { results, ok };
@@ -98,13 +121,42 @@ export async function stopBalancer(io: Io, b: Balancer): Promise<boolean> {
   return clean;
 }
 
-export async function startBackends(io: Io, cleanup: Cleanup, tmp: string, prefix: Prefix, targets: Array<{ address: string; port: number }>): Promise<void> {
+type Target = { address: string; port: number };
+
+/** A DTLS backend per name and, with `quic`, a QUIC one beside it that shows the same certificate. */
+export async function startBackends(
+  io: Io,
+  cleanup: Cleanup,
+  tmp: string,
+  prefix: Prefix,
+  targets: readonly Target[],
+  quic?: { tools: QuicTools; targets: readonly Target[] },
+): Promise<void> {
+  const all: Credentials[] = [];
   for (const [i, t] of targets.entries()) {
     const creds = await makeCertificate(tmp, BACKENDS[i]!);
+    all.push(creds);
     const server = startBackend(prefix, creds, t.address, t.port);
     cleanup.add(`s_server ${creds.name}`, () => server.stop(1000));
     await server.waitForLine((l) => l.startsWith('ACCEPT'), 10_000, `openssl s_server for ${creds.name} did not start`);
     say(io, `backend ${creds.name}: openssl s_server -dtls1_2 on ${t.address}:${t.port} (certificate CN = ${creds.name})`);
   }
+  if (quic) await startQuicBackends(io, cleanup, tmp, prefix, all, quic);
   say(io);
+}
+
+async function startQuicBackends(
+  io: Io,
+  cleanup: Cleanup,
+  tmp: string,
+  prefix: Prefix,
+  all: readonly Credentials[],
+  quic: { tools: QuicTools; targets: readonly Target[] },
+): Promise<void> {
+  for (const [i, t] of quic.targets.entries()) {
+    const creds = all[i]!;
+    const server = await startQuicBackend(quic.tools, prefix, creds, tmp, t.address, t.port);
+    cleanup.add(`gtlsserver ${creds.name}`, () => server.stop(1000));
+    say(io, `backend ${creds.name}: gtlsserver (HTTP/3) on ${t.address}:${t.port}, its /index.html says ${creds.name}`);
+  }
 }
