@@ -25,6 +25,13 @@ const PRESSURE_SWEEP_EVERY_MS = 250;
 
 export type BalancerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
+/** Table entries read between two turns of the event loop while looking for a target's flows. */
+const RESET_YIELD_EVERY = 4096;
+
+function sameEndpoint(a: UdpEndpoint, b: UdpEndpoint): boolean {
+  return a.address === b.address && a.port === b.port;
+}
+
 /**
  * The load balancer: a socket on the VIP for what the fast path does not handle, the mapper that places new
  * clients, SNAT port pools, a datapath (XDP or userspace) and a cleaner that expires idle flows.
@@ -36,13 +43,6 @@ export type BalancerState = 'new' | 'starting' | 'running' | 'stopping' | 'stopp
  * await lb.stop();
  * ```
  */
-/** Table entries read between two turns of the event loop while looking for a target's flows. */
-const RESET_YIELD_EVERY = 4096;
-
-function sameEndpoint(a: UdpEndpoint, b: UdpEndpoint): boolean {
-  return a.address === b.address && a.port === b.port;
-}
-
 export class LoadBalancer {
   readonly options: ResolvedOptions;
   readonly counters = new Counters();
@@ -303,6 +303,8 @@ export class LoadBalancer {
       if (this.options.worker && !this.#ownsFlowOn(pair.snat.port)) continue;
       doomed.push(pair);
     }
+    // The walk let the event loop run: the balancer may be stopping, its table closing.
+    if (this.#state !== 'running') return 0;
     let removed = 0;
     for (const pair of doomed) {
       const r = table.removePair(pair);
