@@ -7,7 +7,8 @@
  *   the time from its first datagram reaching the slow path to its entries being written (`setupMs` of
  *   `flow-created`).
  * - `newflows-sender`: new clients from the client namespace, each sending one first datagram (a captured DTLS
- *   ClientHello or a small payload), made by the bench's gen program in live-frames mode at a paced rate.
+ *   ClientHello, a QUIC client Initial or a small payload), made by the bench's gen program in live-frames mode at a
+ *   paced rate.
  * - `flood-sender`: forged first datagrams from scattered sources, several kinds each at its own rate, for a time
  *   (the flood scenario).
  * - `relay`: real clients' datagrams to the VIP, passed on to the balancer as live frames (the flood scenario).
@@ -19,22 +20,24 @@ import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { LoadBalancer, type BalancerEvent } from '@flowlb/balancer';
 import { encodeKey, encodeValue, forwardEntry, reverseEntry, type FlowPair } from '@flowlb/flow-table';
-import { hashMapper, type FlowMapper, type UdpEndpoint } from '@flowlb/mapper-api';
+import { byProtocol, hashMapper, type FlowMapper, type UdpEndpoint } from '@flowlb/mapper-api';
 import { DtlsSniMapper, mappingsFromObject } from '@flowlb/mapper-dtls-sni';
+import { QuicSniMapper, staticRoutes } from '@flowlb/mapper-quic-sni';
 import { buildUdpFrame } from '@flowlb/testkit';
 import { ifIndex, XdpForwarder, type Link } from '@flowlb/xdp-core';
 import { BenchPrograms, LIVE_BATCH_MAX, LIVE_RUN_MAX, u32, type ClientSpread } from './bench-object.js';
 import { pacedLiveRuns } from './live-pacer.js';
+import type { NewFlowsMapper } from './results.js';
 import { percentile } from './stats.js';
 
 export interface NewFlowsLbJob {
   role: 'newflows-lb';
   datapath: 'xdp' | 'userspace';
-  mapper: 'trivial' | 'dtls-sni';
+  mapper: NewFlowsMapper;
   vip: UdpEndpoint;
   snatAddress: string;
   backends: UdpEndpoint[];
-  /** SNI → backend index, for the DTLS mapper. */
+  /** SNI → backend index, for the DTLS and QUIC mappers. */
   sni: { fqdn: string; backend: number }[];
   /** XDP: the interfaces to attach to. */
   interfaces: string[];
@@ -162,7 +165,11 @@ function mapperFor(job: NewFlowsLbJob): FlowMapper {
     })),
     default: 'drop',
   });
-  return new DtlsSniMapper({ mappings });
+  const dtls = new DtlsSniMapper({ mappings });
+  if (job.mapper === 'dtls-sni') return dtls;
+  // As flowlb run serves both protocols on one VIP: the first datagram says which mapper a client goes to.
+  const routes = staticRoutes(Object.fromEntries(job.sni.map((s) => [s.fqdn, job.backends[s.backend]!])));
+  return byProtocol({ dtls, quic: new QuicSniMapper({ routes }) });
 }
 
 async function newFlowsLb(job: NewFlowsLbJob): Promise<NewFlowsLbReport> {

@@ -93,9 +93,32 @@ export interface LatencyResult {
   notes: string[];
 }
 
+/** ClientHellos a mapper parses and decides on, per second of one core. */
+export interface HelloParseRow {
+  protocol: 'dtls' | 'quic';
+  /** What the client sent, e.g. 'OpenSSL, ossl_foo' or 'X25519MLKEM768 key share'. */
+  hello: string;
+  datagrams: number;
+  /** UDP payload bytes of those datagrams. */
+  bytes: number;
+  /** One figure per round. */
+  hellosPerSec: Measured;
+  /** What the mapper decided, e.g. 'forward 10.0.0.1:4433'. */
+  decision: string;
+  error?: string;
+}
+
+export interface HelloParseResult {
+  rows: HelloParseRow[];
+  notes: string[];
+}
+
+/** The mappers of the new-flows rows; `quic-sni` is a QUIC SNI mapper behind byProtocol, beside a DTLS one. */
+export type NewFlowsMapper = 'trivial' | 'dtls-sni' | 'quic-sni';
+
 /** Scenario 4: new flows through the slow path. */
 export interface NewFlowsRow {
-  mapper: 'trivial' | 'dtls-sni';
+  mapper: NewFlowsMapper;
   datapath: 'xdp' | 'userspace';
   flows: number;
   /** Balancer processes sharing the VIP; absent in results written before workers existed (one). */
@@ -238,6 +261,7 @@ export interface BenchRun {
   kernelCost?: KernelCostResult;
   forwarding?: ForwardingResult;
   latency?: LatencyResult;
+  helloParse?: HelloParseResult;
   newFlows?: NewFlowsResult;
   scale?: ScaleResult;
   flood?: FloodResult;

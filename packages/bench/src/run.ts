@@ -1,7 +1,7 @@
 /**
  * `pnpm bench`: every scenario in one run, on this machine, written to bench/results/ and BENCHMARKS.md.
  *
- *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,new-flows,scale,flood]
+ *   node dist/run.js [--quick] [--runs N] [--only kernel-cost,forwarding,latency,hello-parse,new-flows,scale,flood]
  *                    [--systems bare-xdp,flowlb-xdp,nftables,nginx,flowlb-userspace] [--no-write]
  *   node dist/run.js --report-from bench/results/<run>.json     BENCHMARKS.md again from a run's results
  *
@@ -19,13 +19,14 @@ import { writeReport } from './report/write.js';
 import type { BenchRun, Machine } from './results.js';
 import { SYSTEMS, runForwarding } from './scenarios/forwarding.js';
 import { runFlood } from './scenarios/flood.js';
+import { runHelloParse } from './scenarios/hello-parse.js';
 import { runKernelCost } from './scenarios/kernel-cost.js';
 import { LATENCY_SYSTEMS, runLatency } from './scenarios/latency.js';
 import { runNewFlows } from './scenarios/new-flows.js';
 import { runScale } from './scenarios/scale.js';
 import { checkTargets } from './targets.js';
 
-const SCENARIOS = ['kernel-cost', 'forwarding', 'latency', 'new-flows', 'scale', 'flood'] as const;
+const SCENARIOS = ['kernel-cost', 'forwarding', 'latency', 'hello-parse', 'new-flows', 'scale', 'flood'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const REPO_ROOT = join(DIST_DIR, '..', '..', '..');
@@ -139,6 +140,7 @@ async function main(): Promise<number> {
   run.kernelCost = await step('kernel-cost', () => runKernelCost(ctx));
   run.forwarding = await step('forwarding', () => runForwarding(ctx, pick(SYSTEMS)));
   run.latency = await step('latency', () => runLatency(ctx, pick(LATENCY_SYSTEMS)));
+  run.helloParse = await step('hello-parse', () => runHelloParse(ctx));
   run.newFlows = await step('new-flows', () => runNewFlows(ctx));
   run.scale = await step('scale', () => runScale(ctx));
   run.flood = await step('flood', () => runFlood(ctx));

@@ -4,6 +4,7 @@ import type {
   FloodResult,
   FloodRow,
   ForwardingResult,
+  HelloParseResult,
   KernelCostResult,
   LatencyResult,
   LatencyRow,
@@ -89,7 +90,8 @@ targets). Rates move by tens of percent from run to run; the tables give the min
 the backend namespace. *Direct* is plain routing through the balancer namespace; the added latency of a system is its
 value minus the direct path's.
 
-**New flows, scale and the flood.** How these are measured is described in the notes under their results.
+**ClientHello parsing, new flows, scale and the flood.** How these are measured is described in the notes under
+their results.
 `;
 
 export interface MarkdownOptions {
@@ -457,8 +459,30 @@ function latencySection(lat: LatencyResult, runs: number): string[] {
   ];
 }
 
+const PROTOCOL_LABELS: Record<string, string> = { dtls: 'DTLS', quic: 'QUIC' };
+
+function helloParseSection(hp: HelloParseResult): string[] {
+  const rows = hp.rows.map((r) => {
+    const head = [mdCell(PROTOCOL_LABELS[r.protocol] ?? r.protocol), mdCell(r.hello), formatCount(r.datagrams), `${formatCount(r.bytes)} B`];
+    if (r.error !== undefined || !Number.isFinite(r.hellosPerSec.median)) return [...head, `n/a: ${mdCell(r.error ?? 'no result')}`, '—', '—'];
+    return [...head, formatMeasured(r.hellosPerSec, 'hellos/s'), `${formatSig3(1e6 / r.hellosPerSec.median)} µs`, mdCell(r.decision)];
+  });
+  return [
+    '## ClientHello parsing',
+    '',
+    "New clients' ClientHellos read and routed by name per second of one core, by the DTLS and the QUIC SNI mapper " +
+      'alone (no balancer, no sockets), for a hello in one datagram and one spread over two; median of the rounds ' +
+      '(min–max in brackets).',
+    '',
+    ...table(['protocol', 'client hello', 'datagrams', 'bytes', 'hellos/s (one core)', 'per hello', 'decision'], rows),
+    ...notes(hp.notes),
+  ];
+}
+
+const MAPPER_LABELS: Record<string, string> = { 'dtls-sni': 'DTLS SNI', 'quic-sni': 'QUIC SNI (byProtocol)' };
+
 function newFlowsSection(nf: NewFlowsResult, runs: number): string[] {
-  const mapperLabel = (m: string): string => (m === 'dtls-sni' ? 'DTLS SNI' : m);
+  const mapperLabel = (m: string): string => MAPPER_LABELS[m] ?? m;
   const datapathLabel = (d: string, workers = 1): string => `${d === 'xdp' ? 'XDP' : d}${workers > 1 ? `, ${workers} workers` : ''}`;
   const rows = nf.rows.map((r) => {
     const head = [mdCell(mapperLabel(r.mapper)), mdCell(datapathLabel(r.datapath, r.workers)), formatCount(r.flows)];
@@ -611,7 +635,7 @@ function reproduceSection(): string[] {
     '```',
     '',
     '`pnpm bench -- --quick` is a smoke run with smaller sizes and shorter runs; its numbers are not for comparison. ' +
-      '`--only kernel-cost,forwarding,latency,new-flows,scale,flood` runs a subset of the scenarios and `--runs N` sets the ' +
+      '`--only kernel-cost,forwarding,latency,hello-parse,new-flows,scale,flood` runs a subset of the scenarios and `--runs N` sets the ' +
       'number of measured runs per cell.',
   ];
 }
@@ -631,6 +655,7 @@ export function renderMarkdown(run: BenchRun, options: { chartFile: string; resu
   if (run.kernelCost) out.push('', ...kernelCostSection(run.kernelCost, runs));
   if (run.forwarding) out.push('', ...forwardingSection(run.forwarding, runs, options.chartFile));
   if (run.latency) out.push('', ...latencySection(run.latency, runs));
+  if (run.helloParse) out.push('', ...helloParseSection(run.helloParse));
   if (run.newFlows) out.push('', ...newFlowsSection(run.newFlows, runs));
   if (run.scale) out.push('', ...scaleSection(run.scale, runs));
   if (run.flood) out.push('', ...floodSection(run.flood));

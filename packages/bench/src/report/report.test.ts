@@ -506,6 +506,47 @@ describe('renderMarkdown', () => {
     );
   });
 
+  it('renders ClientHello parsing per protocol and QUIC new flows beside the DTLS ones', () => {
+    const base = sampleRun();
+    const withQuic: BenchRun = {
+      ...base,
+      helloParse: {
+        rows: [
+          { protocol: 'dtls', hello: 'OpenSSL capture ossl_foo', datagrams: 1, bytes: 220, hellosPerSec: m(400_000), decision: 'forward 10.0.0.1:4433' },
+          { protocol: 'quic', hello: 'v1 Initial, X25519 key share', datagrams: 1, bytes: 1200, hellosPerSec: m(50_000), decision: 'forward 10.0.0.3:443' },
+          {
+            protocol: 'quic',
+            hello: 'v1 Initials, X25519MLKEM768 key share',
+            datagrams: 2,
+            bytes: 2400,
+            hellosPerSec: { median: Number.NaN, runs: [] },
+            decision: 'drop (unknown-name)',
+            error: 'the mapper did not forward it: drop (unknown-name)',
+          },
+        ],
+        notes: ['Per second of <one> thread.'],
+      },
+      newFlows: {
+        rows: [
+          ...base.newFlows!.rows,
+          { mapper: 'quic-sni', datapath: 'xdp', flows: 20_000, flowsPerSec: m(9_000), installP50Ms: m(0.03), installP99Ms: m(0.1), refused: 0 },
+        ],
+        notes: base.newFlows!.notes,
+      },
+    };
+    const out = renderMarkdown(withQuic, { chartFile: 'c.svg', resultsFile: 'r.json' });
+    expect(out).toContain('\n## ClientHello parsing\n');
+    expect(out.indexOf('## ClientHello parsing')).toBeLessThan(out.indexOf('## New flows'));
+    expect(out).toContain('| protocol | client hello | datagrams | bytes | hellos/s (one core) | per hello | decision |');
+    expect(cells(tableRow(out, 'DTLS'))).toEqual(['DTLS', 'OpenSSL capture ossl_foo', '1', '220 B', '400,000 hellos/s (396,000–404,000)', '2.50 µs', 'forward 10.0.0.1:4433']);
+    const quic = out.split('\n').filter((l) => l.startsWith('| QUIC |')).map(cells);
+    expect(quic[0]).toEqual(['QUIC', 'v1 Initial, X25519 key share', '1', '1,200 B', '50,000 hellos/s (49,500–50,500)', '20.0 µs', 'forward 10.0.0.3:443']);
+    expect(quic[1]?.slice(2)).toEqual(['2', '2,400 B', 'n/a: the mapper did not forward it: drop (unknown-name)', '—', '—']);
+    expect(out).toContain('- Per second of &lt;one> thread.');
+    expect(cells(tableRow(out, 'QUIC SNI (byProtocol)')).slice(1, 4)).toEqual(['XDP', '20,000', '9,000 flows/s (8,910–9,090)']);
+    expect(cells(tableRow(out, 'DTLS SNI'))[3]).toBe('11,900 flows/s (11,800–12,000)');
+  });
+
   it('leaves out scenarios that did not run and lists the ones that failed', () => {
     const partial: BenchRun = {
       ...sampleRun(),
