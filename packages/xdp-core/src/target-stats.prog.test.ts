@@ -259,12 +259,6 @@ const ICMP_CASES: IcmpCase[] = [
 
 const LE = endianness() === 'LE';
 const u64 = (b: Buffer, off: number): bigint => (LE ? b.readBigUInt64LE(off) : b.readBigUInt64BE(off));
-const slotKey = (slot: number): Buffer => {
-  const k = Buffer.alloc(4);
-  if (LE) k.writeUInt32LE(slot);
-  else k.writeUInt32BE(slot);
-  return k;
-};
 
 /** Every slot's counters, summed over CPUs, read straight from the map: index = slot. */
 function allCounts(map: BpfMap): Counts[] {

@@ -1,6 +1,6 @@
 import type { BalancerStats } from '@flowlb/balancer';
 import { STAT_NAMES, type StatName } from '@flowlb/xdp-core';
-import { CliError, EXIT } from '../cli/exit-codes.js';
+import { EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
 import { formatCount, renderTable } from '../format/table.js';
 import type { InstanceSelector } from '../maps/locate.js';
