@@ -25,7 +25,6 @@ import {
   formatRatio,
   formatSig3,
   formatSignedUs,
-  formatUs,
   systemLabel,
   systemOrder,
 } from './format.js';
