@@ -12,6 +12,6 @@ export default defineConfig([
     sourcemap: false,
     clean: true,
     target: 'node20',
-    external: ['@flowlb/mapper-api', '@flowlb/tls-hello'],
+    external: ['@flowlb/mapper-api', '@flowlb/tls-hello', '@flowlb/testkit'],
   },
 ]);

@@ -2,23 +2,9 @@
 // `dtlsCapture` in @flowlb/testkit.
 import { mappingsFromYaml, MappingsError } from './mappings.js';
 
-type Bytes = Uint8Array | readonly number[];
+import { ascii, concat, u16, u24, u8, type Bytes } from '@flowlb/testkit';
 
-export function concat(...parts: Bytes[]): Uint8Array {
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
-
-export const u8 = (n: number): number[] => [n & 0xff];
-export const u16 = (n: number): number[] => [(n >>> 8) & 0xff, n & 0xff];
-export const u24 = (n: number): number[] => [(n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-export const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
+export { ascii, concat, u16, u24, u8 };
 
 export interface RecordSpec {
   type?: number;

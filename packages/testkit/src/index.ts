@@ -152,3 +152,4 @@ export {
   type QuicServer,
   type QuicServerOptions,
 } from './quic.js';
+export { ascii, concat, hex, u16, u24, u8, type Bytes } from './bytes.js';

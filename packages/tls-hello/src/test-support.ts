@@ -3,23 +3,10 @@
 import { expect } from 'vitest';
 import { parseClientHelloBody, type ClientHello, type HelloFlavor } from './client-hello.js';
 
-type Bytes = Uint8Array | readonly number[];
+import { ascii, concat, hex, u16, u8, type Bytes } from '@flowlb/testkit';
 
-export function concat(...parts: Bytes[]): Uint8Array {
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
-  let pos = 0;
-  for (const p of parts) {
-    out.set(p, pos);
-    pos += p.length;
-  }
-  return out;
-}
-
-export const u8 = (n: number): number[] => [n & 0xff];
-export const u16 = (n: number): number[] => [(n >>> 8) & 0xff, n & 0xff];
-export const ascii = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
-export const fromHex = (hex: string): Uint8Array => new Uint8Array(Buffer.from(hex, 'hex'));
+export { ascii, concat, u16, u8 };
+export const fromHex = hex;
 
 export function extension(type: number, data: Bytes): Uint8Array {
   return concat(u16(type), u16(data.length), data);
