@@ -1,9 +1,9 @@
 // Builds TLS 1.3 ClientHello messages as a QUIC client sends them in its Initial crypto stream, for the tests and
 // the bench. Not part of the published package.
 
-import { ascii, concat, hex, u16, u24, u8, type Bytes } from '@flowlb/testkit';
+import { alpnExtension, ascii, concat, extension, hex, sniExtension, u16, u24, u8 } from '@flowlb/testkit';
 
-export { ascii, concat, hex, u16, u24, u8 };
+export { alpnExtension, ascii, concat, extension, hex, sniExtension, u16, u24, u8 };
 
 /** A deterministic byte pattern, so that vectors are the same on every run. */
 export function pattern(length: number, seed = 1): Uint8Array {
@@ -16,20 +16,6 @@ export function pattern(length: number, seed = 1): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
-}
-
-export function extension(type: number, data: Bytes): Uint8Array {
-  return concat(u16(type), u16(data.length), data);
-}
-
-export function sniExtension(...names: string[]): Uint8Array {
-  const list = concat(...names.map((n) => concat(u8(0), u16(n.length), ascii(n))));
-  return extension(0, concat(u16(list.length), list));
-}
-
-export function alpnExtension(...protocols: string[]): Uint8Array {
-  const list = concat(...protocols.map((p) => concat(u8(p.length), ascii(p))));
-  return extension(16, concat(u16(list.length), list));
 }
 
 /** X25519 (0x001d) and the hybrid post-quantum X25519MLKEM768 (0x11ec), whose key share is 1216 bytes. */
