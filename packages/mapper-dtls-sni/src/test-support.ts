@@ -2,9 +2,9 @@
 // `dtlsCapture` in @flowlb/testkit.
 import { mappingsFromYaml, MappingsError } from './mappings.js';
 
-import { alpnExtension, ascii, concat, extension, sniExtension, supportedVersionsExtension, u16, u24, u8, type Bytes } from '@flowlb/testkit';
+import { alpnExtension, ascii, clientHelloBody, concat, extension, helloBodyOf, sniExtension, supportedVersionsExtension, u16, u24, u8, type Bytes } from '@flowlb/testkit';
 
-export { alpnExtension, ascii, concat, extension, sniExtension, supportedVersionsExtension, u16, u24, u8 };
+export { alpnExtension, ascii, clientHelloBody, concat, extension, helloBodyOf, sniExtension, supportedVersionsExtension, u16, u24, u8 };
 
 export interface RecordSpec {
   type?: number;
@@ -51,48 +51,8 @@ export function handshakeFragment(body: Bytes, spec: FragmentSpec = {}): Uint8Ar
   );
 }
 
-export interface HelloSpec {
-  version?: number;
-  sessionId?: Bytes;
-  cookie?: Bytes;
-  suites?: number[];
-  compression?: Bytes;
-  /** Extension blocks to include; null leaves out the extensions length too. */
-  extensions?: Uint8Array[] | null;
-}
-
-export function clientHelloBody(spec: HelloSpec = {}): Uint8Array {
-  const random = Array.from({ length: 32 }, (_, i) => i);
-  const sessionId = spec.sessionId ?? [];
-  const cookie = spec.cookie ?? [];
-  const suites = spec.suites ?? [0xc02b, 0xc02f];
-  const compression = spec.compression ?? [0];
-  const head = concat(
-    u16(spec.version ?? 0xfefd),
-    random,
-    u8(sessionId.length),
-    sessionId,
-    u8(cookie.length),
-    cookie,
-    u16(suites.length * 2),
-    ...suites.map(u16),
-    u8(compression.length),
-    compression,
-  );
-  if (spec.extensions === null) return head;
-  const exts = concat(...(spec.extensions ?? [sniExtension('crafted.example')]));
-  return concat(head, u16(exts.length), exts);
-}
-
-/** One datagram carrying `body` as one whole ClientHello. */
 export function helloDatagram(body: Uint8Array, messageSeq = 0, recordSpec: RecordSpec = {}): Uint8Array {
   return record(handshakeFragment(body, { messageSeq }), recordSpec);
-}
-
-/** The handshake body of the first ClientHello in a datagram made by a real client (unfragmented). */
-export function helloBodyOf(datagram: Uint8Array): Uint8Array {
-  const length = (datagram[13 + 1]! << 16) | (datagram[13 + 2]! << 8) | datagram[13 + 3]!;
-  return datagram.slice(13 + 12, 13 + 12 + length);
 }
 
 /** Fragment `body` at [offset, end) pairs, each in its own record and datagram, numbered from `firstSequence`. */

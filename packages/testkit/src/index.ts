@@ -153,4 +153,4 @@ export {
   type QuicServerOptions,
 } from './quic.js';
 export { ascii, concat, hex, u16, u24, u8, type Bytes } from './bytes.js';
-export { alpnExtension, extension, sniExtension, supportedVersionsExtension } from './tls-extensions.js';
+export { alpnExtension, clientHelloBody, extension, helloBodyOf, sniExtension, supportedVersionsExtension, type HelloSpec } from './tls-hello-bytes.js';

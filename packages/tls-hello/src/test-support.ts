@@ -3,58 +3,15 @@
 import { expect } from 'vitest';
 import { parseClientHelloBody, type ClientHello, type HelloFlavor } from './client-hello.js';
 
-import { alpnExtension, ascii, concat, extension, hex, sniExtension, supportedVersionsExtension, u16, u8, type Bytes } from '@flowlb/testkit';
+import { alpnExtension, ascii, clientHelloBody, concat, extension, helloBodyOf, hex, sniExtension, supportedVersionsExtension, u16, u8, type Bytes, type HelloSpec } from '@flowlb/testkit';
 
-export { alpnExtension, ascii, concat, extension, sniExtension, supportedVersionsExtension, u16, u8 };
+export { alpnExtension, ascii, clientHelloBody, concat, extension, helloBodyOf, sniExtension, supportedVersionsExtension, u16, u8, type HelloSpec };
 export const fromHex = hex;
 
 /** A key_share extension (RFC 8446 §4.2.8) with one entry per [group, key] pair. */
 export function keyShareExtension(...shares: [number, Bytes][]): Uint8Array {
   const list = concat(...shares.map(([group, key]) => concat(u16(group), u16(key.length), key)));
   return extension(51, concat(u16(list.length), list));
-}
-
-export interface HelloSpec {
-  /** 'tls' leaves out the cookie field and defaults the version to 0x0303; 'dtls' (the default) to 0xfefd. */
-  flavor?: HelloFlavor;
-  version?: number;
-  random?: Bytes;
-  sessionId?: Bytes;
-  /** DTLS only. */
-  cookie?: Bytes;
-  suites?: number[];
-  compression?: Bytes;
-  /** Extension blocks to include; null leaves out the extensions length too. */
-  extensions?: Uint8Array[] | null;
-}
-
-export function clientHelloBody(spec: HelloSpec = {}): Uint8Array {
-  const dtls = (spec.flavor ?? 'dtls') === 'dtls';
-  const random = spec.random ?? Array.from({ length: 32 }, (_, i) => i);
-  const sessionId = spec.sessionId ?? [];
-  const cookie = spec.cookie ?? [];
-  const suites = spec.suites ?? [0xc02b, 0xc02f];
-  const compression = spec.compression ?? [0];
-  const head = concat(
-    u16(spec.version ?? (dtls ? 0xfefd : 0x0303)),
-    random,
-    u8(sessionId.length),
-    sessionId,
-    ...(dtls ? [u8(cookie.length), cookie] : []),
-    u16(suites.length * 2),
-    ...suites.map(u16),
-    u8(compression.length),
-    compression,
-  );
-  if (spec.extensions === null) return head;
-  const exts = concat(...(spec.extensions ?? [sniExtension('crafted.example')]));
-  return concat(head, u16(exts.length), exts);
-}
-
-/** The handshake body of the first ClientHello in a datagram made by a real DTLS client (unfragmented). */
-export function helloBodyOf(datagram: Uint8Array): Uint8Array {
-  const length = (datagram[13 + 1]! << 16) | (datagram[13 + 2]! << 8) | datagram[13 + 3]!;
-  return datagram.slice(13 + 12, 13 + 12 + length);
 }
 
 /** The ClientHello body in the first TLS record a real client sent over TCP: 5 bytes of record, 4 of handshake header. */
