@@ -20,6 +20,8 @@
 #include "csum.h"
 #include "nat.h"
 #include "fib.h"
+#include "nexthop.h"
+#include "icmp_reply.h"
 #include "maps.h"
 #include "limits.h"
 #include "hello_verify.h"
@@ -30,9 +32,134 @@ static __always_inline __u32 parse_failure_stat(enum parse_result r)
 	return r == PARSE_UNEXPECTED ? FLOWLB_STAT_NOT_IPV4_UDP : FLOWLB_STAT_MALFORMED;
 }
 
+/* Where a fragment's datagram came from, as the frags map knows it. */
+static __always_inline struct flowlb_frag_key frag_key_of(const struct iphdr *iph)
+{
+	struct flowlb_frag_key key = { .src_addr = iph->saddr, .dst_addr = iph->daddr, .id = iph->id, .pad = 0 };
+
+	return key;
+}
+
+/* Recorded before the first fragment is rewritten, so that the later ones find how. */
+static __always_inline void frag_remember(const struct iphdr *iph, const struct nat_target *to, __u32 flags, __u64 now)
+{
+	struct flowlb_frag_key key = frag_key_of(iph);
+	struct flowlb_frag f = {
+		.dst_addr = to->dst_addr,
+		.src_addr = to->src_addr,
+		.flags = flags,
+		.pad = 0,
+		.seen_ns = now,
+	};
+
+	bpf_map_update_elem(&frags, &key, &f, BPF_ANY);
+}
+
+/* The rewrite of a datagram (udph set) or of a fragment after the first (udph 0, addresses only). */
+static __always_inline void rewrite(struct iphdr *iph, struct udphdr *udph, const struct nat_target *to, int dec_ttl)
+{
+	if (udph)
+		nat_rewrite_ipv4_udp(iph, udph, to, dec_ttl);
+	else
+		nat_rewrite_ipv4_fragment(iph, to, dec_ttl);
+}
+
+/*
+ * A packet of a known flow (or fragment of one) that may be forwarded: rewritten to `to` and sent to its next hop.
+ * `udph` is 0 for a fragment after the first; `frag` says whether the packet is a fragment at all. Where the program
+ * cannot send it, the kernel gets it: rewritten when the kernel can forward it (it decrements TTL itself then, and
+ * the Ethernet header stays addressed to this host so that the kernel takes the frame in), as it came otherwise,
+ * addressed to the VIP or a SNAT address for local delivery. The per-target counters take every packet that leaves
+ * rewritten, by the program or by the kernel.
+ */
+static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *iph, struct udphdr *udph,
+				   const struct nat_target *to, __u32 flags, __u64 now, int frag, __u32 *stat)
+{
+	/* Read before any helper call: after one that may resize the frame, the verifier trusts no packet pointer. */
+	__u32 ip_len = bpf_ntohs(iph->tot_len);
+	int first = frag && udph;
+	struct flowlb_nexthop *nh;
+	__u16 mtu = 0;
+	long rc;
+
+	nh = nexthop_lookup(ctx, iph, to, now, &rc, &mtu);
+	if (nh && nh->xdp_egress) {
+		if (first)
+			frag_remember(iph, to, flags, now);
+		rewrite(iph, udph, to, 1);
+		__builtin_memcpy(eth->h_dest, nh->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, nh->smac, ETH_ALEN);
+		if (frag)
+			*stat = FLOWLB_STAT_FRAGMENT_FWD;
+		else
+			*stat = (flags & FLOWLB_F_REVERSE) ? FLOWLB_STAT_REV_HIT : FLOWLB_STAT_FWD_HIT;
+		target_count(flags, ip_len);
+		if (nh->ifindex == ctx->ingress_ifindex)
+			return XDP_TX;
+		/* Removed from tx_ports since the lookup: the kernel takes it, as for any egress without XDP. */
+		return bpf_redirect_map(&tx_ports, nh->ifindex, XDP_PASS);
+	}
+
+	if (nh) {
+		*stat = FLOWLB_STAT_EGRESS_NO_XDP;
+	} else if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* The route exists but the next hop's MAC is unknown: the kernel resolves ARP on the way. */
+		*stat = FLOWLB_STAT_FIB_NO_NEIGH;
+	} else if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		*stat = FLOWLB_STAT_FIB_FRAG_NEEDED;
+		/* A router answers DF with the MTU it needs; without DF the kernel fragments it on the way. */
+		if (ipv4_dont_fragment(iph))
+			return icmp_error_reply(ctx, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu) == 0 ? XDP_TX : XDP_PASS;
+	} else {
+		*stat = fib_failure_stat(rc);
+		return XDP_PASS;
+	}
+	if (first)
+		frag_remember(iph, to, flags, now);
+	rewrite(iph, udph, to, 0);
+	target_count(flags, ip_len);
+	return XDP_PASS;
+}
+
+/*
+ * A fragment after the first has no ports: it is known only by the datagram its first fragment opened, and goes where
+ * that one went. Returns the entry, or 0 when the first has not come (or came long ago): the kernel's reassembly then
+ * holds it, as without this map.
+ */
+static __always_inline struct flowlb_frag *frag_lookup(const struct iphdr *iph, __u64 now)
+{
+	struct flowlb_frag_key key = frag_key_of(iph);
+	struct flowlb_frag *f = bpf_map_lookup_elem(&frags, &key);
+
+	if (!f || now - f->seen_ns > FLOWLB_FRAG_MAX_AGE_NS)
+		return 0;
+	return f;
+}
+
+/* A datagram of no known flow: the control plane's, unless the VIP's cookie exchange or rate limits take it here. */
+static __always_inline int flowlb_miss(struct xdp_md *ctx, struct iphdr *iph, struct udphdr *udph, __u64 now,
+				       __u32 *stat)
+{
+	struct flowlb_hello_verify *hv = hello_verify_config(iph->daddr, udph->dest);
+	/* Read first: after a call that may resize the frame, the verifier trusts no packet pointer. */
+	int limited = is_vip(iph->daddr, udph->dest);
+	__be32 saddr = iph->saddr;
+
+	/* Before the rate limits: an answered hello costs the control plane nothing to protect. */
+	if (hv && hello_verify_answer(ctx, hv)) {
+		*stat = FLOWLB_STAT_HELLO_VERIFY;
+		return XDP_TX;
+	}
+	if (limited && !new_client_allowed(saddr, now)) {
+		*stat = FLOWLB_STAT_RATE_LIMITED;
+		return XDP_DROP;
+	}
+	*stat = FLOWLB_STAT_MISS;
+	return XDP_PASS;
+}
+
 static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 {
-	struct bpf_fib_lookup fib;
 	struct hdr_cursor cur;
 	struct ethhdr *eth;
 	struct iphdr *iph;
@@ -40,9 +167,9 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 	struct flow_val *val;
 	struct nat_target to;
 	enum parse_result r;
-	__u32 ip_len;
 	__u32 flags;
-	long rc;
+	__u64 now;
+	int frag;
 
 	cursor_init(&cur, ctx);
 
@@ -63,87 +190,59 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 		*stat = FLOWLB_STAT_NOT_IPV4_UDP;
 		return XDP_PASS;
 	}
+
+	now = bpf_ktime_get_coarse_ns();
+	frag = ipv4_is_fragment(iph);
 	/* Before the UDP header: a later fragment has none, and its first bytes are payload. */
-	if (ipv4_is_fragment(iph)) {
-		*stat = FLOWLB_STAT_FRAGMENT;
-		return XDP_PASS;
-	}
+	if (frag && ipv4_is_later_fragment(iph)) {
+		struct flowlb_frag *f = frag_lookup(iph, now);
 
-	r = parse_udphdr(&cur, &udph, ipv4_payload_len(iph));
-	if (r != PARSE_OK) {
-		*stat = parse_failure_stat(r);
-		return XDP_PASS;
-	}
-
-	val = flow_lookup(iph->daddr, iph->saddr, udph->dest, udph->source);
-	if (!val) {
-		struct flowlb_hello_verify *hv = hello_verify_config(iph->daddr, udph->dest);
-		/* Read first: after a call that may resize the frame, the verifier trusts no packet pointer. */
-		int limited = is_vip(iph->daddr, udph->dest);
-		__be32 saddr = iph->saddr;
-
-		/* Before the rate limits: an answered hello costs the control plane nothing to protect. */
-		if (hv && hello_verify_answer(ctx, hv)) {
-			*stat = FLOWLB_STAT_HELLO_VERIFY;
-			return XDP_TX;
+		if (!f) {
+			*stat = FLOWLB_STAT_FRAGMENT;
+			return XDP_PASS;
 		}
-		if (limited && !new_client_allowed(saddr, bpf_ktime_get_coarse_ns())) {
-			*stat = FLOWLB_STAT_RATE_LIMITED;
-			return XDP_DROP;
+		__builtin_memset(&to, 0, sizeof(to));
+		to.dst_addr = f->dst_addr;
+		to.src_addr = f->src_addr;
+		flags = f->flags;
+		udph = 0;
+		/* No ICMP error is sent about a fragment other than the first (RFC 1122, 3.2.2). */
+		if (iph->ttl <= 1) {
+			*stat = FLOWLB_STAT_TTL;
+			return XDP_PASS;
 		}
-		*stat = FLOWLB_STAT_MISS;
-		return XDP_PASS;
+	} else {
+		r = parse_udphdr(&cur, &udph, ipv4_payload_len(iph), frag);
+		if (r != PARSE_OK) {
+			*stat = parse_failure_stat(r);
+			return XDP_PASS;
+		}
+
+		val = flow_lookup(iph->daddr, iph->saddr, udph->dest, udph->source);
+		if (!val && frag) {
+			/* A new flow's first datagram in fragments: the kernel reassembles it for the control plane. */
+			*stat = FLOWLB_STAT_FRAGMENT;
+			return XDP_PASS;
+		}
+		if (!val)
+			return flowlb_miss(ctx, iph, udph, now, stat);
+
+		/* Any packet of the flow shows it is alive, whether or not this program can forward it. */
+		flow_touch(val, now);
+		flags = flow_confirm(val);
+
+		to.dst_addr = val->dst_addr;
+		to.src_addr = val->src_addr;
+		to.dst_port = val->dst_port;
+		to.src_port = val->src_port;
+
+		/* A router's answer; were it forwarded, the kernel would answer it in the name of the rewritten source. */
+		if (iph->ttl <= 1) {
+			*stat = FLOWLB_STAT_TTL;
+			return icmp_error_reply(ctx, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0) == 0 ? XDP_TX : XDP_PASS;
+		}
 	}
-
-	/* Any packet of the flow shows it is alive, whether or not this program can forward it. */
-	flow_touch(val);
-	flags = flow_confirm(val);
-
-	/*
-	 * The per-target byte count, which no rewrite changes. Read before the helper calls below: were one of them ever
-	 * to resize the frame, the verifier would trust no packet pointer after it.
-	 */
-	ip_len = bpf_ntohs(iph->tot_len);
-
-	to.dst_addr = val->dst_addr;
-	to.src_addr = val->src_addr;
-	to.dst_port = val->dst_port;
-	to.src_port = val->src_port;
-
-	/*
-	 * Forwarding it would need an ICMP time exceeded this program does not build. Untouched, it is addressed to the VIP
-	 * or a SNAT address, so the kernel delivers it locally and the control plane decides.
-	 */
-	if (iph->ttl <= 1) {
-		*stat = FLOWLB_STAT_TTL;
-		return XDP_PASS;
-	}
-
-	rc = fib_lookup_ipv4_udp(ctx, &fib, iph, &to);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		nat_rewrite_ipv4_udp(iph, udph, &to, 1);
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		*stat = (flags & FLOWLB_F_REVERSE) ? FLOWLB_STAT_REV_HIT : FLOWLB_STAT_FWD_HIT;
-		target_count(flags, ip_len);
-		if (fib.ifindex == ctx->ingress_ifindex)
-			return XDP_TX;
-		return bpf_redirect(fib.ifindex, 0);
-	}
-
-	*stat = fib_failure_stat(rc);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		/*
-		 * The route exists but the next hop's MAC is unknown: the kernel forwards the rewritten packet and resolves
-		 * ARP on the way. It decrements TTL itself, and the Ethernet header stays addressed to this host so that the
-		 * kernel takes the frame in.
-		 */
-		nat_rewrite_ipv4_udp(iph, udph, &to, 0);
-		/* The kernel sends it on as rewritten here, so the target's counters take it as the hits above. */
-		target_count(flags, ip_len);
-	}
-	/* Other failures keep the original bytes: addressed to the VIP or a SNAT address, the packet is delivered locally. */
-	return XDP_PASS;
+	return forward(ctx, eth, iph, udph, &to, flags, now, frag, stat);
 }
 
 SEC("xdp")

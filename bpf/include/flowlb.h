@@ -133,6 +133,62 @@ struct flowlb_hello_verify {
 #define FLOWLB_BUCKETS_MAX_DEFAULT 65536
 
 /*
+ * One entry of the next-hop cache (the per-CPU `nexthops` array; see nexthop.h): what bpf_fib_lookup answered for a
+ * rewritten datagram's addresses, TOS and ingress interface. The program writes it only on its own CPU and keeps it
+ * while its `gen` is the control's and it is younger than FLOWLB_NEXTHOP_MAX_AGE_NS.
+ */
+struct flowlb_nexthop {
+	__u32 dst_addr; /* the lookup's key, in network byte order */
+	__u32 src_addr;
+	__u32 in_ifindex;
+	__u8 tos;
+	__u8 xdp_egress; /* the egress interface is in `tx_ports`: frames can be redirected to it */
+	__u16 mtu;       /* of the route, host byte order */
+	__u32 gen;       /* flowlb_nexthop_ctl.gen + 1 when filled; 0 is an empty entry */
+	__u32 ifindex;   /* egress */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u64 filled_ns; /* coarse CLOCK_MONOTONIC */
+};
+
+/*
+ * The single entry of the `nexthop_ctl` array, written by the control plane: every change of `gen` drops the whole
+ * cache at once (a route, neighbour, link or address changed), and FLOWLB_NEXTHOP_CACHE_OFF in `flags` turns the
+ * cache off, so that every hit looks its route up.
+ */
+struct flowlb_nexthop_ctl {
+	__u32 gen;
+	__u32 flags;
+};
+#define FLOWLB_NEXTHOP_CACHE_OFF 0x1u
+/* Slots of the next-hop cache per CPU: a power of two, the cache is direct-mapped. */
+#define FLOWLB_NEXTHOP_SLOTS 1024
+/* A cached next hop is looked up again after this long even without a change of gen: events can be lost. */
+#define FLOWLB_NEXTHOP_MAX_AGE_NS (1000ULL * 1000 * 1000)
+
+/*
+ * The key of the `frags` map: an IPv4 datagram in fragments, as it arrived (source, destination, IP id; network byte
+ * order). Its value says how the first fragment was rewritten, so that the later ones get the same addresses.
+ */
+struct flowlb_frag_key {
+	__u32 src_addr;
+	__u32 dst_addr;
+	__u16 id;
+	__u16 pad; /* always 0 */
+};
+
+struct flowlb_frag {
+	__u32 dst_addr; /* rewrite to; network byte order */
+	__u32 src_addr;
+	__u32 flags;    /* the flow entry's flags: direction and target slot, for the counters */
+	__u32 pad;
+	__u64 seen_ns;  /* coarse CLOCK_MONOTONIC of the first fragment */
+};
+#define FLOWLB_FRAGS_MAX_DEFAULT 8192
+/* How long later fragments of a datagram are forwarded after its first: the kernel's own ipfrag_time. */
+#define FLOWLB_FRAG_MAX_AGE_NS (30ULL * 1000 * 1000 * 1000)
+
+/*
  * Index into the per-CPU `stats` array. Each packet the program sees is counted exactly once, under its outcome.
  * Append only: userspace reads these by index.
  */
@@ -140,17 +196,20 @@ enum flowlb_stat {
 	FLOWLB_STAT_FWD_HIT = 0,      /* forward entry: rewritten and sent (XDP_TX or redirect) */
 	FLOWLB_STAT_REV_HIT = 1,      /* reverse entry: rewritten and sent */
 	FLOWLB_STAT_MISS = 2,         /* IPv4/UDP without a flow: passed to the kernel */
-	FLOWLB_STAT_FRAGMENT = 3,     /* IPv4/UDP fragment (first or later): passed; other protocols' count below */
-	FLOWLB_STAT_TTL = 4,          /* known flow, TTL <= 1: passed untouched */
+	FLOWLB_STAT_FRAGMENT = 3,     /* IPv4/UDP fragment of no known flow (or a later one before its first): passed */
+	FLOWLB_STAT_TTL = 4,          /* known flow, TTL <= 1: answered with ICMP time exceeded (a later fragment: passed) */
 	FLOWLB_STAT_FIB_NO_NEIGH = 5, /* known flow, next hop has no neighbour entry: passed rewritten, TTL untouched */
 	FLOWLB_STAT_FIB_UNREACHABLE = 6, /* known flow, route blackhole/unreachable/prohibit: passed untouched */
 	FLOWLB_STAT_FIB_NOT_FWDED = 7,   /* known flow, not forwardable (local destination, forwarding off, lwt): passed */
-	FLOWLB_STAT_FIB_FRAG_NEEDED = 8, /* known flow, larger than the egress MTU: passed untouched */
+	FLOWLB_STAT_FIB_FRAG_NEEDED = 8, /* known flow, larger than the egress MTU: with DF answered with ICMP
+					  * fragmentation needed, without DF passed rewritten for the kernel to fragment */
 	FLOWLB_STAT_FIB_OTHER = 9,       /* known flow, any other fib result or a helper error: passed untouched */
 	FLOWLB_STAT_MALFORMED = 10,      /* truncated headers, bad IHL, UDP length that disagrees with IP: passed */
 	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, IP version != 4): passed */
 	FLOWLB_STAT_RATE_LIMITED = 12,   /* a new client's datagram to a VIP beyond its source's or /24's rate: dropped */
 	FLOWLB_STAT_HELLO_VERIFY = 13,   /* a ClientHello to a VIP without a valid cookie: answered with a HelloVerifyRequest */
+	FLOWLB_STAT_FRAGMENT_FWD = 14,   /* a fragment (first or later) of a known flow's datagram: rewritten and sent */
+	FLOWLB_STAT_EGRESS_NO_XDP = 15,  /* known flow routed out of an interface not in tx_ports: passed rewritten */
 	FLOWLB_STAT__MAX
 };
 

@@ -30,6 +30,9 @@
 #define ICMP_NET_ANO 9
 #define ICMP_HOST_ANO 10
 #define ICMP_PKT_FILTERED 13
+#define ICMP_FRAG_NEEDED 4
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_EXC_TTL 0
 
 struct flowlb_icmphdr {
 	__u8 type;

@@ -75,6 +75,40 @@ struct {
 	__uint(max_entries, FLOWLB_TARGETS_MAX + 1);
 } target_stats SEC(".maps");
 
+/* The next-hop cache, direct-mapped per CPU (see nexthop.h): no CPU ever reads an entry another one is writing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flowlb_nexthop);
+	__uint(max_entries, FLOWLB_NEXTHOP_SLOTS);
+} nexthops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flowlb_nexthop_ctl);
+	__uint(max_entries, 1);
+} nexthop_ctl SEC(".maps");
+
+/*
+ * The interfaces frames may be redirected to, by ifindex: the ones the program is attached to, which take XDP frames.
+ * A route out of any other interface (a bridge, a VLAN, a veth whose peer runs no program) is left to the kernel.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__type(key, __u32);
+	__type(value, struct bpf_devmap_val);
+	__uint(max_entries, 64);
+} tx_ports SEC(".maps");
+
+/* LRU: datagrams whose last fragment never came are pushed out by newer ones, never the other way round. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flowlb_frag_key);
+	__type(value, struct flowlb_frag);
+	__uint(max_entries, FLOWLB_FRAGS_MAX_DEFAULT);
+} frags SEC(".maps");
+
 /*
  * How stale last_used may get before a hit refreshes it. The cleaner works in seconds, so 100 ms is precise enough,
  * and it keeps a busy flow from dirtying its entry's cache line on every packet across CPUs.
@@ -130,7 +164,7 @@ static __always_inline struct flow_val *flow_lookup(__be32 daddr, __be32 saddr, 
 }
 
 /*
- * Written through the looked-up pointer, never with a map update: if the cleaner deleted the entry meanwhile, the
+ * `now` is bpf_ktime_get_coarse_ns(). Written through the looked-up pointer, never with a map update: if the cleaner deleted the entry meanwhile, the
  * write lands in memory that is no longer in the table instead of re-inserting the flow.
  *
  * The coarse clock is CLOCK_MONOTONIC as of the last tick: a read costs a few loads where the fine clock reads the
@@ -139,9 +173,8 @@ static __always_inline struct flow_val *flow_lookup(__be32 daddr, __be32 saddr, 
  * so an entry within the interval in either direction is fresh; anything further off, a zero from a tool or a stamp
  * in the future, counts as stale and is set to now.
  */
-static __always_inline void flow_touch(struct flow_val *val)
+static __always_inline void flow_touch(struct flow_val *val, __u64 now)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 last = *(volatile __u64 *)&val->last_used;
 
 	if (now - last >= FLOWLB_TOUCH_INTERVAL_NS && last - now >= FLOWLB_TOUCH_INTERVAL_NS)

@@ -27,6 +27,7 @@ enum parse_result {
 	PARSE_UNEXPECTED, /* well formed, but a protocol flowlb does not handle */
 };
 
+#define IPV4_DF 0x4000
 #define IPV4_MF 0x2000
 #define IPV4_OFFSET_MASK 0x1fff
 
@@ -96,20 +97,34 @@ static __always_inline __u32 ipv4_payload_len(const struct iphdr *iph)
 	return bpf_ntohs(iph->tot_len) - iph->ihl * 4;
 }
 
+/* A fragment whose offset is not 0: it carries no UDP header, only payload bytes further into the datagram. */
+static __always_inline int ipv4_is_later_fragment(const struct iphdr *iph)
+{
+	return (iph->frag_off & bpf_htons(IPV4_OFFSET_MASK)) != 0;
+}
+
+static __always_inline int ipv4_dont_fragment(const struct iphdr *iph)
+{
+	return (iph->frag_off & bpf_htons(IPV4_DF)) != 0;
+}
+
 /*
  * The UDP length must match the IP payload exactly: anything else means one of the two headers lies, and rewriting such
- * a datagram would forward garbage under a valid checksum.
+ * a datagram would forward garbage under a valid checksum. A first fragment carries only the start of the datagram,
+ * so there the UDP length may only be larger.
  */
 static __always_inline enum parse_result parse_udphdr(struct hdr_cursor *c, struct udphdr **udph_out,
-						      __u32 ip_payload_len)
+						      __u32 ip_payload_len, int first_fragment)
 {
 	struct udphdr *udph = c->pos;
+	__u32 udp_len;
 
 	if (ip_payload_len < sizeof(*udph))
 		return PARSE_MALFORMED;
 	if ((void *)(udph + 1) > c->end)
 		return PARSE_MALFORMED;
-	if (bpf_ntohs(udph->len) != ip_payload_len)
+	udp_len = bpf_ntohs(udph->len);
+	if (first_fragment ? udp_len <= ip_payload_len : udp_len != ip_payload_len)
 		return PARSE_MALFORMED;
 
 	*udph_out = udph;

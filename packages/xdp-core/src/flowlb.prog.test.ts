@@ -4,6 +4,7 @@
  * updated incrementally in the program is compared with one computed from nothing. Each case also says which single
  * counter moves and which flow entry has its last_used refreshed.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   ETH_HLEN,
@@ -34,6 +35,7 @@ import { STAT_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder, typ
 import {
   LINKS,
   NEIGHBOURS,
+  SENDER_MAC,
   ROUTED,
   UNRESOLVED_HOST,
   createFibFixture,
@@ -118,6 +120,7 @@ const FLOWS = {
   unrouted: forward(5012, LINKS.srv.addr, ep(ROUTED.unrouted, 7000)),
   local: forward(5013, LINKS.srv.addr, ep(LINKS.srv.addr, 6000)),
   tiny: forward(5014, LINKS.tiny.addr, TINY_BACKEND),
+  plain: forward(5017, LINKS.plain.addr, ep(NEIGHBOURS.plainBackend.addr, 6000)),
   nofwd: {
     match: { src: ep(NEIGHBOURS.nofwdClient.addr, 5015), dst: ep(LINKS.nofwd.addr, 4433) },
     to: { src: ep(LINKS.srv.addr, 40015), dst: SRV_BACKEND },
@@ -140,13 +143,6 @@ const FLOW_NAMES = Object.keys(FLOWS) as FlowName[];
 // ---------------------------------------------------------------------------------------------
 // Frames
 
-/** Who sends to the balancer on each link. */
-const SENDER_MAC: Record<LinkName, string> = {
-  lan: NEIGHBOURS.client.mac,
-  srv: NEIGHBOURS.srvBackend.mac,
-  tiny: NEIGHBOURS.tinyBackend.mac,
-  nofwd: NEIGHBOURS.nofwdClient.mac,
-};
 
 const PAYLOAD = 'flowlb datagram payload';
 
@@ -338,13 +334,20 @@ const ffffPayload = payloadForUdpChecksum(0, {
   payload: 'arrives as ffff',
 });
 const PADDING = Buffer.alloc(60 - (ETH_HLEN + IPV4_MIN_HLEN + UDP_HLEN + 2), 0xa5);
-const fragments = buildUdpFragments({
-  eth: { src: NEIGHBOURS.client.mac, dst: LINKS.lan.mac },
-  ip: { src: SAME.src.addr, dst: SAME.dst.addr, ttl: 64, id: 0x4242 },
-  udp: { srcPort: SAME.src.port, dstPort: SAME.dst.port },
-  payload: Buffer.alloc(64, 0x5a),
-  fragmentSize: 32,
-});
+/** A datagram of `t` in three fragments (a first, a middle and a last), as the neighbour on `ingress` sends it. */
+function fragmentsOf(t: Tuple, ingress: LinkName, id: number, eth?: { src: string; dst: string }, ttl = 64): Buffer[] {
+  return buildUdpFragments({
+    eth: eth ?? { src: SENDER_MAC[ingress], dst: LINKS[ingress].mac },
+    ip: { src: t.src.addr, dst: t.dst.addr, ttl, id, tos: 0xb9 },
+    udp: { srcPort: t.src.port, dstPort: t.dst.port },
+    payload: Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 13 + 7) & 0xff)),
+    fragmentSize: 32,
+  });
+}
+
+const fragments = fragmentsOf(SAME, 'lan', 0x4242);
+/** The same datagram from a client with no flow: its fragments are all the kernel's. */
+const strangerFragments = fragmentsOf({ src: ep(CLIENT, 5998), dst: VIP }, 'lan', 0x4343);
 /** tiny0's MTU minus the IP and UDP headers: the largest payload that still fits. */
 const TINY_PAYLOAD_FITS = LINKS.tiny.mtu - IPV4_MIN_HLEN - UDP_HLEN;
 
@@ -449,9 +452,9 @@ const CASES: Case[] = [
   }),
 
   // Known flows passed to the kernel
-  untouched('first fragment (MF, offset 0) passes untouched', fragments[0]!, 'fragment', VALID_NOT_UDP),
-  untouched('middle fragment passes untouched', fragments[1]!, 'fragment', VALID_NOT_UDP),
-  untouched('last fragment (offset > 0, no MF) passes untouched', fragments[2]!, 'fragment', VALID_NOT_UDP),
+  untouched('first fragment (MF, offset 0) of no known flow passes untouched', strangerFragments[0]!, 'fragment', VALID_NOT_UDP),
+  untouched('middle fragment whose first never came passes untouched', fragmentsOf(SAME, 'lan', 0x4444)[1]!, 'fragment', VALID_NOT_UDP),
+  untouched('last fragment whose first never came passes untouched', fragmentsOf(SAME, 'lan', 0x4545)[2]!, 'fragment', VALID_NOT_UDP),
   passedKnown('TTL 1 passes untouched', 'sameLink', 'ttl', { ip: { ttl: 1 } }),
   passedKnown('TTL 0 passes untouched', 'sameLink', 'ttl', { ip: { ttl: 0 } }),
   (() => {
@@ -488,9 +491,32 @@ const CASES: Case[] = [
   passedKnown('route with lightweight-tunnel encap passes untouched', 'encap', 'fibNotFwded'),
   passedKnown('target is a local address: passes untouched', 'local', 'fibNotFwded'),
   passedKnown('ingress interface with forwarding off: passes untouched', 'nofwd', 'fibNotFwded', undefined, 'nofwd'),
-  passedKnown('one byte over the egress MTU: passes untouched', 'tiny', 'fibFragNeeded', {
-    payload: Buffer.alloc(TINY_PAYLOAD_FITS + 1, 0x33),
-  }),
+  (() => {
+    const spec = frameSpec(FLOWS.tiny.match, 'lan', { payload: Buffer.alloc(TINY_PAYLOAD_FITS + 1, 0x33) });
+    return {
+      name: 'one byte over the egress MTU without DF: passed rewritten for the kernel to fragment, TTL and Ethernet untouched',
+      ingress: 'lan',
+      input: buildUdpFrame(spec),
+      verdict: XDP_PASS,
+      output: rewrittenFrame(spec, FLOWS.tiny.to, 'kept', false),
+      counter: 'fibFragNeeded',
+      checksums: VALID_UDP,
+      touches: 'tiny',
+    } satisfies Case;
+  })(),
+  (() => {
+    const spec = frameSpec(FLOWS.plain.match, 'lan');
+    return {
+      name: 'route out of an interface not in tx_ports: passed rewritten for the kernel, TTL and Ethernet untouched',
+      ingress: 'lan',
+      input: buildUdpFrame(spec),
+      verdict: XDP_PASS,
+      output: rewrittenFrame(spec, FLOWS.plain.to, 'kept', false),
+      counter: 'egressNoXdp',
+      checksums: VALID_UDP,
+      touches: 'plain',
+    } satisfies Case;
+  })(),
 
   // Misses
   untouched('miss: new client', udpFrame({ src: ep(CLIENT, 5999), dst: VIP }, 'lan'), 'miss', VALID_UDP),
@@ -720,7 +746,7 @@ describe('the case table itself', () => {
     expect(parseFrame(c.output).trailer.equals(PADDING)).toBe(true);
   });
 
-  it('fragment cases are a first, a middle and a last fragment of a known flow', () => {
+  it('fragment cases are a first, a middle and a last fragment', () => {
     const [first, middle, last] = fragments.map((f) => parseFrame(f).ipv4!);
     expect([first?.mf, first?.fragOffset]).toEqual([true, 0]);
     expect(parseFrame(fragments[0]!).udp?.dstPort).toBe(SAME.dst.port);
@@ -739,14 +765,14 @@ describe('the case table itself', () => {
 
   it('the MTU cases straddle tiny0 MTU', () => {
     expect(parseFrame(byName('datagram of exactly the egress MTU').input).ipv4?.totalLength).toBe(LINKS.tiny.mtu);
-    expect(parseFrame(byName('one byte over the egress MTU: passes untouched').input).ipv4?.totalLength).toBe(
+    expect(parseFrame(byName('one byte over the egress MTU without DF: passed rewritten for the kernel to fragment, TTL and Ethernet untouched').input).ipv4?.totalLength).toBe(
       LINKS.tiny.mtu + 1,
     );
   });
 
   it('every rewritten case differs from its input, every passed-untouched case equals it', () => {
     for (const c of CASES) {
-      const rewritten = c.verdict !== XDP_PASS || c.counter === 'fibNoNeigh';
+      const rewritten = c.verdict !== XDP_PASS || ['fibNoNeigh', 'fibFragNeeded', 'egressNoXdp'].includes(c.counter);
       expect(c.output.equals(c.input), c.name).toBe(!rewritten);
     }
   });
@@ -764,6 +790,7 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
     // FLOWLB_BPF_OBJECT_UNDER_TEST runs the table against another build of the program (a patched or older one).
     const objectPath = process.env.FLOWLB_BPF_OBJECT_UNDER_TEST;
     fwd = await XdpForwarder.load({ flowsMaxEntries: 256, ...(objectPath ? { objectPath } : {}) });
+    fx.addTxPorts(fwd);
   });
 
   afterAll(async () => {
@@ -851,6 +878,150 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
         expect(err?.syscall).toBe('bpf_prog_test_run_opts');
       }
       expect(f.stats()).toEqual(before);
+    });
+  });
+
+  describe('fragments of a known flow', () => {
+    beforeEach(() => {
+      const { fwd: f } = env();
+      clearFlows(f);
+      installFlows(f, Object.values(FLOWS));
+    });
+
+    const directions = [
+      { flow: 'sameLink', ingress: 'lan', egress: 'lan', nextHopMac: NEIGHBOURS.lanBackend.mac, verdict: XDP_TX, id: 0x5001 },
+      { flow: 'crossRev', ingress: 'srv', egress: 'lan', nextHopMac: NEIGHBOURS.client.mac, verdict: XDP_REDIRECT, id: 0x5002 },
+    ] as const;
+
+    for (const d of directions) {
+      it(`${d.flow}: the first fragment goes by its flow, the later ones the way it went, each rewritten whole`, () => {
+        const { fwd: f } = env();
+        const entry = FLOWS[d.flow];
+        const input = fragmentsOf(entry.match, d.ingress, d.id);
+        // Built from scratch: the UDP checksum in the first is the whole rewritten datagram's.
+        const output = fragmentsOf(entry.to, d.ingress, d.id, { src: LINKS[d.egress].mac, dst: d.nextHopMac }, 63);
+        const before = f.stats();
+        input.forEach((frame, i) => {
+          const r = run(d.ingress, frame);
+          expect(VERDICT_NAMES[r.retval], `fragment ${i}`).toBe(VERDICT_NAMES[d.verdict]);
+          expect(hexdump(r.data), `fragment ${i}`).toBe(hexdump(output[i]!));
+        });
+        expect(delta(before, f.stats())).toEqual(only('fragmentFwd', 3));
+      });
+    }
+
+    it('later fragments go the way their first went even when they come in reverse order', () => {
+      const { fwd: f } = env();
+      const entry = FLOWS.sameLink;
+      const input = fragmentsOf(entry.match, 'lan', 0x5003);
+      const output = fragmentsOf(entry.to, 'lan', 0x5003, { src: LINKS.lan.mac, dst: NEIGHBOURS.lanBackend.mac }, 63);
+      const before = f.stats();
+      for (const i of [0, 2, 1]) expect(hexdump(run('lan', input[i]!).data), `fragment ${i}`).toBe(hexdump(output[i]!));
+      expect(delta(before, f.stats())).toEqual(only('fragmentFwd', 3));
+    });
+
+    it('a later fragment of another datagram (other IP id, other source) is not taken for one of the flow', () => {
+      const { fwd: f } = env();
+      run('lan', fragmentsOf(SAME, 'lan', 0x5004)[0]!);
+      const before = f.stats();
+      const otherId = fragmentsOf(SAME, 'lan', 0x5005)[1]!;
+      const otherSource = fragmentsOf({ src: ep(NEIGHBOURS.lanBackend.addr, SAME.src.port), dst: SAME.dst }, 'lan', 0x5004)[1]!;
+      for (const frame of [otherId, otherSource]) {
+        const r = run('lan', frame);
+        expect(r.retval).toBe(XDP_PASS);
+        expect(hexdump(r.data)).toBe(hexdump(frame));
+      }
+      expect(delta(before, f.stats())).toEqual(only('fragment', 2));
+    });
+
+    it('a first fragment whose UDP length is not larger than its IP payload is malformed and passes untouched', () => {
+      const { fwd: f } = env();
+      const first = Buffer.from(fragmentsOf(SAME, 'lan', 0x5006)[0]!);
+      // UDP length = the fragment's own IP payload (32): a whole datagram's, which a fragment cannot be.
+      first.writeUInt16BE(32, ETH_HLEN + IPV4_MIN_HLEN + 4);
+      const before = f.stats();
+      const r = run('lan', first);
+      expect(r.retval).toBe(XDP_PASS);
+      expect(hexdump(r.data)).toBe(hexdump(first));
+      expect(delta(before, f.stats())).toEqual(only('malformed'));
+    });
+  });
+
+  describe('next-hop cache', () => {
+    const flow = FLOWS.cross;
+    const input = udpFrame(flow.match, 'lan');
+    const MOVED_MAC = '02:00:00:0b:00:99';
+    const ip = (...args: string[]): void => {
+      execFileSync('ip', ['-n', env().fx.ns, ...args], { stdio: 'pipe' });
+    };
+    const setBackendMac = (mac: string): void =>
+      ip('neigh', 'replace', NEIGHBOURS.srvBackend.addr, 'lladdr', mac, 'dev', LINKS.srv.ifname, 'nud', 'permanent');
+    const destMac = (frame: Buffer): string => [...frame.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+    /** Enough runs that every CPU the runs land on has filled its own cache. */
+    const hits = (n = 32): string[] => Array.from({ length: n }, () => destMac(run('lan', input).data));
+
+    beforeEach(() => {
+      const { fwd: f } = env();
+      clearFlows(f);
+      installFlows(f, Object.values(FLOWS));
+    });
+    afterEach(() => {
+      const { fwd: f } = env();
+      setBackendMac(NEIGHBOURS.srvBackend.mac);
+      f.setNextHopCache(true);
+      f.invalidateNextHops();
+    });
+
+    it('follows a neighbour that changed its MAC once the cache is invalidated', () => {
+      const { fwd: f } = env();
+      expect(new Set(hits())).toEqual(new Set([NEIGHBOURS.srvBackend.mac]));
+      setBackendMac(MOVED_MAC);
+      f.invalidateNextHops();
+      expect(new Set(hits())).toEqual(new Set([MOVED_MAC]));
+    });
+
+    it('looks every next hop up again after a second, invalidated or not', async () => {
+      expect(new Set(hits())).toEqual(new Set([NEIGHBOURS.srvBackend.mac]));
+      setBackendMac(MOVED_MAC);
+      // FLOWLB_NEXTHOP_MAX_AGE_NS, plus the coarse clock's lag (see COARSE_LAG).
+      await new Promise((r) => setTimeout(r, 1_000 + Number(COARSE_LAG / 1_000_000n) + 100));
+      expect(new Set(hits())).toEqual(new Set([MOVED_MAC]));
+    });
+
+    it('turned off, looks the route up on every hit', () => {
+      const { fwd: f } = env();
+      f.setNextHopCache(false);
+      expect(new Set(hits())).toEqual(new Set([NEIGHBOURS.srvBackend.mac]));
+      setBackendMac(MOVED_MAC);
+      expect(new Set(hits())).toEqual(new Set([MOVED_MAC]));
+    });
+
+    it('follows a route moved to another interface and gateway', () => {
+      const { fwd: f } = env();
+      const gw = FLOWS.viaGateway;
+      const frame = udpFrame(gw.match, 'lan');
+      const out = (): { verdict: number; mac: string; src: string } => {
+        const r = run('lan', frame);
+        return { verdict: r.retval, mac: destMac(r.data), src: destMac(r.data.subarray(6)) };
+      };
+      expect(out()).toEqual({ verdict: XDP_REDIRECT, mac: NEIGHBOURS.srvBackend.mac, src: LINKS.srv.mac });
+      ip('route', 'replace', '10.7.0.0/24', 'via', NEIGHBOURS.tinyBackend.addr, 'dev', LINKS.tiny.ifname);
+      try {
+        f.invalidateNextHops();
+        for (let i = 0; i < 32; i++) expect(out()).toEqual({ verdict: XDP_REDIRECT, mac: NEIGHBOURS.tinyBackend.mac, src: LINKS.tiny.mac });
+      } finally {
+        ip('route', 'replace', '10.7.0.0/24', 'via', NEIGHBOURS.srvBackend.addr, 'dev', LINKS.srv.ifname);
+      }
+    });
+
+    it('a datagram larger than the MTU a hop was cached for has the kernel check it again', () => {
+      const { fwd: f } = env();
+      const fits = udpFrame(FLOWS.tiny.match, 'lan', { payload: Buffer.alloc(TINY_PAYLOAD_FITS, 0x33) });
+      const over = udpFrame(FLOWS.tiny.match, 'lan', { payload: Buffer.alloc(TINY_PAYLOAD_FITS + 1, 0x33) });
+      for (let i = 0; i < 32; i++) expect(run('lan', fits).retval).toBe(XDP_REDIRECT);
+      const before = f.stats();
+      for (let i = 0; i < 32; i++) expect(run('lan', over).retval).toBe(XDP_PASS);
+      expect(delta(before, f.stats())).toEqual(only('fibFragNeeded', 32));
     });
   });
 

@@ -66,6 +66,16 @@ interface TargetMaps {
   stats: BpfMap;
 }
 
+/** `tx_ports` (the interfaces frames may be redirected to) and `nexthop_ctl` (the next-hop cache's switch). */
+interface NextHopMaps {
+  txPorts: BpfMap;
+  ctl: BpfMap;
+}
+
+/** `struct flowlb_nexthop_ctl`: gen (u32) and flags (u32), host byte order. */
+const NEXTHOP_CTL_SIZE = 8;
+const NEXTHOP_CACHE_OFF = 0x1;
+
 /** `struct flowlb_target`: addr (u32) and port (u16) in network byte order, pad (u16). */
 const TARGET_VALUE_SIZE = 8;
 /** The bytes of `struct flowlb_target` that name the endpoint; the pad is not compared. */
@@ -257,6 +267,8 @@ export class XdpForwarder {
   readonly #helloVerify: BpfMap;
   readonly #targetSlots: BpfMap;
   readonly #targetStats: BpfMap;
+  readonly #txPorts: BpfMap;
+  readonly #nexthopCtl: BpfMap;
   /** Target slots found or claimed so far, by the hex of the target's `struct flowlb_target`. */
   readonly #slotOf = new Map<string, number>();
   /** Every slot was found taken: targets not claimed yet get none (slots are never released). */
@@ -268,6 +280,7 @@ export class XdpForwarder {
     stats: BpfMap,
     maps: VipMaps,
     targets: TargetMaps,
+    nextHops: NextHopMaps,
     options: XdpForwarderOptions,
   ) {
     this.#vips = maps.vips;
@@ -275,6 +288,8 @@ export class XdpForwarder {
     this.#helloVerify = maps.helloVerify;
     this.#targetSlots = targets.slots;
     this.#targetStats = targets.stats;
+    this.#txPorts = nextHops.txPorts;
+    this.#nexthopCtl = nextHops.ctl;
     this.program = program;
     this.flows = flows;
     this.table = new BpfMapFlowTable(flows);
@@ -296,7 +311,8 @@ export class XdpForwarder {
       await obj.load();
       const maps: VipMaps = { vips: obj.map('vips'), limits: obj.map('limits'), helloVerify: obj.map('hello_verify') };
       const targets: TargetMaps = { slots: obj.map('target_slots'), stats: obj.map('target_stats') };
-      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), maps, targets, options);
+      const nextHops: NextHopMaps = { txPorts: obj.map('tx_ports'), ctl: obj.map('nexthop_ctl') };
+      return new XdpForwarder(obj.program(FLOWLB_PROGRAM), obj.map('flows'), obj.map('stats'), maps, targets, nextHops, options);
     } finally {
       obj.close();
     }
@@ -384,6 +400,7 @@ export class XdpForwarder {
             : { iface: name, ifindex, link: this.program.attachXdp(ifindex, { mode }), how: 'created' };
           this.#attachments.set(ifindex, a);
           added.push(a);
+          this.#putTxPort(ifindex);
         }
         if (pin && !this.#programPinned) this.#pinProgram();
       } catch (e) {
@@ -457,6 +474,7 @@ export class XdpForwarder {
 
   #detachOne(a: Attachment): void {
     this.#attachments.delete(a.ifindex);
+    this.#dropTxPort(a.ifindex);
     try {
       a.link.detach();
     } finally {
@@ -558,6 +576,83 @@ export class XdpForwarder {
       value.set(k, 8 + i * COOKIE_KEY_LENGTH);
     });
     this.#helloVerify.update(key, value);
+  }
+
+  /**
+   * Lets the program send frames out of `iface` (an index, or a name in the forwarder's netns): a route out of an
+   * interface not added here is left to the kernel, whose forwarding works out of any device, instead of an XDP
+   * redirect that a device without XDP support would drop. attach() adds the interfaces it attaches to; add another
+   * only when it takes XDP frames (a driver with ndo_xdp_xmit, or a veth whose peer runs an XDP program).
+   */
+  addTxPort(iface: string | number): void {
+    if (this.#closed) throw new Error('the forwarder is closed');
+    // The kernel resolves the ifindex in the netns of the process that writes it.
+    this.#inNetns(() => this.#putTxPort(ifIndex(iface)));
+  }
+
+  #putTxPort(ifindex: number): void {
+    // struct bpf_devmap_val: the ifindex to send to, then the program to run there (none: fd 0).
+    const value = Buffer.alloc(8);
+    if (HOST_LE) value.writeUInt32LE(ifindex, 0);
+    else value.writeUInt32BE(ifindex, 0);
+    this.#txPorts.update(u32Key(ifindex), value);
+    this.#bumpNextHopGen();
+  }
+
+  #dropTxPort(ifindex: number): void {
+    this.#txPorts.delete(u32Key(ifindex));
+    this.#bumpNextHopGen();
+  }
+
+  /** Undoes {@link addTxPort}; an interface that is not there is not an error. */
+  removeTxPort(iface: string | number): void {
+    if (this.#closed) throw new Error('the forwarder is closed');
+    this.#dropTxPort(typeof iface === 'number' ? iface : this.#inNetns(() => ifIndex(iface)));
+  }
+
+  /** The interfaces frames may be redirected to, by index. */
+  txPorts(): number[] {
+    return [...this.#txPorts.keys()].map(readU32Host).sort((a, b) => a - b);
+  }
+
+  #nextHopCtl(): { gen: number; flags: number } {
+    const v = this.#nexthopCtl.lookup(u32Key(0));
+    if (!v) return { gen: 0, flags: 0 };
+    return HOST_LE ? { gen: v.readUInt32LE(0), flags: v.readUInt32LE(4) } : { gen: v.readUInt32BE(0), flags: v.readUInt32BE(4) };
+  }
+
+  #writeNextHopCtl(ctl: { gen: number; flags: number }): void {
+    const v = Buffer.alloc(NEXTHOP_CTL_SIZE);
+    if (HOST_LE) {
+      v.writeUInt32LE(ctl.gen >>> 0, 0);
+      v.writeUInt32LE(ctl.flags >>> 0, 4);
+    } else {
+      v.writeUInt32BE(ctl.gen >>> 0, 0);
+      v.writeUInt32BE(ctl.flags >>> 0, 4);
+    }
+    this.#nexthopCtl.update(u32Key(0), v);
+  }
+
+  /**
+   * Drops every next hop the program cached, on every CPU at once: the next packet of each flow looks its route up
+   * again. Call it when a route, neighbour, link or address changes (the forwarder does, for its netns, while it is
+   * attached); cached hops also expire by themselves within a second.
+   */
+  invalidateNextHops(): void {
+    if (this.#closed) throw new Error('the forwarder is closed');
+    this.#bumpNextHopGen();
+  }
+
+  #bumpNextHopGen(): void {
+    const ctl = this.#nextHopCtl();
+    this.#writeNextHopCtl({ gen: (ctl.gen + 1) >>> 0, flags: ctl.flags });
+  }
+
+  /** Turns the next-hop cache off (every hit looks its route up, as a benchmark's baseline) or on again (default). */
+  setNextHopCache(enabled: boolean): void {
+    if (this.#closed) throw new Error('the forwarder is closed');
+    const ctl = this.#nextHopCtl();
+    this.#writeNextHopCtl({ gen: (ctl.gen + 1) >>> 0, flags: enabled ? ctl.flags & ~NEXTHOP_CACHE_OFF : ctl.flags | NEXTHOP_CACHE_OFF });
   }
 
   /** The counters, summed over CPUs. */
@@ -675,6 +770,8 @@ export class XdpForwarder {
     this.#helloVerify.close();
     this.#targetSlots.close();
     this.#targetStats.close();
+    this.#txPorts.close();
+    this.#nexthopCtl.close();
     if (errors.length > 0) throw errors[0];
   }
 

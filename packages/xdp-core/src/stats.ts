@@ -17,6 +17,8 @@ export const STAT_NAMES = [
   'notIpv4Udp',
   'rateLimited',
   'helloVerify',
+  'fragmentFwd',
+  'egressNoXdp',
 ] as const;
 
 export type StatName = (typeof STAT_NAMES)[number];

@@ -23,7 +23,7 @@ import {
   type UdpFrameSpec,
 } from '@flowlb/testkit';
 import { BpfMap, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder } from './index.js';
-import { LINKS, NEIGHBOURS, ROUTED, UNRESOLVED_HOST, createFibFixture, type FibFixture, type LinkName } from './testing/fib-fixture.js';
+import { LINKS, NEIGHBOURS, SENDER_MAC, ROUTED, UNRESOLVED_HOST, createFibFixture, type FibFixture, type LinkName } from './testing/fib-fixture.js';
 import {
   FLOWLB_F_CONFIRMED,
   FLOWLB_F_REPLIED,
@@ -78,12 +78,6 @@ const FLOWS = {
 } satisfies Record<string, FlowEntry>;
 type FlowName = keyof typeof FLOWS;
 
-const SENDER_MAC: Record<LinkName, string> = {
-  lan: NEIGHBOURS.client.mac,
-  srv: NEIGHBOURS.srvBackend.mac,
-  tiny: NEIGHBOURS.tinyBackend.mac,
-  nofwd: NEIGHBOURS.nofwdClient.mac,
-};
 
 function frame(t: Tuple, ingress: LinkName, o: { ttl?: number; payload?: string | Buffer; options?: Buffer; padding?: Buffer } = {}): Buffer {
   const spec: UdpFrameSpec = {
@@ -205,8 +199,7 @@ const CASES: Case[] = [
   { name: 'blackhole route: passed untouched, nothing counted', flow: 'blackhole', ingress: 'lan', input: frame(FLOWS.blackhole.match, 'lan'), verdict: XDP_PASS },
   { name: 'TTL 1 of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: frame(SAME, 'lan', { ttl: 1 }), verdict: XDP_PASS },
   { name: 'TTL 0 of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: frame(SAME, 'lan', { ttl: 0 }), verdict: XDP_PASS },
-  { name: 'first fragment of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: fragments[0]!, verdict: XDP_PASS },
-  { name: 'last fragment of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: fragments[2]!, verdict: XDP_PASS },
+  { name: 'first fragment of a flow with a slot counts its own IP bytes', flow: 'sameLink', ingress: 'lan', input: fragments[0]!, verdict: XDP_TX, counted: { slot: 3, direction: 'fwd' } },
   { name: 'miss counts nothing', ingress: 'lan', input: frame({ src: ep(CLIENT, 6999), dst: VIP }, 'lan'), verdict: XDP_PASS },
 ];
 
@@ -334,6 +327,7 @@ describePrivileged('per-target counters of the flowlb XDP program under BPF_PROG
     execFileSync('mount', ['-t', 'bpf', 'bpf', bpffs]);
     const objectPath = process.env.FLOWLB_BPF_OBJECT_UNDER_TEST;
     fwd = await XdpForwarder.load({ flowsMaxEntries: 256, pinDir: join(bpffs, 'fwd'), ...(objectPath ? { objectPath } : {}) });
+    fx.addTxPorts(fwd);
     // As any other process reads them: from the pin.
     targetStats = BpfMap.openPinned(join(bpffs, 'fwd', 'target_stats'));
   });
@@ -402,6 +396,15 @@ describePrivileged('per-target counters of the flowlb XDP program under BPF_PROG
         }
       });
     }
+  });
+
+  it('later fragments count under the slot their first fragment went by, each with its own IP bytes', () => {
+    const { targetStats: m } = env();
+    install(Object.values(FLOWS));
+    const before = allCounts(m);
+    for (const f of fragments) expect(run('lan', f).retval).toBe(XDP_TX);
+    const bytes = fragments.reduce((n, f) => n + BigInt(f.readUInt16BE(14 + 2)), 0n);
+    expect(changes(before, allCounts(m))).toEqual({ 3: { fwdPackets: 3n, fwdBytes: bytes, revPackets: 0n, revBytes: 0n, icmpUnreachable: 0n } });
   });
 
   describe('ICMP destination unreachable', () => {

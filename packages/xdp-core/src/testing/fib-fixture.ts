@@ -27,6 +27,8 @@ export const LINKS = {
   tiny: { ifname: 'tiny0', peer: 'tiny0p', mac: '02:00:00:00:02:01', addr: '10.2.0.1', prefix: 24, mtu: 576 },
   /** Client side with forwarding turned off. */
   nofwd: { ifname: 'nofwd0', peer: 'nofwd0p', mac: '02:00:00:00:03:01', addr: '10.3.0.1', prefix: 24 },
+  /** Backend side, never among the forwarder's tx_ports: as a device that takes no XDP frames. */
+  plain: { ifname: 'plain0', peer: 'plain0p', mac: '02:00:00:00:04:01', addr: '10.4.0.1', prefix: 24 },
 } as const satisfies Record<string, LinkSpec>;
 
 export type LinkName = keyof typeof LINKS;
@@ -38,7 +40,17 @@ export const NEIGHBOURS = {
   srvBackend: { link: 'srv', addr: '10.1.0.20', mac: '02:00:00:0b:00:14' },
   tinyBackend: { link: 'tiny', addr: '10.2.0.20', mac: '02:00:00:0c:00:14' },
   nofwdClient: { link: 'nofwd', addr: '10.3.0.10', mac: '02:00:00:0d:00:0a' },
+  plainBackend: { link: 'plain', addr: '10.4.0.20', mac: '02:00:00:0e:00:14' },
 } as const satisfies Record<string, { link: LinkName; addr: string; mac: string }>;
+
+/** Who sends to the balancer on each link. */
+export const SENDER_MAC: Record<LinkName, string> = {
+  lan: NEIGHBOURS.client.mac,
+  srv: NEIGHBOURS.srvBackend.mac,
+  tiny: NEIGHBOURS.tinyBackend.mac,
+  nofwd: NEIGHBOURS.nofwdClient.mac,
+  plain: NEIGHBOURS.plainBackend.mac,
+};
 
 /** On srv0's subnet, never given a neighbour entry. */
 export const UNRESOLVED_HOST = '10.1.0.30';
@@ -64,6 +76,8 @@ export interface FibFixture {
   ifindex: Record<LinkName, number>;
   /** Runs `fn` with the calling thread inside the namespace. */
   inNs<T>(fn: () => T): T;
+  /** Lets `fwd` redirect frames to every link but `plain`, as attaching to them would. */
+  addTxPorts(fwd: { addTxPort(ifindex: number): void }): void;
   destroy(): Promise<void>;
 }
 
@@ -108,6 +122,11 @@ export async function createFibFixture(prefix = 'xdpprog'): Promise<FibFixture> 
       ns,
       ifindex,
       inNs,
+      addTxPorts: (fwd) => {
+        inNs(() => {
+          for (const name of Object.keys(LINKS) as LinkName[]) if (name !== 'plain') fwd.addTxPort(ifindex[name]);
+        });
+      },
       destroy: async () => {
         const report = await topo.destroy();
         if (report.errors.length > 0) throw new Error(`fixture cleanup failed: ${report.errors.join('; ')}`);
