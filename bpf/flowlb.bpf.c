@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * flowlb's fast path: IPv4/UDP datagrams of known flows are rewritten to their target and sent out again from XDP.
- * Everything else reaches the kernel untouched, where the control plane picks up new flows on the VIP. The one drop
- * here is of new clients' datagrams to a VIP beyond the rate limits the control plane set (none by default), and the
- * one answer is the DTLS HelloVerifyRequest of a VIP that asks for it: a packet of a known flow this program cannot
- * forward is the kernel's to handle, and each packet is counted once, under the reason it took its path.
+ * flowlb's fast path: IPv4/UDP datagrams of known flows, and the fragments of their datagrams, are rewritten to their
+ * target and sent out again from XDP, to the next hop the per-CPU cache (nexthop.h) or the kernel's FIB gives. The
+ * one drop here is of new clients' datagrams to a VIP beyond the rate limits the control plane set (none by default).
+ * The answers are the DTLS HelloVerifyRequest of a VIP that asks for it, and the ICMP errors a router sends (time
+ * exceeded, fragmentation needed). A packet of a known flow this program cannot send is the kernel's to forward
+ * (rewritten) or to deliver (as it came), and each packet is counted once, under the reason it took its path.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>

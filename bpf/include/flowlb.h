@@ -197,12 +197,14 @@ enum flowlb_stat {
 	FLOWLB_STAT_REV_HIT = 1,      /* reverse entry: rewritten and sent */
 	FLOWLB_STAT_MISS = 2,         /* IPv4/UDP without a flow: passed to the kernel */
 	FLOWLB_STAT_FRAGMENT = 3,     /* IPv4/UDP fragment of no known flow (or a later one before its first): passed */
-	FLOWLB_STAT_TTL = 4,          /* known flow, TTL <= 1: answered with ICMP time exceeded (a later fragment: passed) */
+	FLOWLB_STAT_TTL = 4,          /* known flow, TTL <= 1: answered with ICMP time exceeded (a later fragment, or
+				       * one RFC 1812 4.3.2.7 sends no error about: passed) */
 	FLOWLB_STAT_FIB_NO_NEIGH = 5, /* known flow, next hop has no neighbour entry: passed rewritten, TTL untouched */
 	FLOWLB_STAT_FIB_UNREACHABLE = 6, /* known flow, route blackhole/unreachable/prohibit: passed untouched */
 	FLOWLB_STAT_FIB_NOT_FWDED = 7,   /* known flow, not forwardable (local destination, forwarding off, lwt): passed */
 	FLOWLB_STAT_FIB_FRAG_NEEDED = 8, /* known flow, larger than the egress MTU: with DF answered with ICMP
-					  * fragmentation needed, without DF passed rewritten for the kernel to fragment */
+					  * fragmentation needed (passed where RFC 1812 4.3.2.7 sends no error), without
+					  * DF passed rewritten for the kernel to fragment */
 	FLOWLB_STAT_FIB_OTHER = 9,       /* known flow, any other fib result or a helper error: passed untouched */
 	FLOWLB_STAT_MALFORMED = 10,      /* truncated headers, bad IHL, UDP length that disagrees with IP: passed */
 	FLOWLB_STAT_NOT_IPV4_UDP = 11,   /* anything else (ARP, IPv6, VLAN-tagged, TCP, IP version != 4): passed */

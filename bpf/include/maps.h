@@ -101,6 +101,14 @@ struct {
 	__uint(max_entries, 64);
 } tx_ports SEC(".maps");
 
+/* What is left of each CPU's allowance of ICMP errors (see icmp_reply.h): the single entry, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct flowlb_bucket);
+	__uint(max_entries, 1);
+} icmp_budget SEC(".maps");
+
 /* LRU: datagrams whose last fragment never came are pushed out by newer ones, never the other way round. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

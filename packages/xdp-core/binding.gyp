@@ -10,7 +10,8 @@
         "native/link.cc",
         "native/map.cc",
         "native/system.cc",
-        "native/udp.cc"
+        "native/udp.cc",
+        "native/route_watch.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

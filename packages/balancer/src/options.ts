@@ -45,7 +45,10 @@ export interface XdpOptions {
    * balancer's own namespace, so the process should run where the VIP lives; this is for attaching from outside.
    */
   netns?: string;
-  /** Set ip_forward and accept_local on the interfaces as the XDP program needs. Default true. */
+  /**
+   * Set on each interface what the XDP program needs of the kernel (forwarding, accept_local, loose rp_filter where
+   * it is strict), and put back what was changed when detaching. Default true.
+   */
   sysctls?: boolean;
   /** A forwarder loaded by the caller (tests, or a shared one); the balancer then neither loads nor closes it. */
   forwarder?: XdpForwarderLike;

@@ -36,6 +36,8 @@ export interface XdpAttachmentInfo {
   pinPath?: string;
   previousProgId?: number;
   replaced?: string;
+  /** What may go wrong on the interface although the program runs there, with what to do (VLAN tags stripped). */
+  warnings?: string[];
 }
 
 export interface XdpLoadOptions {
@@ -346,5 +348,6 @@ function attachmentInfo(a: XdpAttachmentInfo): XdpAttachmentInfo {
   if (a.pinPath !== undefined) info.pinPath = a.pinPath;
   if (a.previousProgId !== undefined) info.previousProgId = a.previousProgId;
   if (a.replaced !== undefined) info.replaced = a.replaced;
+  if (a.warnings !== undefined && a.warnings.length > 0) info.warnings = [...a.warnings];
   return info;
 }

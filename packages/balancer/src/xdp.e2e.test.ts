@@ -170,21 +170,26 @@ describePrivileged('LoadBalancer, XDP datapath between network namespaces', () =
     expect(seen[0]!.from).toBe(seen[1]!.from);
   });
 
-  it('forwards datagrams of an installed flow that still reach the VIP (IP fragments, which XDP passes) from the flow port', async () => {
+  it('forwards the IP fragments of an installed flow in the kernel, both ways, and the backend gets each datagram whole from the flow port', async () => {
     const before = await lb.stats();
-    // 3000 bytes leave the client as three IP fragments; the kernel reassembles them for the VIP socket.
+    // 3000 bytes leave the client as three IP fragments, and the backend's reply too.
     const big = `to:0:big:${'x'.repeat(3000)}`;
     const r = await send(0, 42010, ['to:0:frag-setup', big], 1000, 200);
-    expect(r.received[0]).toEqual({ from: vipText(), data: 'b0|to:0:frag-setup' });
+    expect(r.received).toEqual([
+      { from: vipText(), data: 'b0|to:0:frag-setup' },
+      { from: vipText(), data: `b0|${big}` },
+    ]);
     const lines = echoes[0]!.lines();
     const setup = lines.find((l) => l.data === 'to:0:frag-setup');
-    const late = lines.find((l) => l.data === big);
-    expect(late?.from).toBe(setup?.from);
-    expect(late?.len).toBe(big.length);
+    const whole = lines.find((l) => l.data === big);
+    expect(whole?.from).toBe(setup?.from);
+    expect(whole?.len).toBe(big.length);
     const after = await lb.stats();
     expect(after.flows.created - before.flows.created).toBe(1);
-    expect(after.datagrams.forwardedLate - before.datagrams.forwardedLate).toBe(1);
-    expect(after.xdp!.fragment! - before.xdp!.fragment!).toBeGreaterThanOrEqual(3);
+    // None of it went up to the control plane.
+    expect(after.datagrams.forwardedLate - before.datagrams.forwardedLate).toBe(0);
+    expect(after.xdp!.fragmentFwd! - before.xdp!.fragmentFwd!).toBe(6);
+    expect(after.xdp!.fragment! - before.xdp!.fragment!).toBe(0);
   });
 
   it('keeps a flow whose traffic goes from server to client only', async () => {

@@ -31,7 +31,7 @@ static __always_inline int parse_udp(struct xdp_md *ctx, struct iphdr **iph_out,
 		return -1;
 	if (parse_ipv4hdr(&cur, iph_out) != PARSE_OK)
 		return -1;
-	if (parse_udphdr(&cur, udph_out, ipv4_payload_len(*iph_out)) != PARSE_OK)
+	if (parse_udphdr(&cur, udph_out, ipv4_payload_len(*iph_out), 0) != PARSE_OK)
 		return -1;
 	return 0;
 }

@@ -30,6 +30,13 @@ export interface KernelCostRow {
   verdicts: Record<string, number>;
   /** flowlb's own counters moved by the row (fwdHit, revHit, miss...); absent for the floor. */
   counters?: Record<string, number>;
+  /** Hit rows: whether the next hop came from the program's cache or from bpf_fib_lookup on every packet. */
+  nextHop?: 'cached' | 'looked up';
+}
+
+/** The name of a kernel-cost hit row's twin with the next-hop cache off. */
+export function uncachedRowName(name: string): string {
+  return name.replace(/\)$/, ', route looked up)');
 }
 
 export interface KernelCostResult {
@@ -41,11 +48,12 @@ export interface KernelCostResult {
   notes: string[];
 }
 
-export type SystemName = 'bare-xdp' | 'flowlb-xdp' | 'nftables' | 'nginx' | 'flowlb-userspace';
+export type SystemName = 'bare-xdp' | 'flowlb-xdp' | 'flowlb-xdp-lookup' | 'nftables' | 'nginx' | 'flowlb-userspace';
 
 export const SYSTEM_LABELS: Record<SystemName, string> = {
   'bare-xdp': 'bare XDP forwarder',
   'flowlb-xdp': 'flowlb (XDP)',
+  'flowlb-xdp-lookup': 'flowlb (XDP, a route lookup per packet)',
   nftables: 'nftables DNAT+SNAT',
   nginx: 'nginx stream (UDP)',
   'flowlb-userspace': 'flowlb (userspace)',

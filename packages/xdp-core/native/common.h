@@ -4,9 +4,10 @@
 #pragma once
 
 #include <napi.h>
-
 #include <unistd.h>
+#include <uv.h>
 
+#include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
@@ -26,6 +27,12 @@ class Closeable {
 // hook and a handle's finalizer runs last still finds it.
 struct Registry {
   std::set<Closeable*> live;
+  // libuv handles being closed whose close callback has not run yet. That callback is code in this library, which
+  // Node unloads once a worker's environment is gone: the environment's cleanup waits until this drops to zero.
+  int closing = 0;
+  // Set while the environment's teardown is waiting for `closing`.
+  napi_async_cleanup_hook_handle teardown = nullptr;
+  void ClosedOne();
 };
 
 // Per-environment state: constructors and the registry the cleanup hook closes.
@@ -53,17 +60,26 @@ class Tracked : public Closeable {
     if (registry_) registry_->live.erase(this);
     registry_.reset();
   }
+  // Stops and closes a poll handle; libuv frees it later, counted by the registry (see Registry::closing).
+  void ClosePoll(uv_poll_t* poll);
 
  private:
   std::shared_ptr<Registry> registry_;
 };
 
+// Handles that own a descriptor are built only by this library: their constructors want this token first, so that
+// JavaScript cannot hand them a descriptor number of its choosing, which they would close when collected.
+Napi::Value OwnToken(Napi::Env env);
+bool IsOwnToken(const Napi::Value& v);
+
 // A wrapper that owns one BPF file descriptor (program, link, map), handed over as its first constructor argument.
+// Built with (OwnToken, fd, ...); the subclass's own arguments follow from index 2.
 template <class T>
 class FdHandle : public Napi::ObjectWrap<T>, public Tracked {
  public:
   explicit FdHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<T>(info) {
-    fd_ = info[0].As<Napi::Number>().Int32Value();
+    if (!IsOwnToken(info[0]) || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "Illegal constructor");
+    fd_ = info[1].As<Napi::Number>().Int32Value();
     Track(info.Env());
   }
   ~FdHandle() override { CloseHandle(); }
@@ -106,12 +122,19 @@ Napi::Error ErrnoError(Napi::Env env, int err, const std::string& syscall, const
                        const std::string& hint = "");
 std::string DefaultHint(int err, const std::string& syscall);
 
-// Bytes of a Buffer or Uint8Array argument, checked for an exact size when size > 0.
+// Bytes of a Buffer or Uint8Array argument, checked for an exact size unless it is kAnySize.
 struct Bytes {
   const uint8_t* data = nullptr;
   size_t size = 0;
 };
-Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize = 0);
+constexpr size_t kAnySize = SIZE_MAX;
+Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize = kAnySize);
+
+// A count, size, index or flags argument: an integer from min to max, else a TypeError or RangeError naming it.
+// Sizes and counts come from JavaScript unchecked; they size allocations and kernel reads, so they are bounded here.
+uint64_t GetInteger(const Napi::Value& v, const char* what, uint64_t min, uint64_t max);
+// The same, with a default for undefined.
+uint64_t GetInteger(const Napi::Value& v, const char* what, uint64_t min, uint64_t max, uint64_t dflt);
 
 void PinFd(Napi::Env env, int fd, const Napi::Value& path);
 
@@ -145,5 +168,6 @@ void InitLink(Napi::Env env, Napi::Object exports);
 void InitMap(Napi::Env env, Napi::Object exports);
 void InitSystem(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
+void InitRouteWatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace flowlb

@@ -3,7 +3,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cmath>
+#include <new>
 
 #include "common.h"
 
@@ -63,6 +67,36 @@ void ThrowErrno(Napi::Env env, int err, const std::string& syscall, const std::s
   throw ErrnoError(env, err, syscall, detail, hint);
 }
 
+static std::string NumberText(double d) {
+  if (std::isnan(d)) return "NaN";
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.15g", d);
+  if (strtod(buf, nullptr) != d) snprintf(buf, sizeof buf, "%.17g", d);
+  return buf;
+}
+
+uint64_t GetInteger(const Napi::Value& v, const char* what, uint64_t min, uint64_t max) {
+  Napi::Env env = v.Env();
+  if (!v.IsNumber()) {
+    auto e = Napi::TypeError::New(env, std::string(what) + " must be a number");
+    e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+    throw e;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::trunc(d) || d < (double)min || d > (double)max) {
+    auto e = Napi::RangeError::New(env, std::string(what) + " must be an integer from " + std::to_string(min) +
+                                            " to " + std::to_string(max) + ", got " + NumberText(d));
+    e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+    throw e;
+  }
+  return (uint64_t)d;
+}
+
+uint64_t GetInteger(const Napi::Value& v, const char* what, uint64_t min, uint64_t max, uint64_t dflt) {
+  return v.IsUndefined() ? dflt : GetInteger(v, what, min, max);
+}
+
 Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize) {
   Napi::Env env = v.Env();
   Bytes b;
@@ -77,7 +111,7 @@ Bytes GetBytes(const Napi::Value& v, const char* what, size_t exactSize) {
   } else {
     throw Napi::TypeError::New(env, std::string(what) + " must be a Buffer or Uint8Array");
   }
-  if (exactSize && b.size != exactSize) {
+  if (exactSize != kAnySize && b.size != exactSize) {
     auto e = Napi::RangeError::New(env, std::string(what) + " must be " + std::to_string(exactSize) +
                                             " bytes, got " + std::to_string(b.size));
     e.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));
@@ -96,11 +130,32 @@ void PinFd(Napi::Env env, int fd, const Napi::Value& path) {
 // worker thread, for the verifier log) points this at its own buffer.
 static thread_local std::string* captureBuf = nullptr;
 
+// More than libbpf's largest verifier log buffer (16 MiB), so that a log is kept whole.
+static constexpr size_t kMaxCapture = 32u << 20;
+
 static int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!captureBuf) return 0;
-  char line[4096];
-  int n = vsnprintf(line, sizeof line, fmt, args);
-  if (n > 0 && captureBuf->size() < (1u << 20)) captureBuf->append(line, std::min<size_t>(n, sizeof line - 1));
+  va_list again;
+  va_copy(again, args);
+  // A failed load prints the verifier log as one message, often far longer than any fixed buffer: its end, where the
+  // verifier says what it rejected, is the part that matters. Messages are kept whole or not at all.
+  char small[1024];
+  int n = vsnprintf(small, sizeof small, fmt, args);
+  try {
+    if (n > 0 && captureBuf->size() + (size_t)n <= kMaxCapture) {
+      if ((size_t)n < sizeof small) {
+        captureBuf->append(small, (size_t)n);
+      } else {
+        size_t at = captureBuf->size();
+        captureBuf->resize(at + (size_t)n + 1);
+        vsnprintf(&(*captureBuf)[at], (size_t)n + 1, fmt, again);
+        captureBuf->resize(at + (size_t)n);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+    // Called from C inside libbpf: nothing may be thrown through it. The message is lost, the load goes on.
+  }
+  va_end(again);
   return n;
 }
 

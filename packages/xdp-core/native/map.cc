@@ -5,11 +5,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common.h"
 
 namespace flowlb {
+
+// Bound on the buffers of one lookupBatch call. A larger count only makes the call return fewer entries than asked,
+// which callers handle anyway by going on with the cursor.
+static constexpr size_t kMaxBatchBytes = 64u << 20;
 
 static bool IsPerCpu(uint32_t type) {
   return type == BPF_MAP_TYPE_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_ARRAY ||
@@ -37,7 +42,7 @@ class MapWrap : public FdHandle<MapWrap> {
 
   explicit MapWrap(const Napi::CallbackInfo& info) : FdHandle<MapWrap>(info) {
     Napi::Env env = info.Env();
-    name_ = info[1].As<Napi::String>();
+    name_ = info[2].As<Napi::String>();
     struct bpf_map_info mi = {};
     __u32 len = sizeof mi;
     if (bpf_obj_get_info_by_fd(fd_, &mi, &len) < 0) {
@@ -69,6 +74,19 @@ class MapWrap : public FdHandle<MapWrap> {
   std::string What() const override { return "map '" + name_ + "'"; }
 
   Bytes Key(const Napi::Value& v) { return GetBytes(v, "key", keySize_); }
+
+  // BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK and their like: the kernel rejects the ones it does not know.
+  static uint64_t Flags(const Napi::Value& v) { return GetInteger(v, "flags", 0, UINT32_MAX, BPF_ANY); }
+
+  // An error of a batch call of `asked` entries, with how many it did. The kernel writes the count back only once it
+  // has gone through entries, and then it is below `asked` (it stopped at one); an error before that (flags,
+  // map type) leaves the count as it was given: nothing was done.
+  Napi::Error BatchError(Napi::Env env, int err, const char* syscall, const char* countName, uint32_t asked,
+                         uint32_t count) {
+    Napi::Error e = ErrnoError(env, err, syscall, name_);
+    e.Set(countName, Napi::Number::New(env, count < asked ? count : 0));
+    return e;
+  }
 
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -104,7 +122,7 @@ class MapWrap : public FdHandle<MapWrap> {
     int fd = Need(env);
     Bytes k = Key(info[0]);
     Bytes v = GetBytes(info[1], "value", valueBufSize_);
-    uint64_t flags = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : (int64_t)BPF_ANY;
+    uint64_t flags = Flags(info[2]);
     if (bpf_map_update_elem(fd, k.data, v.data, flags) < 0) ThrowErrno(env, errno, "bpf_map_update_elem", name_);
     return env.Undefined();
   }
@@ -138,14 +156,18 @@ class MapWrap : public FdHandle<MapWrap> {
   Napi::Value LookupBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = Need(env);
-    uint32_t want = info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 256;
-    if (want == 0) want = 1;
-    // The kernel's batch token is opaque (a bucket index for hash maps); 8 bytes covers every map type.
+    uint64_t asked = GetInteger(info[0], "count", 1, UINT32_MAX, 256);
+    // More than the map holds, or than fits the buffers, comes back in several calls.
+    size_t perEntry = std::max<size_t>(1, keySize_ + valueBufSize_);
+    size_t most = std::max<size_t>(1, std::min<size_t>(std::max<uint32_t>(maxEntries_, 1), kMaxBatchBytes / perEntry));
+    uint32_t want = (uint32_t)std::min<uint64_t>(asked, most);
+    // The kernel's batch token is opaque (a bucket index for hash maps); 8 bytes covers every map type, and the
+    // cursors handed out are all 8 bytes.
     std::vector<uint8_t> inTok(8), outTok(8);
     bool first = info[1].IsUndefined() || info[1].IsNull();
     if (!first) {
-      Bytes c = GetBytes(info[1], "cursor");
-      memcpy(inTok.data(), c.data, std::min<size_t>(c.size, 8));
+      Bytes c = GetBytes(info[1], "cursor", inTok.size());
+      memcpy(inTok.data(), c.data, c.size);
     }
     for (;;) {
       std::vector<uint8_t> keys((size_t)want * keySize_), values((size_t)want * valueBufSize_);
@@ -155,7 +177,7 @@ class MapWrap : public FdHandle<MapWrap> {
                                     &count, &opts);
       int err = rc < 0 ? errno : 0;
       // A hash bucket larger than the batch: the kernel asks for room for the whole bucket.
-      if (err == ENOSPC && want < (1u << 20)) {
+      if (err == ENOSPC && (size_t)want * 2 * perEntry <= kMaxBatchBytes) {
         want *= 2;
         continue;
       }
@@ -170,31 +192,36 @@ class MapWrap : public FdHandle<MapWrap> {
   }
 
   // updateBatch(keys, values, count, flags) with keys and values packed back to back; returns how many were written.
+  // The kernel writes in order and stops at the first entry it cannot write: the error says how many went before
+  // (`written`), so that the caller knows which entries are in the map.
   Napi::Value UpdateBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = Need(env);
-    uint32_t n = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t n = (uint32_t)GetInteger(info[2], "count", 0, UINT32_MAX);
     Bytes k = GetBytes(info[0], "keys", (size_t)n * keySize_);
     Bytes v = GetBytes(info[1], "values", (size_t)n * valueBufSize_);
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
-    opts.elem_flags = info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : (int64_t)BPF_ANY;
+    opts.elem_flags = Flags(info[3]);
     __u32 count = n;
-    if (n && bpf_map_update_batch(fd, k.data, v.data, &count, &opts) < 0)
-      ThrowErrno(env, errno, "bpf_map_update_batch", name_);
+    if (n && bpf_map_update_batch(fd, k.data, v.data, &count, &opts) < 0) {
+      int err = errno;
+      throw BatchError(env, err, "bpf_map_update_batch", "written", n, count);
+    }
     return Napi::Number::New(env, count);
   }
 
   // deleteBatch(keys, count): keys that are missing make the kernel stop; the number deleted before that is returned.
+  // Other errors carry that number as `deleted`.
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = Need(env);
-    uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+    uint32_t n = (uint32_t)GetInteger(info[1], "count", 0, UINT32_MAX);
     Bytes k = GetBytes(info[0], "keys", (size_t)n * keySize_);
     LIBBPF_OPTS(bpf_map_batch_opts, opts);
     __u32 count = n;
     if (n && bpf_map_delete_batch(fd, k.data, &count, &opts) < 0) {
       int err = errno;
-      if (err != ENOENT) ThrowErrno(env, err, "bpf_map_delete_batch", name_);
+      if (err != ENOENT) throw BatchError(env, err, "bpf_map_delete_batch", "deleted", n, count);
     }
     return Napi::Number::New(env, count);
   }
@@ -206,13 +233,10 @@ class MapWrap : public FdHandle<MapWrap> {
 };
 
 Napi::Object NewMap(Napi::Env env, int fd, const std::string& name) {
-  return Data(env).mapCtor.New({Napi::Number::New(env, fd), Napi::String::New(env, name)});
+  return Data(env).mapCtor.New({OwnToken(env), Napi::Number::New(env, fd), Napi::String::New(env, name)});
 }
 
-void InitMap(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = MapWrap::Define(env);
-  Data(env).mapCtor = Napi::Persistent(ctor);
-  exports.Set("Map", ctor);
-}
+// Not exported: a map handle comes from a loaded object or a pin, never from a descriptor number.
+void InitMap(Napi::Env env, Napi::Object exports) { Data(env).mapCtor = Napi::Persistent(MapWrap::Define(env)); }
 
 }  // namespace flowlb

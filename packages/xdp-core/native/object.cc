@@ -4,9 +4,25 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "common.h"
 
 namespace flowlb {
+
+// The bpf_object, shared by its wrapper and a load running on the libuv pool. The environment's teardown can close
+// the wrapper while the verifier runs (a worker terminated mid-load); libbpf must not free the object under the load,
+// so a close waits for a running load to return, and one that comes before the load started makes it a no-op.
+struct ObjectSlot {
+  enum class Load { Idle, Queued, Running };
+  std::mutex mu;
+  std::condition_variable done;
+  struct bpf_object* obj = nullptr;
+  Load load = Load::Idle;
+  // The wrapper, until it is destroyed: the load's completion must not reach a wrapper the teardown finalized.
+  BpfObjectWrap* owner = nullptr;
+};
 
 class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Tracked {
  public:
@@ -36,16 +52,26 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Tracked {
       std::string log = capture.Take();
       ThrowErrno(env, err, "bpf_object__open_file", path_, log.empty() || err == ENOENT ? "" : "libbpf: " + log);
     }
+    slot_->obj = obj_;
+    slot_->owner = this;
     Track(env);
   }
 
-  ~BpfObjectWrap() override { CloseHandle(); }
+  ~BpfObjectWrap() override {
+    CloseHandle();
+    std::lock_guard<std::mutex> lock(slot_->mu);
+    slot_->owner = nullptr;
+  }
 
   void CloseHandle() override {
-    if (obj_ && !loading_) {
-      bpf_object__close(obj_);
-      obj_ = nullptr;
-    }
+    std::unique_lock<std::mutex> lock(slot_->mu);
+    // Running: the verifier is using the object; it returns on its own, without the main thread.
+    slot_->done.wait(lock, [this] { return slot_->load != ObjectSlot::Load::Running; });
+    // Queued: the pool has not started; it will find the object gone and do nothing.
+    slot_->load = ObjectSlot::Load::Idle;
+    if (slot_->obj) bpf_object__close(slot_->obj);
+    slot_->obj = nullptr;
+    obj_ = nullptr;
   }
 
  private:
@@ -86,10 +112,8 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Tracked {
   Napi::Value SetMaxEntries(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     struct bpf_map* m = NeedMap(env, info[0]);
-    if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "max entries must be a number");
-    int64_t n = info[1].As<Napi::Number>().Int64Value();
-    if (n < 1 || n > UINT32_MAX) throw Napi::RangeError::New(env, "max entries must be between 1 and 2^32-1");
-    int err = bpf_map__set_max_entries(m, (uint32_t)n);
+    uint32_t n = (uint32_t)GetInteger(info[1], "max entries", 1, UINT32_MAX);
+    int err = bpf_map__set_max_entries(m, n);
     if (err) ThrowErrno(env, err, "bpf_map__set_max_entries", bpf_map__name(m), "set sizes before load");
     return env.Undefined();
   }
@@ -138,7 +162,9 @@ class BpfObjectWrap : public Napi::ObjectWrap<BpfObjectWrap>, public Tracked {
   }
 
   std::string path_;
+  // Mirrors slot_->obj for the main thread's own use; both are cleared together by CloseHandle.
   struct bpf_object* obj_ = nullptr;
+  std::shared_ptr<ObjectSlot> slot_ = std::make_shared<ObjectSlot>();
   bool loading_ = false;
   bool loaded_ = false;
 };
@@ -148,42 +174,85 @@ class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, BpfObjectWrap* self)
       : Napi::AsyncWorker(env, "flowlb:bpf_object__load"), deferred_(Napi::Promise::Deferred::New(env)),
-        self_(self), keepAlive_(Napi::Persistent(self->Value())) {}
+        slot_(self->slot_), path_(self->path_), keepAlive_(Napi::Persistent(self->Value())) {
+    std::lock_guard<std::mutex> lock(slot_->mu);
+    slot_->load = ObjectSlot::Load::Queued;
+  }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
+    struct bpf_object* obj;
+    {
+      std::lock_guard<std::mutex> lock(slot_->mu);
+      if (slot_->load != ObjectSlot::Load::Queued || !slot_->obj) {
+        closed_ = true;
+        return;
+      }
+      slot_->load = ObjectSlot::Load::Running;
+      obj = slot_->obj;
+    }
     LibbpfLogCapture capture;
-    int err = bpf_object__load(self_->obj_);
+    int err = bpf_object__load(obj);
     err_ = err < 0 ? -err : err;
     log_ = capture.Take();
+    std::lock_guard<std::mutex> lock(slot_->mu);
+    slot_->load = ObjectSlot::Load::Idle;
+    slot_->done.notify_all();
   }
 
-  void OnOK() override {
+  void OnOK() override { Settle(); }
+  void OnError(const Napi::Error&) override { Settle(); }
+
+ private:
+  void Settle() {
+    BpfObjectWrap* self;
+    {
+      std::lock_guard<std::mutex> lock(slot_->mu);
+      self = slot_->owner;
+    }
+    if (self) {
+      self->loading_ = false;
+      if (!err_ && !closed_ && self->obj_) self->loaded_ = true;
+    }
+    // A worker terminated during the load: its environment is being torn down and can no longer run JavaScript, so
+    // every call below fails. An exception escaping from here would reach Node's C++ and end the whole process.
+    try {
+      Reply();
+    } catch (const Napi::Error&) {
+      // Nobody is left to hear the answer.
+    }
+  }
+
+  void Reply() {
     Napi::Env env = Env();
-    self_->loading_ = false;
+    if (closed_) {
+      deferred_.Reject(Napi::Error::New(env, "the BPF object was closed before it was loaded").Value());
+      return;
+    }
     if (!err_) {
-      self_->loaded_ = true;
       deferred_.Resolve(env.Undefined());
       return;
     }
     std::string hint = err_ == EPERM || err_ == EACCES ? DefaultHint(err_, "bpf_object__load") : "";
     if (!log_.empty()) {
-      // The verifier's own words are the useful part; keep the tail, where it says what it rejected.
+      // The verifier's own words are the useful part; keep the tail, where it says what it rejected. The whole
+      // log is on error.log.
       std::string tail = log_.size() > 8192 ? "..." + log_.substr(log_.size() - 8192) : log_;
       hint = (hint.empty() ? "" : hint + "; ") + "libbpf and verifier log:\n" + tail;
     }
-    Napi::Error e = ErrnoError(env, err_, "bpf_object__load", self_->path_, hint);
+    Napi::Error e = ErrnoError(env, err_, "bpf_object__load", path_, hint);
     e.Set("log", Napi::String::New(env, log_));
     deferred_.Reject(e.Value());
   }
 
- private:
   Napi::Promise::Deferred deferred_;
-  BpfObjectWrap* self_;
+  std::shared_ptr<ObjectSlot> slot_;
+  std::string path_;
   // The wrapper must not be collected while the pool thread uses its bpf_object.
   Napi::ObjectReference keepAlive_;
   int err_ = 0;
+  bool closed_ = false;
   std::string log_;
 };
 
@@ -191,8 +260,8 @@ Napi::Value BpfObjectWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Need(env);
   if (loaded_) throw Napi::Error::New(env, "the BPF object is already loaded");
-  loading_ = true;
   auto* w = new LoadWorker(env, this);
+  loading_ = true;
   auto promise = w->Promise();
   w->Queue();
   return promise;

@@ -12,6 +12,10 @@
 
 namespace flowlb {
 
+// Far beyond any frame BPF_PROG_TEST_RUN takes (a page, or a few dozen with XDP fragments), and small enough that
+// the output buffer is never an allocation that fails.
+static constexpr size_t kMaxRunBytes = 16u << 20;
+
 class ProgramWrap : public FdHandle<ProgramWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -31,8 +35,8 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
 
   explicit ProgramWrap(const Napi::CallbackInfo& info) : FdHandle<ProgramWrap>(info) {
     // Built only by NewProgram, which hands over a descriptor it owns.
-    name_ = info[1].As<Napi::String>();
-    type_ = info[2].As<Napi::Number>().Uint32Value();
+    name_ = info[2].As<Napi::String>();
+    type_ = info[3].As<Napi::Number>().Uint32Value();
     struct bpf_prog_info pinfo = {};
     __u32 len = sizeof pinfo;
     if (bpf_obj_get_info_by_fd(fd_, &pinfo, &len) == 0) id_ = pinfo.id;
@@ -50,8 +54,7 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
   Napi::Value AttachXdp(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = Need(env);
-    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "ifindex must be a number");
-    int ifindex = info[0].As<Napi::Number>().Int32Value();
+    int ifindex = (int)GetInteger(info[0], "ifindex", 1, INT32_MAX);
     std::string mode = info[1].IsString() ? std::string(info[1].As<Napi::String>()) : "auto";
     LIBBPF_OPTS(bpf_link_create_opts, opts);
     if (mode == "native")
@@ -78,14 +81,20 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
   struct RunInput {
     Bytes in;
     uint32_t ifindex;
-    int repeat;
+    uint32_t repeat;
     struct xdp_md ctx;
   };
 
   static RunInput ReadRunInput(const Napi::CallbackInfo& info) {
-    RunInput r{GetBytes(info[0], "data"), info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0,
-               info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 1, {}};
-    if (r.repeat < 1) r.repeat = 1;
+    Napi::Env env = info.Env();
+    RunInput r{GetBytes(info[0], "data"), (uint32_t)GetInteger(info[1], "ingressIfindex", 0, INT32_MAX, 0),
+               (uint32_t)GetInteger(info[2], "repeat", 0, UINT32_MAX, 1), {}};
+    if (r.in.size > kMaxRunBytes) {
+      auto e = Napi::RangeError::New(env, "data must be at most " + std::to_string(kMaxRunBytes) + " bytes, got " +
+                                              std::to_string(r.in.size));
+      e.Set("code", Napi::String::New(env, "ERR_OUT_OF_RANGE"));
+      throw e;
+    }
     r.ctx.ingress_ifindex = r.ifindex;
     r.ctx.data_end = (uint32_t)r.in.size;
     return r;
@@ -107,7 +116,7 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
     Napi::Env env = info.Env();
     int fd = Need(env);
     RunInput r = ReadRunInput(info);
-    uint32_t outSize = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : (uint32_t)r.in.size + 256;
+    uint32_t outSize = (uint32_t)GetInteger(info[3], "dataSizeOut", 0, kMaxRunBytes, r.in.size + 256);
     std::vector<uint8_t> out(outSize);
     LIBBPF_OPTS(bpf_test_run_opts, opts);
     opts.data_out = out.data();
@@ -128,7 +137,8 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
     int fd = Need(env);
     RunInput r = ReadRunInput(info);
     LIBBPF_OPTS(bpf_test_run_opts, opts);
-    opts.batch_size = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+    // The kernel's own limit for a live-frames batch.
+    opts.batch_size = (uint32_t)GetInteger(info[3], "batchSize", 0, 256, 0);
     opts.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
     Run(env, fd, r, opts);
     Napi::Object res = Napi::Object::New(env);
@@ -143,13 +153,12 @@ class ProgramWrap : public FdHandle<ProgramWrap> {
 
 Napi::Object NewProgram(Napi::Env env, int fd, const std::string& name, uint32_t type) {
   return Data(env).programCtor.New(
-      {Napi::Number::New(env, fd), Napi::String::New(env, name), Napi::Number::New(env, type)});
+      {OwnToken(env), Napi::Number::New(env, fd), Napi::String::New(env, name), Napi::Number::New(env, type)});
 }
 
+// Not exported: a program handle comes from a loaded object or a pin, never from a descriptor number.
 void InitProgram(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = ProgramWrap::Define(env);
-  Data(env).programCtor = Napi::Persistent(ctor);
-  exports.Set("Program", ctor);
+  Data(env).programCtor = Napi::Persistent(ProgramWrap::Define(env));
 }
 
 }  // namespace flowlb

@@ -60,15 +60,15 @@ static Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
 static Napi::Value IfIndexToName(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   char buf[IF_NAMESIZE] = "";
-  if (!if_indextoname(info[0].As<Napi::Number>().Uint32Value(), buf))
-    ThrowErrno(env, errno == ENXIO ? ENODEV : errno, "if_indextoname", std::to_string(info[0].As<Napi::Number>().Uint32Value()));
+  unsigned index = (unsigned)GetInteger(info[0], "ifindex", 1, INT32_MAX);
+  if (!if_indextoname(index, buf)) ThrowErrno(env, errno == ENXIO ? ENODEV : errno, "if_indextoname", std::to_string(index));
   return Napi::String::New(env, buf);
 }
 
 // xdpQuery(ifindex) -> { progId, mode, driverProgId, genericProgId }: what is attached, by any means.
 static Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int ifindex = info[0].As<Napi::Number>().Int32Value();
+  int ifindex = (int)GetInteger(info[0], "ifindex", 1, INT32_MAX);
   LIBBPF_OPTS(bpf_xdp_query_opts, opts);
   if (bpf_xdp_query(ifindex, 0, &opts) < 0) ThrowErrno(env, errno, "bpf_xdp_query", std::to_string(ifindex));
   Napi::Object r = Napi::Object::New(env);
@@ -111,7 +111,7 @@ static Napi::Value NetnsEnter(const Napi::CallbackInfo& info) {
 
 static Napi::Value NetnsRestore(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
+  int fd = (int)GetInteger(info[0], "namespace fd", 0, INT32_MAX);
   int rc = setns(fd, CLONE_NEWNET);
   int err = errno;
   close(fd);

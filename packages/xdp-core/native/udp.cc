@@ -31,10 +31,8 @@ static constexpr size_t kMetaBytes = 12;
 static sockaddr_in ParseEndpoint(const Napi::CallbackInfo& info, size_t i) {
   Napi::Env env = info.Env();
   if (!info[i].IsString()) throw Napi::TypeError::New(env, "address must be a string");
-  if (!info[i + 1].IsNumber()) throw Napi::TypeError::New(env, "port must be a number");
   std::string addr = info[i].As<Napi::String>();
-  int64_t port = info[i + 1].As<Napi::Number>().Int64Value();
-  if (port < 0 || port > 65535) throw Napi::RangeError::New(env, "port must be from 0 to 65535");
+  uint64_t port = GetInteger(info[i + 1], "port", 0, 65535);
   sockaddr_in sa = {};
   sa.sin_family = AF_INET;
   sa.sin_port = htons(static_cast<uint16_t>(port));
@@ -67,8 +65,8 @@ class UdpSocketWrap : public Napi::ObjectWrap<UdpSocketWrap>, public Tracked {
   explicit UdpSocketWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpSocketWrap>(info) {
     Napi::Env env = info.Env();
     sockaddr_in local = ParseEndpoint(info, 0);
-    uint32_t flags = info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
-    int64_t rcvbuf = info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
+    uint32_t flags = (uint32_t)GetInteger(info[2], "flags", 0, 7, 0);
+    int64_t rcvbuf = (int64_t)GetInteger(info[3], "receiveBufferBytes", 0, (1ull << 53) - 1, 0);
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) ThrowErrno(env, errno, "socket");
     int one = 1;
@@ -96,8 +94,7 @@ class UdpSocketWrap : public Napi::ObjectWrap<UdpSocketWrap>, public Tracked {
 
   void CloseHandle() override {
     if (poll_) {
-      uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      ClosePoll(poll_);
       poll_ = nullptr;
     }
     if (fd_ >= 0) {
@@ -123,8 +120,10 @@ class UdpSocketWrap : public Napi::ObjectWrap<UdpSocketWrap>, public Tracked {
     if (!info[2].IsArray()) throw Napi::TypeError::New(env, "datagrams must be an array");
     Napi::Array list = info[2].As<Napi::Array>();
     uint32_t n = list.Length();
-    std::vector<Bytes> datagrams(n);
-    for (uint32_t i = 0; i < n; i++) datagrams[i] = GetBytes(list.Get(i), "datagram");
+    // Grown as the elements are checked, not sized by the length up front: a sparse array can claim 2^32-1 elements.
+    std::vector<Bytes> datagrams;
+    datagrams.reserve(std::min<uint32_t>(n, kSendBatch));
+    for (uint32_t i = 0; i < n; i++) datagrams.push_back(GetBytes(list.Get(i), "datagram"));
     uint32_t sent = 0;
     mmsghdr msgs[kSendBatch];
     iovec iovs[kSendBatch];

@@ -46,6 +46,14 @@ describePrivileged('the object with bpftool alone', () => {
       bpf('map', 'update', 'pinned', join(dir, 'maps', 'flows'), 'key', 'hex', ...hexBytes(encodeKey(key)), 'value', 'hex', ...hexBytes(encodeValue(value)));
     }
 
+    // The backend's link as a tx port, as attach() makes it: the devmap resolves the ifindex in the writer's netns.
+    const port = Buffer.alloc(8);
+    port.writeUInt32LE(fx.ifindex.srv, 0);
+    const portKey = hexBytes(port.subarray(0, 4));
+    execFileSync('ip', ['netns', 'exec', fx.ns, bpftool!, 'map', 'update', 'pinned', join(dir, 'maps', 'tx_ports'), 'key', 'hex', ...portKey, 'value', 'hex', ...hexBytes(port)], {
+      timeout: 20_000,
+    });
+
     const frame = buildUdpFrame({
       eth: { dst: LINKS.lan.mac, src: NEIGHBOURS.client.mac },
       ip: { src: pair.client.address, dst: pair.vip.address, ttl: 64 },

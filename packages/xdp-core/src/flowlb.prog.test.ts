@@ -31,7 +31,7 @@ import {
   type EthernetSpec,
   type UdpFrameSpec,
 } from '@flowlb/testkit';
-import { STAT_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder, type StatName, type XdpStats } from './index.js';
+import { STAT_NAMES, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpForwarder, possibleCpus, type StatName, type XdpStats } from './index.js';
 import {
   LINKS,
   NEIGHBOURS,
@@ -303,6 +303,76 @@ function passedKnown(
   return { name, ingress, input, verdict: XDP_PASS, output: input, counter, checksums: VALID_UDP, touches: flow };
 }
 
+// ICMP numbers (RFC 792, RFC 1191), written down here: the program is checked against the RFCs, not its own header.
+const ICMP_DEST_UNREACH = 3;
+const ICMP_FRAG_NEEDED = 4;
+const ICMP_TIME_EXCEEDED = 11;
+const ICMP_EXC_TTL = 0;
+/** The TOS of an ICMP error as Linux sends it: precedence "internetwork control". */
+const ICMP_ERROR_TOS = 0xc0;
+
+interface IcmpError {
+  type: number;
+  code: number;
+  /** The next-hop MTU of a fragmentation needed (RFC 1191). */
+  mtu?: number;
+}
+
+const TIME_EXCEEDED: IcmpError = { type: ICMP_TIME_EXCEEDED, code: ICMP_EXC_TTL };
+
+/**
+ * The ICMP error a router sends back about `input`, the datagram of `t` that arrived on `ingress`: from the address
+ * it was sent to, back to its source and out of the link it came in by, quoting its IP header with any options and
+ * the first 8 bytes of its payload (RFC 792, RFC 1812 4.3.2.3), and nothing after them.
+ */
+function icmpErrorFrame(t: Tuple, ingress: LinkName, input: Buffer, e: IcmpError): Buffer {
+  const headerLength = (input[ETH_HLEN]! & 0x0f) * 4;
+  const quote = input.subarray(ETH_HLEN, ETH_HLEN + headerLength + 8);
+  const header = Buffer.alloc(8);
+  header[0] = e.type;
+  header[1] = e.code;
+  header.writeUInt16BE(e.mtu ?? 0, 6);
+  const icmp = Buffer.concat([header, quote]);
+  icmp.writeUInt16BE(internetChecksum(icmp), 2);
+  return buildIpv4Frame({
+    eth: { src: LINKS[ingress].mac, dst: SENDER_MAC[ingress] },
+    ip: { src: t.dst.addr, dst: t.src.addr, protocol: IPPROTO_ICMP, ttl: 64, tos: ICMP_ERROR_TOS, id: 0 },
+    payload: icmp,
+  });
+}
+
+/** Whether `frame` holds an ICMP message whose checksum (over the whole message) verifies. */
+function icmpChecksumOk(frame: Buffer): boolean {
+  const ip = parseFrame(frame).ipv4;
+  if (!ip || ip.protocol !== IPPROTO_ICMP) return false;
+  const start = ip.offset + ip.headerLength;
+  const end = ip.offset + ip.totalLength;
+  return end <= frame.length && internetChecksum(frame.subarray(start, end)) === 0;
+}
+
+/** A known flow's datagram that the program answers with ICMP error `e` (XDP_TX) in place of forwarding it. */
+function answered(
+  name: string,
+  flow: FlowName,
+  e: IcmpError,
+  counter: StatName,
+  frame?: FrameOptions,
+  ingress: LinkName = 'lan',
+): Case {
+  const t = FLOWS[flow].match;
+  const input = udpFrame(t, ingress, frame);
+  return {
+    name,
+    ingress,
+    input,
+    verdict: XDP_TX,
+    output: icmpErrorFrame(t, ingress, input, e),
+    counter,
+    checksums: VALID_NOT_UDP,
+    touches: flow,
+  };
+}
+
 /** A frame arriving on lan0 that must come back byte for byte as it went in, without reaching any entry. */
 function untouched(name: string, input: Buffer, counter: StatName, checksums: ChecksumReport | null): Case {
   return { name, ingress: 'lan', input, verdict: XDP_PASS, output: input, counter, checksums };
@@ -455,8 +525,44 @@ const CASES: Case[] = [
   untouched('first fragment (MF, offset 0) of no known flow passes untouched', strangerFragments[0]!, 'fragment', VALID_NOT_UDP),
   untouched('middle fragment whose first never came passes untouched', fragmentsOf(SAME, 'lan', 0x4444)[1]!, 'fragment', VALID_NOT_UDP),
   untouched('last fragment whose first never came passes untouched', fragmentsOf(SAME, 'lan', 0x4545)[2]!, 'fragment', VALID_NOT_UDP),
-  passedKnown('TTL 1 passes untouched', 'sameLink', 'ttl', { ip: { ttl: 1 } }),
-  passedKnown('TTL 0 passes untouched', 'sameLink', 'ttl', { ip: { ttl: 0 } }),
+
+  // Known flows answered with an ICMP error
+  answered('TTL 1 is answered with ICMP time exceeded', 'sameLink', TIME_EXCEEDED, 'ttl', { ip: { ttl: 1 } }),
+  answered('TTL 0 is answered with ICMP time exceeded', 'sameLink', TIME_EXCEEDED, 'ttl', { ip: { ttl: 0 } }),
+  ...[6, 15].map((ihl) =>
+    answered(`time exceeded quotes the whole IP header with its options, IHL ${ihl}`, 'sameLink', TIME_EXCEEDED, 'ttl', {
+      ip: { ttl: 1, options: ipOptions(4 * (ihl - 5)) },
+    }),
+  ),
+  answered(
+    "TTL 1 of a backend's reply: time exceeded from the SNAT address to the backend",
+    'crossRev',
+    TIME_EXCEEDED,
+    'ttl',
+    { ip: { ttl: 1 } },
+    'srv',
+  ),
+  answered('TTL 1 with Ethernet padding: the time exceeded carries none', 'sameLink', TIME_EXCEEDED, 'ttl', {
+    ip: { ttl: 1 },
+    payload: 'ab',
+    padding: PADDING,
+  }),
+  answered('TTL 1 with UDP checksum 0 (none): quoted as it came', 'sameLink', TIME_EXCEEDED, 'ttl', {
+    ip: { ttl: 1 },
+    udp: { checksum: 'none' },
+  }),
+  answered(
+    'one byte over the egress MTU with DF: answered with ICMP fragmentation needed and the MTU',
+    'tiny',
+    { type: ICMP_DEST_UNREACH, code: ICMP_FRAG_NEEDED, mtu: LINKS.tiny.mtu },
+    'fibFragNeeded',
+    { ip: { df: true }, payload: Buffer.alloc(TINY_PAYLOAD_FITS + 1, 0x33) },
+  ),
+  // RFC 1812 4.3.2.7: no ICMP error about a frame sent to a link-layer broadcast; the kernel sends none either.
+  passedKnown('TTL 1 in an Ethernet broadcast frame passes untouched', 'sameLink', 'ttl', {
+    ip: { ttl: 1 },
+    eth: { src: SENDER_MAC.lan, dst: 'ff:ff:ff:ff:ff:ff' },
+  }),
   (() => {
     const spec = frameSpec(FLOWS.noNeigh.match, 'lan');
     return {
@@ -768,6 +874,37 @@ describe('the case table itself', () => {
     expect(parseFrame(byName('one byte over the egress MTU without DF: passed rewritten for the kernel to fragment, TTL and Ethernet untouched').input).ipv4?.totalLength).toBe(
       LINKS.tiny.mtu + 1,
     );
+    expect(parseFrame(byName('one byte over the egress MTU with DF: answered with ICMP fragmentation needed and the MTU').input).ipv4?.totalLength).toBe(
+      LINKS.tiny.mtu + 1,
+    );
+  });
+
+  it('the ICMP error cases answer what they name: the quote whole, no padding, the MTU of tiny0, valid checksums', () => {
+    const errors = CASES.filter((c) => parseFrame(c.output).ipv4?.protocol === IPPROTO_ICMP && c.verdict === XDP_TX);
+    expect(errors.length).toBe(8);
+    for (const c of errors) {
+      const inIp = parseFrame(c.input).ipv4!;
+      const out = parseFrame(c.output);
+      // Ethernet, IP, ICMP, then the quoted header with its options and 8 bytes: the datagram's first bytes.
+      expect(c.output.length, c.name).toBe(ETH_HLEN + IPV4_MIN_HLEN + 8 + inIp.headerLength + 8);
+      expect(out.trailer.length, c.name).toBe(0);
+      expect(c.output.subarray(ETH_HLEN + IPV4_MIN_HLEN + 8).equals(c.input.subarray(ETH_HLEN, ETH_HLEN + inIp.headerLength + 8)), c.name).toBe(true);
+      expect([out.ipv4?.src, out.ipv4?.dst], c.name).toEqual([inIp.dst, inIp.src]);
+      expect([out.ipv4?.tos, out.ipv4?.ttl, out.ipv4?.id, out.ipv4?.flags], c.name).toEqual([0xc0, 64, 0, 0]);
+      expect([out.eth.src, out.eth.dst], c.name).toEqual([parseFrame(c.input).eth.dst, parseFrame(c.input).eth.src]);
+      expect(verifyChecksums(c.output), c.name).toEqual(VALID_NOT_UDP);
+      expect(icmpChecksumOk(c.output), c.name).toBe(true);
+    }
+    const ihl15 = byName('time exceeded quotes the whole IP header with its options, IHL 15');
+    expect(parseFrame(ihl15.input).ipv4?.ihl).toBe(15);
+    const padded = byName('TTL 1 with Ethernet padding: the time exceeded carries none');
+    expect(padded.input.length).toBe(60);
+    expect(parseFrame(padded.input).trailer.equals(PADDING)).toBe(true);
+    // The reply is never longer than the frame that came plus the 28 bytes of its own IP and ICMP headers.
+    expect(padded.output.length).toBeLessThanOrEqual(padded.input.length + 28);
+    const fragNeeded = byName('one byte over the egress MTU with DF: answered with ICMP fragmentation needed and the MTU');
+    expect(parseFrame(fragNeeded.input).ipv4?.df).toBe(true);
+    expect(fragNeeded.output.readUInt32BE(ETH_HLEN + IPV4_MIN_HLEN + 4)).toBe(LINKS.tiny.mtu);
   });
 
   it('every rewritten case differs from its input, every passed-untouched case equals it', () => {
@@ -840,6 +977,7 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
         expect(hexdump(r.data)).toBe(hexdump(c.output));
         expect(delta(before, after)).toEqual(only(c.counter));
         if (c.checksums) expect(verifyChecksums(r.data)).toEqual(c.checksums);
+        if (parseFrame(r.data).ipv4?.protocol === IPPROTO_ICMP) expect(icmpChecksumOk(r.data)).toBe(true);
 
         // The program never inserts: the table holds what was installed, and only the hit entry moved: its
         // last_used, and a forward entry is marked confirmed, a reverse one replied.
@@ -934,6 +1072,29 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       expect(delta(before, f.stats())).toEqual(only('fragment', 2));
     });
 
+    it('a later fragment with TTL 1 passes untouched: no ICMP error about a fragment but the first (RFC 1122 3.2.2)', () => {
+      const { fwd: f } = env();
+      expect(run('lan', fragmentsOf(SAME, 'lan', 0x5007)[0]!).retval).toBe(XDP_TX);
+      const before = f.stats();
+      for (const later of fragmentsOf(SAME, 'lan', 0x5007, undefined, 1).slice(1)) {
+        const r = run('lan', later);
+        expect(r.retval).toBe(XDP_PASS);
+        expect(hexdump(r.data)).toBe(hexdump(later));
+      }
+      expect(delta(before, f.stats())).toEqual(only('ttl', 2));
+    });
+
+    it('a first fragment with TTL 1 is answered with time exceeded, quoting its UDP header', () => {
+      const { fwd: f } = env();
+      const first = fragmentsOf(SAME, 'lan', 0x5008, undefined, 1)[0]!;
+      const before = f.stats();
+      const r = run('lan', first);
+      expect(VERDICT_NAMES[r.retval]).toBe('XDP_TX');
+      expect(hexdump(r.data)).toBe(hexdump(icmpErrorFrame(SAME, 'lan', first, TIME_EXCEEDED)));
+      expect(icmpChecksumOk(r.data)).toBe(true);
+      expect(delta(before, f.stats())).toEqual(only('ttl'));
+    });
+
     it('a first fragment whose UDP length is not larger than its IP payload is malformed and passes untouched', () => {
       const { fwd: f } = env();
       const first = Buffer.from(fragmentsOf(SAME, 'lan', 0x5006)[0]!);
@@ -944,6 +1105,35 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       expect(r.retval).toBe(XDP_PASS);
       expect(hexdump(r.data)).toBe(hexdump(first));
       expect(delta(before, f.stats())).toEqual(only('malformed'));
+    });
+  });
+
+  describe('ICMP errors are rate limited', () => {
+    beforeEach(() => {
+      const { fwd: f } = env();
+      clearFlows(f);
+      installFlows(f, Object.values(FLOWS));
+    });
+
+    it('answers a burst of expiring datagrams up to the allowance of each CPU, and passes the rest as they came', async () => {
+      const { fwd: f } = env();
+      // Every allowance full: idle for a second.
+      await new Promise((r) => setTimeout(r, 1_100));
+      const frame = udpFrame(SAME, 'lan', { ip: { ttl: 1 } });
+      const sent = 400;
+      const t0 = performance.now();
+      const verdicts = Array.from({ length: sent }, () => run('lan', frame).retval);
+      const seconds = (performance.now() - t0) / 1000;
+      const answered = verdicts.filter((v) => v === XDP_TX).length;
+      const passed = verdicts.filter((v) => v === XDP_PASS).length;
+      expect(answered + passed).toBe(sent);
+      // At least one CPU's burst (50), at most every CPU's burst and what 1,000 a second per CPU added meanwhile.
+      const cpus = possibleCpus();
+      expect(answered).toBeGreaterThanOrEqual(50);
+      expect(answered).toBeLessThanOrEqual(cpus * (50 + Math.ceil(1000 * seconds) + 1));
+      expect(passed).toBeGreaterThan(0);
+      // Full again for the tests after this one that expect an answer.
+      await new Promise((r) => setTimeout(r, 1_100));
     });
   });
 
@@ -1084,11 +1274,11 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       expect(lastUsedOf(value)).toBe(set);
     });
 
-    it('a packet that reaches the entry refreshes it even when it is not forwarded (TTL 1)', () => {
+    it('a packet that reaches the entry refreshes it even when it is not forwarded (TTL 1, answered instead)', () => {
       const { fwd: f } = env();
       f.flows.update(key, encodeFlowVal({ ...flow, lastUsed: STALE }));
       const before = process.hrtime.bigint();
-      expect(run('lan', udpFrame(flow.match, 'lan', { ip: { ttl: 1 } })).retval).toBe(XDP_PASS);
+      expect(run('lan', udpFrame(flow.match, 'lan', { ip: { ttl: 1 } })).retval).toBe(XDP_TX);
       const used = lastUsedOf(f.flows.lookup(key)!);
       expect(stampedDuring(used, before, process.hrtime.bigint())).toBe(true);
     });

@@ -94,7 +94,7 @@ describePrivileged('XdpForwarder with pinned links', () => {
       [front, 'created', join(pinDir, `link-${front}`)],
       [back, 'created', join(pinDir, `link-${back}`)],
     ]);
-    expect(readdirSync(pinDir).sort()).toEqual(['flows', `link-${back}`, `link-${front}`, 'prog', 'stats', 'target_slots', 'target_stats'].sort());
+    expect(readdirSync(pinDir).sort()).toEqual(['flows', `link-${back}`, `link-${front}`, 'nexthop_ctl', 'prog', 'stats', 'target_slots', 'target_stats'].sort());
     const pinned = XdpForwarder.pinnedLinks(pinDir);
     expect(pinned.map((l) => [l.iface, l.ifindex, l.progId])).toEqual(
       [
@@ -210,7 +210,7 @@ describePrivileged('XdpForwarder with pinned links', () => {
     const removed = sixth.destroy();
     expect(removed).toMatchObject({ folderRemoved: true, leftover: [] });
     expect(removed!.links.map((l) => l.iface)).toEqual([front]);
-    expect(removed!.removed.map((p) => p.slice(pinDir.length + 1)).sort()).toEqual(['flows', `link-${front}`, 'prog', 'stats', 'target_slots', 'target_stats']);
+    expect(removed!.removed.map((p) => p.slice(pinDir.length + 1)).sort()).toEqual(['flows', `link-${front}`, 'nexthop_ctl', 'prog', 'stats', 'target_slots', 'target_stats']);
     expect(existsSync(pinDir)).toBe(false);
     expect(onIface(front).progId).toBe(0);
   });

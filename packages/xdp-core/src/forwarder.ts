@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import {
   BpfMapFlowTable,
   MAX_TARGET_SLOT,
@@ -16,9 +16,12 @@ import type { BpfMap } from './map.js';
 import { packageRoot } from './native.js';
 import { BpfObject } from './object.js';
 import type { Program } from './program.js';
+import { watchRoutes, type RouteWatch } from './route-watch.js';
 import { STAT_NAMES, sumPerCpu, type XdpStats } from './stats.js';
+import { applyAttachSysctls, releaseAttachSysctls, restorePinnedSysctls, settleAttachSysctls } from './sysctls.js';
 import { ifIndex, ifName, withNetns, xdpAttachment } from './system.js';
 import type { XdpMode } from './types.js';
+import { vlanWarnings } from './vlan.js';
 
 /** The compiled flowlb XDP object shipped in this package. */
 export const FLOWLB_BPF_OBJECT = join(packageRoot, 'dist', 'flowlb.bpf.o');
@@ -32,7 +35,8 @@ export const XDP_PASS_BPF_OBJECT = join(packageRoot, 'dist', 'xdp_pass.bpf.o');
 export const XDP_PASS_PROGRAM = 'xdp_pass';
 
 /** Names of what a forwarder pins under its `pinDir`. */
-const MAP_PINS = ['flows', 'stats', 'target_slots', 'target_stats'] as const;
+/** `nexthop_ctl` too: a tool can turn the next-hop cache off, or see it dropped, in a running instance. */
+const MAP_PINS = ['flows', 'stats', 'target_slots', 'target_stats', 'nexthop_ctl'] as const;
 const PROG_PIN = 'prog';
 const PROG_PIN_NEXT = 'prog-next';
 const LINK_PIN_PREFIX = 'link-';
@@ -143,8 +147,8 @@ export interface XdpForwarderOptions {
   /** Size of the `flows` map: two entries per flow. Default: the object's compiled-in size. */
   flowsMaxEntries?: number;
   /**
-   * A bpffs folder where `flows`, `stats`, `target_slots` and `target_stats` are pinned, and reused if they are
-   * already there.
+   * A bpffs folder where `flows`, `stats`, `target_slots`, `target_stats` and `nexthop_ctl` are pinned, and reused
+   * if they are already there.
    */
   pinDir?: string;
   /**
@@ -163,9 +167,14 @@ export interface XdpForwarderOptions {
 export interface AttachOptions {
   mode?: XdpMode;
   /**
-   * Set `net.ipv4.ip_forward=1` and `net.ipv4.conf.<if>.accept_local=1` (default true). Without them the kernel
-   * drops, as a martian, a rewritten packet that the program passes to it while the next hop's neighbour entry
-   * is unresolved.
+   * Set, on each interface, what the kernel needs to forward a rewritten packet that the program passes to it while
+   * the next hop's neighbour entry is unresolved (default true): `net.ipv4.conf.<if>.forwarding=1`,
+   * `accept_local=1`, and `rp_filter=2` (loose) where reverse path filtering is strict; otherwise the packet is not
+   * forwarded, or is dropped as a martian. Only what differs is written, and what was written is put back when the
+   * program is detached from the interface (by `detach()`, `close()` of links that are not pinned, `destroy()` or
+   * `removePins()`), unless someone changed it since. With pinned links the previous values are kept in a file
+   * under `$FLOWLB_RUN_DIR/sysctls` (default /run/flowlb/sysctls), for the process that ends the links. False
+   * leaves every sysctl alone.
    */
   sysctls?: boolean;
   /** Pin the links under `pinDir` and take over links pinned there before; default: the `pinLinks` load option. */
@@ -188,6 +197,11 @@ export interface Attachment {
   previousProgId?: number;
   /** With `replaced`: why the pinned link was not taken over. */
   replaced?: string;
+  /**
+   * What may go wrong on this interface although the program is attached: VLAN devices on top of it while hardware
+   * VLAN stripping is on (or cannot be read), with what to do.
+   */
+  warnings?: string[];
 }
 
 export interface PinnedLink {
@@ -269,6 +283,8 @@ export class XdpForwarder {
   readonly #targetStats: BpfMap;
   readonly #txPorts: BpfMap;
   readonly #nexthopCtl: BpfMap;
+  /** Drops the cached next hops on every route, neighbour, link or address change, from the first attach on. */
+  #routeWatch: RouteWatch | undefined;
   /** Target slots found or claimed so far, by the hex of the target's `struct flowlb_target`. */
   readonly #slotOf = new Map<string, number>();
   /** Every slot was found taken: targets not claimed yet get none (slots are never released). */
@@ -355,6 +371,8 @@ export class XdpForwarder {
       rmSync(path, { force: true });
       result.removed.push(path);
     }
+    // Every link pinned here has ended: what attaching changed goes back, in whichever process attached.
+    restorePinnedSysctls(pinDir);
     for (const name of [PROG_PIN, PROG_PIN_NEXT, ...MAP_PINS]) {
       const path = join(pinDir, name);
       if (!existsSync(path)) continue;
@@ -386,25 +404,31 @@ export class XdpForwarder {
     const mode = options.mode ?? 'auto';
     return this.#inNetns(() => {
       const added: Attachment[] = [];
+      // Every interface a tx port before the program runs on any of them: a link taken over switches to this program
+      // at once, and its frames for the interfaces after it must not find them missing.
+      const ports = ifaces.map((iface) => ifIndex(iface)).filter((ifindex) => !this.#attachments.has(ifindex));
+      for (const ifindex of ports) this.#putTxPort(ifindex);
       try {
         for (const iface of ifaces) {
           const ifindex = ifIndex(iface);
           if (this.#attachments.has(ifindex)) continue;
           const name = typeof iface === 'string' ? iface : ifName(ifindex);
-          if (options.sysctls !== false) {
-            writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
-            writeFileSync(`/proc/sys/net/ipv4/conf/${name}/accept_local`, '1');
-          }
+          if (options.sysctls !== false) applyAttachSysctls(this, { iface: name, ifindex, netns: this.#netns, pinDir: pin ? this.pinDir : undefined });
+          const warnings = vlanWarnings(name);
           const a: Attachment = pin
             ? this.#attachPinned(name, ifindex, mode)
             : { iface: name, ifindex, link: this.program.attachXdp(ifindex, { mode }), how: 'created' };
+          if (warnings.length > 0) a.warnings = warnings;
           this.#attachments.set(ifindex, a);
           added.push(a);
-          this.#putTxPort(ifindex);
         }
         if (pin && !this.#programPinned) this.#pinProgram();
+        if (added.length > 0) this.#watchRoutes();
       } catch (e) {
         for (const a of added) if (a.how !== 'updated') this.#detachOne(a);
+        for (const ifindex of ports) if (!this.#attachments.has(ifindex)) this.#dropTxPort(ifindex);
+        // The interface whose attach failed had its sysctls set already.
+        settleAttachSysctls(this, this.#attachments.keys());
         throw e;
       }
       return added;
@@ -480,6 +504,8 @@ export class XdpForwarder {
     } finally {
       a.link.close();
       if (a.pinPath) rmSync(a.pinPath, { force: true });
+      // Once the link is gone, whether detach() threw or not: the program no longer needs them.
+      releaseAttachSysctls(this, a, a.pinPath ? this.pinDir : undefined);
     }
   }
 
@@ -590,6 +616,23 @@ export class XdpForwarder {
     this.#inNetns(() => this.#putTxPort(ifIndex(iface)));
   }
 
+  #watchRoutes(): void {
+    if (this.#routeWatch) return;
+    // Cached next hops go stale within a second anyway; a watch that cannot be opened only makes that the bound.
+    try {
+      this.#routeWatch = watchRoutes(() => {
+        if (this.#closed) return;
+        try {
+          this.#bumpNextHopGen();
+        } catch {
+          // A map write that failed leaves the expiry as the bound; nothing to hand an error to from here.
+        }
+      }, this.#netns === undefined ? {} : { netns: this.#netns });
+    } catch {
+      this.#routeWatch = undefined;
+    }
+  }
+
   #putTxPort(ifindex: number): void {
     // struct bpf_devmap_val: the ifindex to send to, then the program to run there (none: fd 0).
     const value = Buffer.alloc(8);
@@ -646,6 +689,15 @@ export class XdpForwarder {
   #bumpNextHopGen(): void {
     const ctl = this.#nextHopCtl();
     this.#writeNextHopCtl({ gen: (ctl.gen + 1) >>> 0, flags: ctl.flags });
+  }
+
+  /**
+   * The cache's generation: it moves each time the cached next hops are dropped ({@link invalidateNextHops}, a change
+   * of tx_ports, or a route, neighbour, link or address change the forwarder saw), so a caller can tell that a change
+   * it made has been taken into account.
+   */
+  get nextHopGeneration(): number {
+    return this.#nextHopCtl().gen;
   }
 
   /** Turns the next-hop cache off (every hit looks its route up, as a benchmark's baseline) or on again (default). */
@@ -762,6 +814,7 @@ export class XdpForwarder {
         errors.push(error);
       }
     }
+    this.#routeWatch?.close();
     this.program.close();
     this.flows.close();
     this.statsMap.close();

@@ -18,7 +18,39 @@ export {
 } from './forwarder.js';
 export { STAT_NAMES, sumPerCpu, type StatName, type XdpStats } from './stats.js';
 export { ifIndex, ifName, xdpAttachment, possibleCpus, libbpfVersion, withNetns, type XdpAttachment } from './system.js';
+export {
+  PROC_SYS_IPV4,
+  applyInterfaceSysctls,
+  effectiveRpFilter,
+  neededSysctls,
+  readSysctl,
+  readSysctlState,
+  restorePinnedSysctls,
+  restoreSysctlChanges,
+  sysctlStateDir,
+  sysctlStateFile,
+  type InterfaceSysctls,
+  type NetnsRef,
+  type RestoreReport,
+  type SysctlChange,
+  type SysctlState,
+} from './sysctls.js';
+export {
+  VLAN_CONFIG,
+  describeUppers,
+  parseRxVlanOffload,
+  parseVlanConfig,
+  rxVlanOffload,
+  vlanStripping,
+  vlanUppers,
+  vlanWarnings,
+  type OffloadState,
+  type VlanDevice,
+  type VlanReaders,
+  type VlanStripping,
+} from './vlan.js';
 export { UdpSocket, type UdpBindOptions, type UdpEndpointLike } from './udp.js';
+export { watchRoutes, type RouteWatch, type RouteChangeKind, type RouteWatchOptions } from './route-watch.js';
 export { ensureBpffsDir, BPFFS_DEFAULT_MOUNT, type EnsureBpffsOptions, type BpffsDir } from './bpffs.js';
 export {
   XDP_ABORTED,
@@ -30,6 +62,8 @@ export {
   type XdpMode,
   type BatchResult,
   type PackedBatchResult,
+  type BatchWriteError,
+  type BatchDeleteError,
   type BpfMapLike,
   type TestRunOptions,
   type TestRunResult,

@@ -1,3 +1,4 @@
+import { OWN, assertOwn } from './internal.js';
 import { native, type NativeLink } from './native.js';
 
 export interface LinkInfo {
@@ -9,18 +10,20 @@ export interface LinkInfo {
 
 /**
  * An attachment of a program. Closing the last handle detaches it unless it is pinned; `detach()` ends it even
- * when pinned.
+ * when pinned. A link stays attached until `close()` or `detach()`, even when nothing references it any more: the
+ * garbage collector never closes it. It ends with the thread (main or worker) that made it.
  */
 export class Link {
   readonly #raw: NativeLink;
 
-  /** @internal */
-  constructor(raw: NativeLink) {
+  /** @internal Links come from `Program.attachXdp` and `Link.openPinned`. */
+  constructor(token: typeof OWN, raw: NativeLink) {
+    assertOwn(token, 'Link', 'use Program.attachXdp or Link.openPinned');
     this.#raw = raw;
   }
 
   static openPinned(path: string): Link {
-    return new Link(native().openPinnedLink(path));
+    return new Link(OWN, native().openPinnedLink(path));
   }
 
   get description(): string {
@@ -39,6 +42,7 @@ export class Link {
     this.#raw.pin(path);
   }
 
+  /** Ends the attachment now, pinned or not. The handle stays open until `close()`. */
   detach(): void {
     this.#raw.detach();
   }
@@ -48,6 +52,7 @@ export class Link {
     this.#raw.update(program.fd);
   }
 
+  /** Releases this handle, which detaches the program unless the link is pinned. Closing twice is harmless. */
   close(): void {
     this.#raw.close();
   }

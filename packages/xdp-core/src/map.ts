@@ -1,22 +1,30 @@
+import { OWN, assertOwn } from './internal.js';
 import { native, type NativeMap, type NativeMapInfo } from './native.js';
 import type { BatchResult, BpfMapLike, PackedBatchResult, UpdateFlag } from './types.js';
 
 const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
+
+function updateFlag(flag: UpdateFlag): number {
+  const value = Object.hasOwn(UPDATE_FLAGS, flag) ? UPDATE_FLAGS[flag] : undefined;
+  if (value === undefined) throw new TypeError(`flag must be 'any', 'noexist' or 'exist', got ${String(flag)}`);
+  return value;
+}
 
 /** A BPF map. Operations are synchronous system calls; keys and values are raw bytes in the map's layout. */
 export class BpfMap implements BpfMapLike {
   readonly #raw: NativeMap;
   readonly #info: NativeMapInfo;
 
-  /** @internal */
-  constructor(raw: NativeMap) {
+  /** @internal Maps come from `BpfObject.map` and `BpfMap.openPinned`. */
+  constructor(token: typeof OWN, raw: NativeMap) {
+    assertOwn(token, 'BpfMap', 'use BpfObject.map or BpfMap.openPinned');
     this.#raw = raw;
     this.#info = raw.info;
   }
 
   /** Opens a map pinned on bpffs, e.g. by another process. */
   static openPinned(path: string): BpfMap {
-    return new BpfMap(native().openPinnedMap(path));
+    return new BpfMap(OWN, native().openPinnedMap(path));
   }
 
   get name(): string {
@@ -57,7 +65,7 @@ export class BpfMap implements BpfMapLike {
   }
 
   update(key: Uint8Array, value: Uint8Array, flag: UpdateFlag = 'any'): void {
-    this.#raw.update(key, value, UPDATE_FLAGS[flag]);
+    this.#raw.update(key, value, updateFlag(flag));
   }
 
   delete(key: Uint8Array): boolean {
@@ -93,7 +101,10 @@ export class BpfMap implements BpfMapLike {
     return out;
   }
 
-  /** Reads up to `count` entries per call with BPF_MAP_LOOKUP_BATCH; pass the returned cursor to go on. */
+  /**
+   * Reads up to `count` entries per call with BPF_MAP_LOOKUP_BATCH; pass the returned cursor to go on. `count` is an
+   * integer from 1 to 2^32-1; a call returns at most the map's max entries, and at most what fits in 64 MiB.
+   */
   lookupBatch(count: number, cursor?: Buffer): BatchResult {
     const r = this.#raw.lookupBatch(count, cursor);
     const entries: Array<[Buffer, Buffer]> = [];
@@ -114,15 +125,23 @@ export class BpfMap implements BpfMapLike {
     return { count: r.count, keys: r.keys, values: r.values, cursor: r.cursor };
   }
 
-  /** Writes many entries in one system call; returns how many were written. */
+  /**
+   * Writes many entries in one system call; returns how many were written. The kernel writes them in order and
+   * stops at the first one it cannot write (a full map: E2BIG): the error it throws then is a
+   * {@link BatchWriteError} whose `written` says how many of the first entries went in. The kernel takes no
+   * `noexist` or `exist` for a batch (EINVAL): use `update` for those.
+   */
   updateBatch(keys: readonly Uint8Array[], values: readonly Uint8Array[], flag: UpdateFlag = 'any'): number {
     if (keys.length !== values.length) {
       throw new RangeError(`updateBatch needs as many values as keys (${keys.length} keys, ${values.length} values)`);
     }
-    return this.#raw.updateBatch(pack(keys, this.keySize, 'key'), pack(values, this.valueSize, 'value'), keys.length, UPDATE_FLAGS[flag]);
+    return this.#raw.updateBatch(pack(keys, this.keySize, 'key'), pack(values, this.valueSize, 'value'), keys.length, updateFlag(flag));
   }
 
-  /** Deletes many keys in one system call; the kernel stops at the first missing key. Returns how many went. */
+  /**
+   * Deletes many keys in one system call; the kernel stops at the first missing key. Returns how many went. Any
+   * other error is a {@link BatchDeleteError} with `deleted`, the number of the first keys that went.
+   */
   deleteBatch(keys: readonly Uint8Array[]): number {
     return this.#raw.deleteBatch(pack(keys, this.keySize, 'key'), keys.length);
   }

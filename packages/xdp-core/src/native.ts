@@ -81,9 +81,17 @@ export interface NativeUdpSocket {
   close(): void;
 }
 
+export interface NativeRouteWatch {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
 export interface NativeAddon {
   BpfObject: new (path: string) => NativeObject;
   UdpSocket: new (address: string, port: number, flags: number, receiveBufferBytes: number) => NativeUdpSocket;
+  /** The callback gets the kinds seen since the last call, in the order link, neigh, addr, route, overrun. */
+  RouteWatch: new (callback: (kinds: string[]) => void) => NativeRouteWatch;
   openPinnedMap(path: string): NativeMap;
   openPinnedProgram(path: string): NativeProgram;
   openPinnedLink(path: string): NativeLink;

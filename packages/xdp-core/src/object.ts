@@ -1,3 +1,4 @@
+import { OWN } from './internal.js';
 import { BpfMap } from './map.js';
 import { native, type NativeObject } from './native.js';
 import { Program } from './program.js';
@@ -46,17 +47,20 @@ export class BpfObject {
     return this;
   }
 
-  /** Loads and verifies every program. Rejects with the verifier's log in the message and in `error.log`. */
+  /**
+   * Loads and verifies every program. Rejects with the end of the verifier's log in the message and the whole log
+   * (libbpf's messages included) in `error.log`.
+   */
   async load(): Promise<void> {
     await this.#raw.load();
   }
 
   program(name: string): Program {
-    return new Program(this.#raw.program(name));
+    return new Program(OWN, this.#raw.program(name));
   }
 
   map(name: string): BpfMap {
-    return new BpfMap(this.#raw.map(name));
+    return new BpfMap(OWN, this.#raw.map(name));
   }
 
   close(): void {

@@ -85,12 +85,12 @@ describePrivileged('XdpForwarder target slots', () => {
   it('pins target_slots and target_stats beside flows and stats, and removePins removes them', async () => {
     const dir = freshDir();
     const f = await load(dir);
-    expect(readdirSync(dir).sort()).toEqual(['flows', 'stats', 'target_slots', 'target_stats']);
+    expect(readdirSync(dir).sort()).toEqual(['flows', 'nexthop_ctl', 'stats', 'target_slots', 'target_stats']);
     const slots = pinned(dir, 'target_slots');
     expect([slots.keySize, slots.elementSize, slots.maxEntries, slots.perCpu]).toEqual([4, 8, TARGETS_MAX, false]);
     f.close();
     const removed = XdpForwarder.removePins(dir);
-    expect(removed.removed.map((p) => p.slice(dir.length + 1)).sort()).toEqual(['flows', 'stats', 'target_slots', 'target_stats']);
+    expect(removed.removed.map((p) => p.slice(dir.length + 1)).sort()).toEqual(['flows', 'nexthop_ctl', 'stats', 'target_slots', 'target_stats']);
     expect(removed.folderRemoved).toBe(true);
     expect(existsSync(dir)).toBe(false);
   });

@@ -197,8 +197,9 @@ const CASES: Case[] = [
     counted: { slot: 8, direction: 'fwd' },
   },
   { name: 'blackhole route: passed untouched, nothing counted', flow: 'blackhole', ingress: 'lan', input: frame(FLOWS.blackhole.match, 'lan'), verdict: XDP_PASS },
-  { name: 'TTL 1 of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: frame(SAME, 'lan', { ttl: 1 }), verdict: XDP_PASS },
-  { name: 'TTL 0 of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: frame(SAME, 'lan', { ttl: 0 }), verdict: XDP_PASS },
+  // Answered with ICMP time exceeded: nothing reaches the backend.
+  { name: 'TTL 1 of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: frame(SAME, 'lan', { ttl: 1 }), verdict: XDP_TX },
+  { name: 'TTL 0 of a flow with a slot counts nothing', flow: 'sameLink', ingress: 'lan', input: frame(SAME, 'lan', { ttl: 0 }), verdict: XDP_TX },
   { name: 'first fragment of a flow with a slot counts its own IP bytes', flow: 'sameLink', ingress: 'lan', input: fragments[0]!, verdict: XDP_TX, counted: { slot: 3, direction: 'fwd' } },
   { name: 'miss counts nothing', ingress: 'lan', input: frame({ src: ep(CLIENT, 6999), dst: VIP }, 'lan'), verdict: XDP_PASS },
 ];
@@ -484,7 +485,7 @@ describePrivileged('per-target counters of the flowlb XDP program under BPF_PROG
       const { fwd: f } = env();
       const flow = { ...FLOWS.sameLink, flags: slotFlags(TARGETS_MAX) };
       install([flow]);
-      expect(run('lan', frame(flow.match, 'lan', { ttl: 1 })).retval).toBe(XDP_PASS);
+      expect(run('lan', frame(flow.match, 'lan', { ttl: 1 })).retval).toBe(XDP_TX);
       expect(flagsOf(f.flows.lookup(encodeFlowKey(flow.match))!)).toBe(slotFlags(TARGETS_MAX, FLOWLB_F_CONFIRMED));
     });
 
@@ -504,7 +505,7 @@ describePrivileged('per-target counters of the flowlb XDP program under BPF_PROG
     it("a reverse entry's TTL 1 packet, not forwarded, still marks it replied", () => {
       const { fwd: f } = env();
       install([FLOWS.crossRev]);
-      expect(run('srv', frame(FLOWS.crossRev.match, 'srv', { ttl: 1 })).retval).toBe(XDP_PASS);
+      expect(run('srv', frame(FLOWS.crossRev.match, 'srv', { ttl: 1 })).retval).toBe(XDP_TX);
       expect(flagsOf(f.flows.lookup(encodeFlowKey(FLOWS.crossRev.match))!)).toBe(slotFlags(5, FLOWLB_F_REVERSE | FLOWLB_F_REPLIED));
     });
   });

@@ -52,3 +52,17 @@ export const XDP_DROP = 1;
 export const XDP_PASS = 2;
 export const XDP_TX = 3;
 export const XDP_REDIRECT = 4;
+
+/** What `BpfMap.updateBatch` throws when the kernel stopped part-way: a system error (`code`, `errno`, `syscall`). */
+export interface BatchWriteError extends NodeJS.ErrnoException {
+  syscall: 'bpf_map_update_batch';
+  /** How many of the first entries were written before the one that failed; the rest were not. */
+  written: number;
+}
+
+/** What `BpfMap.deleteBatch` throws for an error other than a missing key. */
+export interface BatchDeleteError extends NodeJS.ErrnoException {
+  syscall: 'bpf_map_delete_batch';
+  /** How many of the first keys were deleted before the one that failed. */
+  deleted: number;
+}

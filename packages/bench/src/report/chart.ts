@@ -4,6 +4,7 @@ import { caseLabel, formatPps, systemLabel, systemOrder } from './format.js';
 const SYSTEM_COLORS: Record<string, string> = {
   'bare-xdp': '#8c8c8c',
   'flowlb-xdp': '#1f5fbf',
+  'flowlb-xdp-lookup': '#5a86cf',
   nftables: '#e08a1e',
   nginx: '#3a9a48',
   'flowlb-userspace': '#8fb8ea',

@@ -93,6 +93,7 @@ function m(median: number, spread = 0.01): Measured {
 const RATES: Record<SystemName, number> = {
   'bare-xdp': 10e6,
   'flowlb-xdp': 9e6,
+  'flowlb-xdp-lookup': 8.5e6,
   nftables: 2.2e6,
   nginx: 95_300,
   'flowlb-userspace': 410_000,
@@ -417,17 +418,20 @@ describe('renderMarkdown', () => {
     expect(flowlb[5]).toBe('—');
     const rows = md.split('\n');
     const start = rows.indexOf(tableRow(md, '**64 B · 1 flow**'));
-    const group = rows.slice(start, start + 5).map(cells);
+    const group = rows.slice(start, start + 6).map(cells);
     expect(group.map((r) => r[1])).toEqual(Object.values(SYSTEM_LABELS));
     expect(group[1]?.[5]).toBe('0.90×');
     expect(group[1]?.[6]).toBe('—');
-    expect(group[2]?.[6]).toBe('4.1×');
-    expect(group[3]?.[6]).toBe('94×');
-    expect(group[3]?.[2]).toBe('95.3 kpps (94.3–96.3)');
+    expect(group[2]?.[6]).toBe('1.1×');
+    expect(group[3]?.[6]).toBe('4.1×');
+    expect(group[4]?.[6]).toBe('94×');
+    expect(group[4]?.[2]).toBe('95.3 kpps (94.3–96.3)');
     expect(md).toContain(
       "flowlb's XDP path delivered 7.65–9.00 Mpps to the backend, 0.90× the rate of a bare XDP forwarder",
     );
-    expect(md).toContain('flowlb (XDP) is 4.1× nftables DNAT+SNAT, 94× nginx stream (UDP) and 22× flowlb (userspace).');
+    expect(md).toContain(
+      'flowlb (XDP) is 1.1× flowlb (XDP, a route lookup per packet), 4.1× nftables DNAT+SNAT, 94× nginx stream (UDP) and 22× flowlb (userspace).',
+    );
   });
 
   it('shows errored cells as n/a with their reason, escaped', () => {

@@ -3,7 +3,7 @@ import type { BenchContext } from '../context.js';
 import type { ForwardingCell, ForwardingResult, SystemName } from '../results.js';
 import { measured } from '../stats.js';
 import { bareXdp } from '../systems/bare-xdp.js';
-import { flowlbUserspace, flowlbXdp } from '../systems/flowlb.js';
+import { flowlbUserspace, flowlbXdp, flowlbXdpLookup } from '../systems/flowlb.js';
 import { nftables } from '../systems/nftables.js';
 import { nginx } from '../systems/nginx.js';
 import type { RunningSystem, SystemUnderTest } from '../systems/system.js';
@@ -11,7 +11,7 @@ import { attachBench } from '../systems/xdp-helpers.js';
 import { clientAddrsFor, createBenchTopology, descriptorLimit, pinDeviceNapi, type BenchTopology } from '../topology.js';
 import { GENERATOR_CPU, SYSTEM_CPU, blast, clientSpread, pacedPasses } from '../traffic.js';
 
-export const SYSTEMS: readonly SystemUnderTest[] = [bareXdp, flowlbXdp, nftables, nginx, flowlbUserspace];
+export const SYSTEMS: readonly SystemUnderTest[] = [bareXdp, flowlbXdp, flowlbXdpLookup, nftables, nginx, flowlbUserspace];
 
 /** Backends behind every balancer: enough SNAT ports (one per flow and backend) for a million flows. */
 const BACKENDS = 25;

@@ -29,7 +29,13 @@ describePrivileged('flowlb check in a network namespace', () => {
     net = await twoArmedTopology({ prefix: 'clichk' });
     // Only the backend side gets the XDP program on its peer; the client side's peer has none.
     await net.topology.attachXdpPass(net.back.lbPeer.ns, net.back.lbPeer.ifname);
-    await net.topology.sysctl(net.lb.ns, { 'net.ipv4.conf.all.accept_local': 0, 'net.ipv4.conf.front.accept_local': 0 });
+    await net.topology.sysctl(net.lb.ns, {
+      'net.ipv4.conf.all.accept_local': 0,
+      'net.ipv4.conf.front.accept_local': 0,
+      // Strict through conf/all, loose on back: the larger of the two counts.
+      'net.ipv4.conf.all.rp_filter': 1,
+      'net.ipv4.conf.back.rp_filter': 2,
+    });
     // A sender on the client side with checksum offload on, as veth has it by default.
     await net.topology.exec(net.client.ns, 'ethtool', ['-K', 'eth0', 'tx', 'on']);
     writeFileSync(
@@ -68,13 +74,16 @@ describePrivileged('flowlb check in a network namespace', () => {
       ['bpffs', 'warn'],
       ['address:addr', 'ok'],
       ['address:snat_addr', 'ok'],
-      ['ip_forward', 'ok'],
       ['interface:front', 'ok'],
+      ['forwarding:front', 'ok'],
       ['accept_local:front', 'warn'],
+      ['rp_filter:front', 'warn'],
       ['veth-peer:front', 'fail'],
       ['tx-checksum:front', 'warn'],
       ['interface:back', 'ok'],
+      ['forwarding:back', 'ok'],
       ['accept_local:back', 'ok'],
+      ['rp_filter:back', 'ok'],
       ['veth-peer:back', 'ok'],
       ['tx-checksum:back', 'ok'],
       ['interface:missing0', 'fail'],
@@ -100,9 +109,16 @@ describePrivileged('flowlb check in a network namespace', () => {
       verdict: 'warn',
       detail:
         "net.ipv4.conf.front.accept_local is 0: a rewritten packet that the XDP program passes to the kernel carries the balancer's own address as source and is dropped as a martian",
-      fix: '`flowlb run` sets it when it attaches; or: sysctl -w net.ipv4.conf.front.accept_local=1',
+      fix: '`flowlb run` sets it when it attaches (and puts it back when it detaches); or: sysctl -w net.ipv4.conf.front.accept_local=1',
     });
     expect(byId.get('accept_local:back')?.detail).toBe('accept_local is on for back');
+    expect(byId.get('rp_filter:front')).toMatchObject({
+      verdict: 'warn',
+      detail: expect.stringMatching(/^net\.ipv4\.conf\.front\.rp_filter is 0, net\.ipv4\.conf\.all\.rp_filter 1, so reverse path filtering is strict for front /),
+      fix: '`flowlb run` sets it when it attaches (and puts it back when it detaches); or: sysctl -w net.ipv4.conf.front.rp_filter=2',
+    });
+    expect(byId.get('rp_filter:back')?.detail).toBe('reverse path filtering is loose for back (net.ipv4.conf.back.rp_filter is 2, net.ipv4.conf.all.rp_filter 1)');
+    expect(byId.get('forwarding:front')?.detail).toBe('net.ipv4.conf.front.forwarding is 1');
     expect(byId.get('tx-checksum:front')?.fix).toBe(`ip netns exec ${clientNs} ethtool -K eth0 tx off (on every veth of the senders)`);
     expect(byId.get('interface:missing0')?.detail).toBe('missing0 does not exist in this network namespace');
     expect(byId.get('snat-ports')).toMatchObject({
@@ -122,7 +138,7 @@ describePrivileged('flowlb check in a network namespace', () => {
     expect(failIdx).toBeGreaterThan(0);
     expect(lines[failIdx + 1]).toMatch(/^ {8}\s+fix: attach the XDP_PASS program that @flowlb\/xdp-core ships \(\S+\) to eth0 in native mode/);
     expect(lines[failIdx + 2]).toMatch(new RegExp(`^ {8}\\s+run: ip -n ${net.client.ns} link set dev eth0 xdpdrv obj \\S+/xdp_pass\\.bpf\\.o sec xdp$`));
-    expect(lines.at(-2)).toBe('13 ok, 3 warnings, 3 failures: this machine cannot run the XDP datapath as configured');
+    expect(lines.at(-2)).toBe('15 ok, 4 warnings, 3 failures: this machine cannot run the XDP datapath as configured');
   }, 60_000);
 
   it('with mode: userspace, reports what only the XDP datapath needs as not needed, and passes', async () => {
@@ -146,12 +162,11 @@ describePrivileged('flowlb check in a network namespace', () => {
       bpffs: 'skip',
       'address:addr': 'ok',
       'address:snat_addr': 'ok',
-      ip_forward: 'skip',
       'interface:front': 'skip',
       'interface:back': 'skip',
       'snat-ports': 'ok',
     });
-    expect(Object.keys(verdicts).filter((id) => /^(veth-peer|accept_local|tx-checksum):/.test(id))).toEqual([]);
+    expect(Object.keys(verdicts).filter((id) => /^(veth-peer|forwarding|accept_local|rp_filter|vlan|tx-checksum):/.test(id))).toEqual([]);
     const text = await checkIn(net, userspace, false);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/^ {2}skip {2}interface front\s+not needed with mode: userspace: no XDP program is attached to front, /m);
@@ -169,6 +184,9 @@ describePrivileged('flowlb check in a network namespace', () => {
     await net.topology.exec(net.lb.ns, 'sh', ['-c', veth!.command!]);
     expect((await net.topology.link(net.front.lbPeer.ns, net.front.lbPeer.ifname)).xdp).toMatchObject({ mode: 'native', progName: 'xdp_pass' });
     await net.topology.sysctl(net.lb.ns, { 'net.ipv4.conf.front.accept_local': 1 });
+    // As the fix says.
+    const rp = before.checks.find((c) => c.id === 'rp_filter:front')!.fix!.split('or: ')[1]!;
+    await net.topology.exec(net.lb.ns, 'sh', ['-c', rp]);
     writeFileSync(config, `port: 4433\naddr: ${net.lb.front.addr}\ninterface: front\ninterfaces: [back]\nsnat_addr: ${net.lb.back.addr}\n`);
     const r = await checkIn(net, config);
     expect(r.code).toBe(0);

@@ -7,15 +7,18 @@ import { runChecks } from './checks.js';
 import { checkVethPeer, shellWord, type PeerInfo } from './network-checks.js';
 import { BPF_FS_MAGIC, parseIpLinks, type LinkDetails, type SystemProbe } from './probe.js';
 import { renderCheckReport } from './render.js';
+import type { CheckResult } from './types.js';
 
 const ALL_CAPS = (1n << 40n) - 1n;
 
 /** A machine where everything is right, to be spoilt one thing at a time. */
 function probe(over: Partial<Omit<SystemProbe, 'links'>> & { sysctls?: Record<string, string>; links?: LinkDetails[] } = {}): SystemProbe {
   const sysctls: Record<string, string> = {
-    '/proc/sys/net/ipv4/ip_forward': '1',
+    '/proc/sys/net/ipv4/conf/eth0/forwarding': '1',
     '/proc/sys/net/ipv4/conf/all/accept_local': '0',
     '/proc/sys/net/ipv4/conf/eth0/accept_local': '1',
+    '/proc/sys/net/ipv4/conf/all/rp_filter': '0',
+    '/proc/sys/net/ipv4/conf/eth0/rp_filter': '2',
     '/proc/sys/net/ipv4/ip_local_port_range': '32768\t60999\n',
     '/proc/sys/net/ipv4/ip_local_reserved_ports': '\n',
     ...over.sysctls,
@@ -34,6 +37,8 @@ function probe(over: Partial<Omit<SystemProbe, 'links'>> & { sysctls?: Record<st
     netnsNames: async () => new Map(),
     linksIn: async () => [],
     txChecksum: async () => false,
+    vlanUppers: () => [],
+    rxVlanOffload: () => 'off',
     loadProgram: async () => ({ ok: true, libbpf: '1.1' }),
     ...rest,
   };
@@ -58,13 +63,14 @@ describe('runChecks', () => {
       ['xdp-program', 'ok'],
       ['bpffs', 'ok'],
       ['address:addr', 'ok'],
-      ['ip_forward', 'ok'],
       ['interface:eth0', 'ok'],
+      ['forwarding:eth0', 'ok'],
       ['accept_local:eth0', 'ok'],
+      ['rp_filter:eth0', 'ok'],
       ['snat-ports', 'ok'],
       ['snat-ports-free', 'ok'],
     ]);
-    expect(renderCheckReport(r).split('\n').at(-2)).toBe('11 ok, 0 warnings, 0 failures: this machine can run the XDP datapath');
+    expect(renderCheckReport(r).split('\n').at(-2)).toBe('12 ok, 0 warnings, 0 failures: this machine can run the XDP datapath');
   });
 
   it('an old kernel fails, a missing BTF warns', async () => {
@@ -150,18 +156,86 @@ describe('runChecks', () => {
     });
   });
 
-  it('accept_local counts through conf/all; ip_forward 0 warns', async () => {
-    const v = await verdicts(
-      probe({
-        sysctls: {
-          '/proc/sys/net/ipv4/ip_forward': '0',
-          '/proc/sys/net/ipv4/conf/all/accept_local': '1',
-          '/proc/sys/net/ipv4/conf/eth0/accept_local': '0',
-        },
-      }),
-    );
-    expect(v.ip_forward).toBe('warn');
-    expect(v['accept_local:eth0']).toBe('ok');
+  it("accept_local counts through conf/all; the interface's own forwarding 0 warns, whatever ip_forward says", async () => {
+    const p = probe({
+      sysctls: {
+        '/proc/sys/net/ipv4/ip_forward': '1',
+        '/proc/sys/net/ipv4/conf/eth0/forwarding': '0',
+        '/proc/sys/net/ipv4/conf/all/accept_local': '1',
+        '/proc/sys/net/ipv4/conf/eth0/accept_local': '0',
+      },
+    });
+    const r = await runChecks(p, config());
+    expect(r.checks.find((c) => c.id === 'forwarding:eth0')).toEqual({
+      id: 'forwarding:eth0',
+      title: 'forwarding eth0',
+      verdict: 'warn',
+      detail:
+        'net.ipv4.conf.eth0.forwarding is 0: packets of known flows that arrive on eth0 and that the XDP program hands to the kernel (next hop not resolved yet) are not forwarded',
+      fix: '`flowlb run` sets it when it attaches (and puts it back when it detaches); or: sysctl -w net.ipv4.conf.eth0.forwarding=1',
+    });
+    expect(r.checks.find((c) => c.id === 'accept_local:eth0')).toMatchObject({ verdict: 'ok', detail: 'accept_local is on for eth0 (through conf/all)' });
+    expect(r.checks.some((c) => c.id === 'ip_forward')).toBe(false);
+  });
+
+  it('rp_filter: the larger of conf/all and the interface counts, and only strict (1) warns', async () => {
+    const rp = async (all: string, own: string): Promise<CheckResult | undefined> =>
+      (
+        await runChecks(
+          probe({ sysctls: { '/proc/sys/net/ipv4/conf/all/rp_filter': all, '/proc/sys/net/ipv4/conf/eth0/rp_filter': own } }),
+          config(),
+        )
+      ).checks.find((c) => c.id === 'rp_filter:eth0');
+    expect(await rp('0', '0')).toMatchObject({ verdict: 'ok', detail: 'reverse path filtering is off for eth0 (net.ipv4.conf.eth0.rp_filter is 0, net.ipv4.conf.all.rp_filter 0)' });
+    expect(await rp('1', '2')).toMatchObject({ verdict: 'ok', detail: 'reverse path filtering is loose for eth0 (net.ipv4.conf.eth0.rp_filter is 2, net.ipv4.conf.all.rp_filter 1)' });
+    expect(await rp('2', '1')).toMatchObject({ verdict: 'ok' });
+    expect(await rp('0', '1')).toMatchObject({ verdict: 'warn' });
+    expect(await rp('1', '0')).toEqual({
+      id: 'rp_filter:eth0',
+      title: 'rp_filter eth0',
+      verdict: 'warn',
+      detail:
+        "net.ipv4.conf.eth0.rp_filter is 0, net.ipv4.conf.all.rp_filter 1, so reverse path filtering is strict for eth0 (the larger of the two counts): a rewritten packet that the XDP program passes to the kernel has one of this host's addresses as source, which is not routed through eth0, and is dropped as a martian; loose mode (2) lets it through",
+      fix: '`flowlb run` sets it when it attaches (and puts it back when it detaches); or: sysctl -w net.ipv4.conf.eth0.rp_filter=2',
+    });
+  });
+
+  it('with sysctls: false, the fixes say that `flowlb run` leaves them alone', async () => {
+    const p = probe({
+      sysctls: {
+        '/proc/sys/net/ipv4/conf/eth0/forwarding': '0',
+        '/proc/sys/net/ipv4/conf/eth0/accept_local': '0',
+        '/proc/sys/net/ipv4/conf/eth0/rp_filter': '1',
+      },
+    });
+    const r = await runChecks(p, config('sysctls: false\n'));
+    const fixes = Object.fromEntries(r.checks.filter((c) => c.fix).map((c) => [c.id, c.fix]));
+    expect(fixes).toEqual({
+      'forwarding:eth0': 'sysctls: false, so `flowlb run` leaves it alone: sysctl -w net.ipv4.conf.eth0.forwarding=1, or remove sysctls: false',
+      'accept_local:eth0': 'sysctls: false, so `flowlb run` leaves it alone: sysctl -w net.ipv4.conf.eth0.accept_local=1, or remove sysctls: false',
+      'rp_filter:eth0': 'sysctls: false, so `flowlb run` leaves it alone: sysctl -w net.ipv4.conf.eth0.rp_filter=2, or remove sysctls: false',
+    });
+    expect(r.checks.filter((c) => c.verdict === 'warn').map((c) => c.id)).toEqual(['forwarding:eth0', 'accept_local:eth0', 'rp_filter:eth0']);
+  });
+
+  it('VLAN devices on top: hardware tag stripping on warns with what to do; off is fine; unknown says how to look', async () => {
+    const uppers = [{ name: 'eth0.10', id: 10, lower: 'eth0' }, { name: 'eth0.20', id: 20, lower: 'eth0' }];
+    const vlan = async (rxvlan: 'on' | 'off' | 'unknown') =>
+      (await runChecks(probe({ vlanUppers: (i) => (i === 'eth0' ? uppers : []), rxVlanOffload: () => rxvlan }), config())).checks.find((c) => c.id === 'vlan:eth0');
+    expect(await vlan('on')).toEqual({
+      id: 'vlan:eth0',
+      title: 'VLAN eth0',
+      verdict: 'warn',
+      detail:
+        'eth0 has VLAN devices on top (eth0.10, id 10; eth0.20, id 20) and hardware VLAN stripping (rx-vlan-offload) is on: frames tagged for them reach the XDP program looking untagged, and those of known flows are forwarded without their tag',
+      fix: 'turn stripping off: ethtool -K eth0 rxvlan off; or attach to the VLAN devices instead of eth0 (interface/interfaces; generic mode, as VLAN devices have no native XDP)',
+      command: 'ethtool -K eth0 rxvlan off',
+    });
+    expect(await vlan('off')).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/rx-vlan-offload\) is off, so their frames reach the XDP program tagged/) });
+    expect(await vlan('unknown')).toMatchObject({ verdict: 'warn', fix: expect.stringMatching(/^install ethtool and look: ethtool -k eth0 \| grep rx-vlan-offload; /) });
+    // Without VLAN devices there is nothing to say, and the offload is not even read.
+    const r = await runChecks(probe({ rxVlanOffload: () => { throw new Error('not read'); } }), config());
+    expect(r.checks.some((c) => c.id.startsWith('vlan:'))).toBe(false);
   });
 
   it('veth peers: same namespace, unnamed namespace, generic mode (not enough)', async () => {
@@ -221,7 +295,7 @@ describe('runChecks', () => {
     });
     const text = renderCheckReport(r).split('\n');
     expect(text.at(-3)).toMatch(/^ {8}\s+fix: move the SNAT range off them, e\.g\. snat_ports: "17002-29999"/);
-    expect(text.at(-2)).toBe('10 ok, 1 warning, 0 failures: this machine can run the XDP datapath (see the warnings)');
+    expect(text.at(-2)).toBe('11 ok, 1 warning, 0 failures: this machine can run the XDP datapath (see the warnings)');
   });
 
   it('without a config the interface checks are skipped', async () => {
@@ -266,7 +340,7 @@ describe('mode: userspace', () => {
       capEff: () => 0n,
       uid: () => 1000,
       fsType: (p) => ({ probed: p, type: 0x62656572 }),
-      sysctls: { '/proc/sys/net/ipv4/ip_forward': '0', '/proc/sys/net/ipv4/conf/eth0/accept_local': '0' },
+      sysctls: { '/proc/sys/net/ipv4/conf/eth0/forwarding': '0', '/proc/sys/net/ipv4/conf/eth0/accept_local': '0', '/proc/sys/net/ipv4/conf/all/rp_filter': '1' },
       links: [{ ifindex: 2, ifname: 'eth0', kind: 'veth', peer: { ifindex: 9, netnsid: 1 } }],
       netnsNames: async () => new Map([[1, 'other']]),
       linksIn: async () => [{ ifindex: 9, ifname: 'veth9', kind: 'veth' }],
@@ -280,12 +354,14 @@ describe('mode: userspace', () => {
     expect(r.ok).toBe(true);
     expect(r.datapath).toBe('userspace');
     const byId = new Map(r.checks.map((c) => [c.id, c]));
-    for (const id of ['kernel', 'btf', 'privileges', 'xdp-program', 'bpffs', 'ip_forward', 'interface:eth0']) {
+    for (const id of ['kernel', 'btf', 'privileges', 'xdp-program', 'bpffs', 'interface:eth0']) {
       expect(byId.get(id)?.verdict, id).toBe('skip');
       expect(byId.get(id)?.detail, id).toMatch(/^not needed with mode: userspace: /);
     }
     expect(byId.get('privileges')?.detail).toBe('not needed with mode: userspace: the userspace datapath needs neither CAP_BPF nor CAP_NET_ADMIN');
-    for (const id of ['accept_local:eth0', 'veth-peer:eth0', 'tx-checksum:eth0']) expect(byId.has(id), id).toBe(false);
+    for (const id of ['forwarding:eth0', 'accept_local:eth0', 'rp_filter:eth0', 'vlan:eth0', 'veth-peer:eth0', 'tx-checksum:eth0', 'ip_forward']) {
+      expect(byId.has(id), id).toBe(false);
+    }
     // What the userspace datapath does need is still checked.
     expect(byId.get('address:addr')?.verdict).toBe('ok');
     expect(byId.get('snat-ports')?.verdict).toBe('ok');

@@ -4,9 +4,11 @@ import { checkBpffs, checkBtf, checkKernel, checkPrivileges, checkProgram } from
 import {
   checkAcceptLocal,
   checkAddresses,
-  checkIpForward,
+  checkForwarding,
+  checkRpFilter,
   checkTxChecksum,
   checkVethPeer,
+  checkVlan,
   findPeer,
 } from './network-checks.js';
 import type { LinkDetails, SystemProbe } from './probe.js';
@@ -45,7 +47,6 @@ export async function runChecks(probe: SystemProbe, config?: FlowlbConfig, input
         fix: 'set interface (and interfaces) in the config',
       });
     }
-    checks.push(checkIpForward(probe));
     for (const ifname of config.interfaces) {
       const link = links.find((l) => l.ifname === ifname);
       if (!link) {
@@ -64,7 +65,9 @@ export async function runChecks(probe: SystemProbe, config?: FlowlbConfig, input
         verdict: 'ok',
         detail: `${ifname} exists (index ${link.ifindex}${link.kind ? `, ${link.kind}` : ''})${link.xdp ? `; XDP program ${link.xdp.progId} is attached now` : ''}`,
       });
-      checks.push(checkAcceptLocal(probe, ifname));
+      checks.push(checkForwarding(probe, ifname, config.sysctls), checkAcceptLocal(probe, ifname, config.sysctls), checkRpFilter(probe, ifname, config.sysctls));
+      const vlan = checkVlan(ifname, probe.vlanUppers(ifname), () => probe.rxVlanOffload(ifname));
+      if (vlan) checks.push(vlan);
       if (link.kind === 'veth') {
         const peer = await findPeer(probe, link, links);
         checks.push(checkVethPeer(ifname, peer), await checkTxChecksum(probe, ifname, peer));
@@ -75,7 +78,7 @@ export async function runChecks(probe: SystemProbe, config?: FlowlbConfig, input
       id: 'config',
       title: 'config',
       verdict: 'skip',
-      detail: 'no --config: addresses, interfaces, ip_forward and accept_local are not checked; SNAT ports use the default range',
+      detail: 'no --config: addresses, interfaces and their sysctls are not checked; SNAT ports use the default range',
     });
   }
   checks.push(checkSnatPorts(probe, config));

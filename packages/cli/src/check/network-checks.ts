@@ -1,4 +1,4 @@
-import { XDP_PASS_BPF_OBJECT } from '@flowlb/xdp-core';
+import { XDP_PASS_BPF_OBJECT, describeUppers, type OffloadState, type VlanDevice } from '@flowlb/xdp-core';
 import type { FlowlbConfig } from '../config/index.js';
 import type { LinkDetails, SystemProbe } from './probe.js';
 import type { CheckResult } from './types.js';
@@ -29,19 +29,29 @@ export function sysctl(probe: SystemProbe, rel: string): string | undefined {
   return probe.readFile(`${PROC_IPV4}/${rel}`)?.trim();
 }
 
-export function checkIpForward(probe: SystemProbe): CheckResult {
-  const base = { id: 'ip_forward', title: 'ip_forward' };
-  const v = sysctl(probe, 'ip_forward');
-  if (v === '1') return { ...base, verdict: 'ok', detail: 'net.ipv4.ip_forward is 1' };
+/** The fix of a sysctl `flowlb run` sets when it attaches, unless `sysctls: false` leaves it to the operator. */
+function sysctlFix(sysctls: boolean, assignment: string): string {
+  return sysctls
+    ? `\`flowlb run\` sets it when it attaches (and puts it back when it detaches); or: sysctl -w ${assignment}`
+    : `sysctls: false, so \`flowlb run\` leaves it alone: sysctl -w ${assignment}, or remove sysctls: false`;
+}
+
+/** The kernel forwards a packet or not by the `forwarding` of the interface it arrived on; ip_forward only sets them all. */
+export function checkForwarding(probe: SystemProbe, ifname: string, sysctls = true): CheckResult {
+  const base = { id: `forwarding:${ifname}`, title: `forwarding ${ifname}` };
+  const v = sysctl(probe, `conf/${ifname}/forwarding`);
+  if (v === '1') return { ...base, verdict: 'ok', detail: `net.ipv4.conf.${ifname}.forwarding is 1` };
   return {
     ...base,
     verdict: 'warn',
-    detail: `net.ipv4.ip_forward is ${v ?? 'unreadable'}: packets of known flows that the XDP program hands to the kernel (next hop not resolved yet) are not forwarded`,
-    fix: '`flowlb run` sets it when it attaches; or: sysctl -w net.ipv4.ip_forward=1',
+    detail:
+      `net.ipv4.conf.${ifname}.forwarding is ${v ?? 'unreadable'}: packets of known flows that arrive on ${ifname} and that the ` +
+      'XDP program hands to the kernel (next hop not resolved yet) are not forwarded',
+    fix: sysctlFix(sysctls, `net.ipv4.conf.${ifname}.forwarding=1`),
   };
 }
 
-export function checkAcceptLocal(probe: SystemProbe, ifname: string): CheckResult {
+export function checkAcceptLocal(probe: SystemProbe, ifname: string, sysctls = true): CheckResult {
   const base = { id: `accept_local:${ifname}`, title: `accept_local ${ifname}` };
   const all = sysctl(probe, 'conf/all/accept_local');
   const own = sysctl(probe, `conf/${ifname}/accept_local`);
@@ -55,7 +65,62 @@ export function checkAcceptLocal(probe: SystemProbe, ifname: string): CheckResul
     detail:
       `net.ipv4.conf.${ifname}.accept_local is ${own ?? 'unreadable'}: a rewritten packet that the XDP program passes to the ` +
       "kernel carries the balancer's own address as source and is dropped as a martian",
-    fix: `\`flowlb run\` sets it when it attaches; or: sysctl -w net.ipv4.conf.${ifname}.accept_local=1`,
+    fix: sysctlFix(sysctls, `net.ipv4.conf.${ifname}.accept_local=1`),
+  };
+}
+
+/** The kernel filters by the larger of conf/all and the interface's own rp_filter: 0 off, 1 strict, 2 loose. */
+export function checkRpFilter(probe: SystemProbe, ifname: string, sysctls = true): CheckResult {
+  const base = { id: `rp_filter:${ifname}`, title: `rp_filter ${ifname}` };
+  const all = sysctl(probe, 'conf/all/rp_filter');
+  const own = sysctl(probe, `conf/${ifname}/rp_filter`);
+  const values = `net.ipv4.conf.${ifname}.rp_filter is ${own ?? 'unreadable'}, net.ipv4.conf.all.rp_filter ${all ?? 'unreadable'}`;
+  if (all === undefined || own === undefined || !/^\d+$/.test(all) || !/^\d+$/.test(own)) {
+    return { ...base, verdict: 'warn', detail: `${values}: whether reverse path filtering is strict cannot be told`, fix: sysctlFix(sysctls, `net.ipv4.conf.${ifname}.rp_filter=2`) };
+  }
+  const effective = Math.max(Number(all), Number(own));
+  if (effective !== 1) {
+    return { ...base, verdict: 'ok', detail: `reverse path filtering is ${effective === 0 ? 'off' : 'loose'} for ${ifname} (${values})` };
+  }
+  return {
+    ...base,
+    verdict: 'warn',
+    detail:
+      `${values}, so reverse path filtering is strict for ${ifname} (the larger of the two counts): a rewritten packet that the ` +
+      `XDP program passes to the kernel has one of this host's addresses as source, which is not routed through ${ifname}, ` +
+      'and is dropped as a martian; loose mode (2) lets it through',
+    fix: sysctlFix(sysctls, `net.ipv4.conf.${ifname}.rp_filter=2`),
+  };
+}
+
+/**
+ * With hardware VLAN stripping on, frames tagged for a VLAN device on top of the interface reach the XDP program
+ * looking untagged, and those of known flows leave without their tag. Undefined when no VLAN device sits on top.
+ */
+export function checkVlan(ifname: string, uppers: readonly VlanDevice[], rxvlan: () => OffloadState): CheckResult | undefined {
+  if (uppers.length === 0) return undefined;
+  const base = { id: `vlan:${ifname}`, title: `VLAN ${ifname}` };
+  const has = `${ifname} has VLAN devices on top (${describeUppers(uppers)})`;
+  const harm = 'frames tagged for them reach the XDP program looking untagged, and those of known flows are forwarded without their tag';
+  const instead = `or attach to the VLAN devices instead of ${ifname} (interface/interfaces; generic mode, as VLAN devices have no native XDP)`;
+  const state = rxvlan();
+  if (state === 'off') {
+    return { ...base, verdict: 'ok', detail: `${has}; hardware VLAN stripping (rx-vlan-offload) is off, so their frames reach the XDP program tagged and go to the kernel` };
+  }
+  if (state === 'on') {
+    return {
+      ...base,
+      verdict: 'warn',
+      detail: `${has} and hardware VLAN stripping (rx-vlan-offload) is on: ${harm}`,
+      fix: `turn stripping off: ethtool -K ${ifname} rxvlan off; ${instead}`,
+      command: `ethtool -K ${shellWord(ifname)} rxvlan off`,
+    };
+  }
+  return {
+    ...base,
+    verdict: 'warn',
+    detail: `${has}, and whether hardware VLAN stripping (rx-vlan-offload) is on cannot be read (ethtool is missing or cannot tell): if it is, ${harm}`,
+    fix: `install ethtool and look: ethtool -k ${ifname} | grep rx-vlan-offload; if it is on, ethtool -K ${ifname} rxvlan off, ${instead}`,
   };
 }
 

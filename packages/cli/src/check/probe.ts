@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statfsSync } from 
 import { release } from 'node:os';
 import { dirname } from 'node:path';
 import { importXdpCore } from '@flowlb/balancer';
+import { rxVlanOffload, vlanUppers, type OffloadState, type VlanDevice } from '@flowlb/xdp-core';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 
@@ -46,6 +47,10 @@ export interface SystemProbe {
   linksIn(ns: string): Promise<LinkDetails[]>;
   /** Whether tx checksum offload is on; undefined when ethtool cannot tell. */
   txChecksum(ifname: string, ns?: string): Promise<boolean | undefined>;
+  /** The VLAN devices on top of an interface of this namespace. */
+  vlanUppers(ifname: string): VlanDevice[];
+  /** Whether the interface strips VLAN tags in hardware (rx-vlan-offload). */
+  rxVlanOffload(ifname: string): OffloadState;
   loadProgram(): Promise<ProgramLoad>;
   /** Which process has each socket (by inode) open; sockets of processes this user cannot see are left out. */
   socketOwners?(inodes: readonly number[]): Map<number, SocketOwner>;
@@ -136,6 +141,9 @@ export const systemProbe: SystemProbe = {
       return undefined;
     }
   },
+  // The readers attach() uses, so that both say the same.
+  vlanUppers: (ifname) => vlanUppers(ifname),
+  rxVlanOffload: (ifname) => rxVlanOffload(ifname),
   socketOwners(inodes) {
     const wanted = new Set(inodes);
     const found = new Map<number, SocketOwner>();

@@ -19,16 +19,13 @@ export function hostChecksNotNeeded(): CheckResult[] {
   ];
 }
 
-/** Likewise for what the XDP datapath needs of the network: forwarding and the interfaces it attaches to. */
+/** Likewise for what the XDP datapath needs of the interfaces it attaches to. */
 export function networkChecksNotNeeded(config: FlowlbConfig): CheckResult[] {
-  return [
-    notNeeded('ip_forward', 'ip_forward', 'the balancer forwards through its own sockets, not through the kernel'),
-    ...config.interfaces.map((ifname) =>
-      notNeeded(
-        `interface:${ifname}`,
-        `interface ${ifname}`,
-        `no XDP program is attached to ${ifname}, so neither it nor its accept_local, veth peer and checksum offload are looked at`,
-      ),
+  return config.interfaces.map((ifname) =>
+    notNeeded(
+      `interface:${ifname}`,
+      `interface ${ifname}`,
+      `no XDP program is attached to ${ifname}, and the balancer forwards through its own sockets, so neither it nor its sysctls, VLAN devices, veth peer and checksum offload are looked at`,
     ),
-  ];
+  );
 }

@@ -23,7 +23,8 @@ ${EXIT_CODES_HELP}
 
 Environment:
   FLOWLB_PIN_ROOT  where instances pin their maps by default (/sys/fs/bpf/flowlb)
-  FLOWLB_RUN_DIR   where a running instance says where its metrics are (/run/flowlb)
+  FLOWLB_RUN_DIR   where a running instance says where its metrics are, and where the
+                   sysctls it changed are recorded for \`flowlb detach\` (/run/flowlb)
 
 Run \`flowlb <command> --help\` for a command's options;
 \`flowlb run --help\` lists the config keys.`;
@@ -88,7 +89,7 @@ Endpoints (with metrics_addr):
   /metrics   Prometheus: balancer and XDP counters, flows active, SNAT ports in use,
              classification latency, process metrics
   /healthz   200 when the VIP socket is bound and the XDP program attached, else 503;
-             also lists ip_forward and accept_local problems
+             also lists forwarding, accept_local and strict rp_filter problems
   /stats     the balancer's counters as JSON (read by \`flowlb stats\`)
   /backends  with --mappings: the targets and their health as JSON (read by
              \`flowlb backends\`)
@@ -177,15 +178,16 @@ ${EXIT_CODES_HELP}`;
 
 export const CHECK_DESCRIPTION = `Tell whether this machine can run the XDP datapath, and what to do about each
 problem: kernel, BTF, privileges, loading the program, bpffs, the VIP address,
-the interfaces, ip_forward, accept_local, veth peers without an XDP program,
-checksum offload on veth, and the SNAT ports against the kernel's ephemeral
-range. With mode: userspace in the config, what only the XDP datapath needs is
+the interfaces and their sysctls (forwarding, accept_local, rp_filter), VLAN
+devices on an interface that strips VLAN tags in hardware, veth peers without
+an XDP program, checksum offload on veth, and the SNAT ports against the
+kernel's ephemeral range. With mode: userspace in the config, what only the XDP datapath needs is
 reported as not needed.`;
 
 export const CHECK_AFTER = `
 Each line is ok, WARN (works, with a caveat), FAIL (the XDP datapath cannot work as
 configured) or skip (does not apply). Without --config, the checks that need one
-(addresses, interfaces, ip_forward, accept_local) are skipped. Under a problem, fix:
+(addresses, interfaces and their sysctls) are skipped. Under a problem, fix:
 says what to do and, where a command does it, run: gives the command (for a veth
 peer without an XDP program: attaching the XDP_PASS object @flowlb/xdp-core ships).
 

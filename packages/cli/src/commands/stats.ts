@@ -83,7 +83,7 @@ export function renderStats(s: StatsSnapshot, previous?: StatsSnapshot): string 
     );
     out = `XDP program (${s.xdpSource}, summed over CPUs) at ${s.time}\n`;
     out += indent(renderTable(previous ? ['COUNTER', 'TOTAL', 'RATE', 'MEANING'] : ['COUNTER', 'TOTAL', 'MEANING'], xdpRows));
-    const fast = xdp.fwdHit + xdp.revHit;
+    const fast = xdp.fwdHit + xdp.revHit + xdp.fragmentFwd;
     const all = STAT_NAMES.reduce((n, k) => n + xdp[k], 0);
     out += `  fast path: ${formatCount(fast)} of ${formatCount(all)} packets${all > 0 ? ` (${((100 * fast) / all).toFixed(1)} %)` : ''}\n`;
   } else if (s.balancer?.datapath === 'xdp') {

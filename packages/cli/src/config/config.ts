@@ -37,6 +37,11 @@ export interface FlowlbConfig {
   newClientLimits: NewClientLimits | undefined;
   metricsAddr: HostPort | undefined;
   pinPath: string;
+  /**
+   * Whether attaching the XDP program sets the sysctls it needs on each interface (and puts them back on detach);
+   * false leaves them to the operator.
+   */
+  sysctls: boolean;
   /** False when pin_path is the default, which `run` may do without when no bpffs is mounted there. */
   pinPathSet: boolean;
 }
@@ -51,6 +56,7 @@ export const DEFAULTS = {
   reserveSnatPorts: false,
   flowTableSize: DEFAULT_LIMITS.maxFlows,
   workers: 1,
+  sysctls: true,
   pending: {
     maxPendingClients: DEFAULT_LIMITS.maxPendingClients,
     maxPendingPerSource: DEFAULT_LIMITS.maxPendingPerSource,

@@ -152,6 +152,13 @@ export const KEY_DOCS: readonly KeyDoc[] = [
     doc: 'where Prometheus metrics (/metrics), health (/healthz), counters (/stats) and flows (/flows) are served',
   },
   {
+    key: 'sysctls',
+    expected: 'true or false',
+    default: 'true',
+    doc:
+      'set on each interface the program is attached to what the kernel needs to forward the packets of known flows that the program hands to it while their next hop is unresolved: net.ipv4.conf.<if>.forwarding=1, accept_local=1, and rp_filter=2 (loose) where reverse path filtering is strict; only what differs is written, and put back when the program is detached (unless changed since); false leaves them alone (`flowlb check` and the run log say what is missing)',
+  },
+  {
     key: 'pin_path',
     expected: 'an absolute path on a bpffs mount like "/sys/fs/bpf/flowlb/lb1"',
     default: '/sys/fs/bpf/flowlb/<addr with _ for .>-<port>, e.g. 192_0_2_1-4433',

@@ -45,6 +45,7 @@ describe('parseConfig', () => {
       metricsAddr: undefined,
       pinPath: '/sys/fs/bpf/flowlb/31_32_33_34-10000',
       pinPathSet: false,
+      sysctls: true,
     });
   });
 
@@ -68,6 +69,7 @@ pending: {max_clients: 5, max_per_source: 4, max_datagrams: 6, max_bytes_per_cli
 metrics_addr: "127.0.0.1:0"
 pin_path: /sys/fs/bpf/flowlb/lb1
 rate_limit: {per_source: 50, per_24: 600000}
+sysctls: false
 `,
       'c.yaml',
     );
@@ -89,7 +91,11 @@ rate_limit: {per_source: 50, per_24: 600000}
       metricsAddr: { host: '127.0.0.1', port: 0 },
       pinPath: '/sys/fs/bpf/flowlb/lb1',
       pinPathSet: true,
+      sysctls: false,
     });
+    // YAML 1.1 spellings, as for every true-or-false key.
+    expect(parseConfig(`${BASE}sysctls: off\n`, 'c').sysctls).toBe(false);
+    expect(parseConfig(`${BASE}sysctls: yes\n`, 'c').sysctls).toBe(true);
     expect(parseConfig(`${BASE}snat_port_min: 30000\nsnat_port_max: 30010\n`, 'c').snatPorts).toEqual({ min: 30000, max: 30010 });
     expect(parseConfig(`${BASE}metrics_addr: "[::1]:9100"\n`, 'c').metricsAddr).toEqual({ host: '::1', port: 9100 });
     expect(parseConfig(`${BASE}metrics_addr: ":9100"\n`, 'c').metricsAddr).toEqual({ host: '127.0.0.1', port: 9100 });
@@ -124,6 +130,9 @@ rate_limit: {per_source: 50, per_24: 600000}
     [`${BASE}snat_port_max: 2000\n`, ['config.yaml:3:16: snat_port_max: snat_port_min 10000 (the default) is greater than snat_port_max 2000']],
     [`${BASE}snat_ports: 4000-9999\n`, ['config.yaml:1:7: port: 5000 lies inside the SNAT port range 4000-9999 on the same address; move port or the SNAT range']],
     [`${BASE}reserve_snat_ports: 1\n`, ['config.yaml:3:21: reserve_snat_ports: expected true or false, got 1']],
+    [`${BASE}sysctls: leave\n`, ['config.yaml:3:10: sysctls: expected true or false, got "leave"']],
+    [`${BASE}sysctls: [forwarding]\n`, ['config.yaml:3:10: sysctls: expected true or false, got a list']],
+    [`${BASE}sysctl: false\n`, ['config.yaml:3:1: sysctl: unknown key (did you mean "sysctls"?)']],
     [`${BASE}flow_table_size: 0\n`, ['config.yaml:3:18: flow_table_size: expected an integer from 1 to 67108864, got 0']],
     [`${BASE}flow_table_size: 1e9\n`, ['config.yaml:3:18: flow_table_size: expected an integer from 1 to 67108864, got 1000000000']],
     [`${BASE}pending: 5\n`, ['config.yaml:3:10: pending: expected a mapping with max_clients, max_per_source, max_datagrams, max_bytes_per_client, max_total_bytes, timeout_ms, got 5']],
@@ -156,13 +165,13 @@ rate_limit: {per_source: 50, per_24: 600000}
     [
       `${BASE}snat: 4\n`,
       [
-        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, workers, pending, rate_limit, metrics_addr, pin_path)',
+        'config.yaml:3:1: snat: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, workers, pending, rate_limit, metrics_addr, sysctls, pin_path)',
       ],
     ],
     [
       `${BASE}colour: blue\n`,
       [
-        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, workers, pending, rate_limit, metrics_addr, pin_path)',
+        'config.yaml:3:1: colour: unknown key (known keys here: port, addr, interface, debug, conn_ttl_sec, unconfirmed_ttl_sec, mode, xdp_mode, interfaces, snat_addr, snat_port_min, snat_port_max, snat_ports, reserve_snat_ports, flow_table_size, workers, pending, rate_limit, metrics_addr, sysctls, pin_path)',
       ],
     ],
     ['- 1\n- 2\n', ['config.yaml:1:1: expected a mapping of config keys (port, addr, interface, …), got a list']],

@@ -228,6 +228,7 @@ export function parseConfig(text: string, file: string): FlowlbConfig {
     metricsAddr: c.metrics_addr === undefined ? undefined : parseHostPort(c.metrics_addr),
     pinPath: c.pin_path ?? defaultPinPath(vip),
     pinPathSet: c.pin_path !== undefined,
+    sysctls: c.sysctls ?? DEFAULTS.sysctls,
   };
 }
 

@@ -51,6 +51,7 @@ export const configSchema = z.strictObject({
   pending: pendingSchema.optional(),
   rate_limit: rateLimitSchema.optional(),
   metrics_addr: z.string().refine((v) => parseHostPort(v) !== undefined).optional(),
+  sysctls: bool.optional(),
   pin_path: z
     .string()
     .refine((v) => v.startsWith('/') && !v.includes('\0') && v.length < 4096)

@@ -149,6 +149,8 @@ describePrivileged('flows and stats from pinned maps', () => {
       notIpv4Udp: 1,
       rateLimited: 0,
       helloVerify: 0,
+      fragmentFwd: 0,
+      egressNoXdp: 0,
     });
     expect(s.balancer).toBeNull();
     expect(s.balancerError).toBe('no running `flowlb run` found for this pin path');

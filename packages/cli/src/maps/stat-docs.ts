@@ -6,7 +6,7 @@ export const STAT_DOCS: Record<StatName, string> = {
   revHit: 'backend to client, forwarded in the kernel',
   miss: 'no flow yet: passed to the balancer (slow path)',
   fragment: 'IPv4 fragments of no known flow (or ahead of their first fragment): passed to the kernel',
-  ttl: 'known flow with TTL <= 1: answered with ICMP time exceeded (a later fragment: passed untouched)',
+  ttl: 'known flow with TTL <= 1: answered with ICMP time exceeded (beyond 1,000/s per CPU, to a broadcast or from an address that cannot be answered, or a later fragment: passed untouched)',
   fibNoNeigh: 'known flow, next hop not resolved yet: passed rewritten to the kernel',
   fibUnreachable: 'known flow, no route (blackhole/unreachable/prohibit): passed untouched',
   fibNotFwded: 'known flow the kernel would not forward (local destination, forwarding off): passed',

@@ -28,6 +28,7 @@ export function logBalancerEvent(log: Logger, e: BalancerEvent): void {
         } else {
           log.info(fields, 'XDP program attached');
         }
+        for (const warning of a.warnings ?? []) log.warn({ iface: a.iface }, warning);
       }
       return;
     case 'pressure':

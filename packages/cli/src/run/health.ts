@@ -46,15 +46,7 @@ export function healthReport(h: HealthInputs): HealthReport {
             : 'no XDP program is attached',
       });
     }
-    if (h.readSysctl('ip_forward') !== '1') {
-      warnings.push('net.ipv4.ip_forward is not 1: packets of known flows passed to the kernel are not forwarded');
-    }
-    const all = h.readSysctl('conf/all/accept_local');
-    for (const iface of h.interfaces) {
-      if (all !== '1' && h.readSysctl(`conf/${iface}/accept_local`) !== '1') {
-        warnings.push(`net.ipv4.conf.${iface}.accept_local is not 1: rewritten packets passed to the kernel are dropped as martians`);
-      }
-    }
+    warnings.push(...sysctlWarnings(h.readSysctl, h.interfaces));
   }
   return {
     status: checks.every((c) => c.ok) ? 'ok' : 'unhealthy',
@@ -63,4 +55,29 @@ export function healthReport(h: HealthInputs): HealthReport {
     checks,
     warnings,
   };
+}
+
+/**
+ * The sysctls of each interface that lose the packets of known flows which the XDP program hands to the kernel while
+ * their next hop is unresolved; `readSysctl` takes a path below /proc/sys/net/ipv4.
+ */
+export function sysctlWarnings(readSysctl: (rel: string) => string | undefined, interfaces: readonly string[]): string[] {
+  const warnings: string[] = [];
+  const allAcceptLocal = readSysctl('conf/all/accept_local');
+  const allRpFilter = Number(readSysctl('conf/all/rp_filter') ?? 0);
+  for (const iface of interfaces) {
+    // The kernel decides forwarding by the interface a packet arrives on.
+    if (readSysctl(`conf/${iface}/forwarding`) !== '1') {
+      warnings.push(`net.ipv4.conf.${iface}.forwarding is not 1: packets of known flows that arrive on ${iface} and are passed to the kernel are not forwarded`);
+    }
+    if (allAcceptLocal !== '1' && readSysctl(`conf/${iface}/accept_local`) !== '1') {
+      warnings.push(`net.ipv4.conf.${iface}.accept_local is not 1: rewritten packets passed to the kernel are dropped as martians`);
+    }
+    if (Math.max(allRpFilter, Number(readSysctl(`conf/${iface}/rp_filter`) ?? 0)) === 1) {
+      warnings.push(
+        `net.ipv4.conf.${iface}.rp_filter is strict (1, the larger of conf/all and conf/${iface}): rewritten packets passed to the kernel are dropped as martians; 2 (loose) lets them through`,
+      );
+    }
+  }
+  return warnings;
 }

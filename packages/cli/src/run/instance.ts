@@ -12,7 +12,8 @@ import type { Logger } from './logger.js';
 import { mergeStats } from './merge-stats.js';
 import type { WorkerPool } from './workers.js';
 
-function readSysctl(rel: string): string | undefined {
+/** A value below /proc/sys/net/ipv4 of this process's network namespace; undefined when it cannot be read. */
+export function readSysctl(rel: string): string | undefined {
   try {
     return readFileSync(`/proc/sys/net/ipv4/${rel}`, 'utf8').trim();
   } catch {

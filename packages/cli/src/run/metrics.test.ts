@@ -148,7 +148,17 @@ describe('healthReport', () => {
       { iface: 'front', expectedProgId: 7, actualProgId: 7 },
       { iface: 'back', expectedProgId: 7, actualProgId: 7 },
     ],
-    readSysctl: (rel: string) => ({ ip_forward: '1', 'conf/all/accept_local': '0', 'conf/front/accept_local': '1', 'conf/back/accept_local': '1' })[rel],
+    readSysctl: (rel: string) =>
+      ({
+        'conf/all/accept_local': '0',
+        'conf/all/rp_filter': '0',
+        'conf/front/forwarding': '1',
+        'conf/back/forwarding': '1',
+        'conf/front/accept_local': '1',
+        'conf/back/accept_local': '1',
+        'conf/front/rp_filter': '2',
+        'conf/back/rp_filter': '0',
+      })[rel],
   };
 
   it('is ok when the VIP socket is bound and every interface runs the program', () => {
@@ -172,13 +182,16 @@ describe('healthReport', () => {
         { iface: 'front', expectedProgId: 7, actualProgId: 0 },
         { iface: 'back', expectedProgId: 7, actualProgId: 9 },
       ],
-      readSysctl: (rel) => (rel === 'ip_forward' ? '0' : rel === 'conf/back/accept_local' ? '1' : '0'),
+      readSysctl: (rel) =>
+        ({ 'conf/all/rp_filter': '1', 'conf/back/forwarding': '1', 'conf/back/accept_local': '1', 'conf/back/rp_filter': '2' })[rel] ?? '0',
     });
     expect(h.status).toBe('unhealthy');
     expect(h.checks.slice(1).map((c) => c.detail)).toEqual(['no XDP program is attached', 'another program (9) is attached instead of 7']);
+    // back is loose on its own although conf/all is strict: the larger counts.
     expect(h.warnings).toEqual([
-      'net.ipv4.ip_forward is not 1: packets of known flows passed to the kernel are not forwarded',
+      'net.ipv4.conf.front.forwarding is not 1: packets of known flows that arrive on front and are passed to the kernel are not forwarded',
       'net.ipv4.conf.front.accept_local is not 1: rewritten packets passed to the kernel are dropped as martians',
+      'net.ipv4.conf.front.rp_filter is strict (1, the larger of conf/all and conf/front): rewritten packets passed to the kernel are dropped as martians; 2 (loose) lets them through',
     ]);
   });
 

@@ -173,7 +173,7 @@ describePrivileged('flowlb run: restart without losing flows', () => {
     expect(detached).toMatchObject({ code: 0, stderr: '' });
     expect(detached.stdout).toContain(`detached XDP program ${newProg} from front (link `);
     expect(detached.stdout).toContain(`detached XDP program ${newProg} from back (link `);
-    expect(detached.stdout).toContain(`removed 7 pins and ${pinPath}\n`);
+    expect(detached.stdout).toContain(`removed 8 pins and ${pinPath}\n`);
     expect(await progIds()).toEqual([undefined, undefined]);
     expect(existsSync(pinPath)).toBe(false);
     expect(await runCli(['detach', '--pin-path', pinPath])).toMatchObject({ code: 0, stdout: `nothing is pinned at ${pinPath}: nothing to detach\n` });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { LoadBalancer, type LoadBalancerOptions } from '@flowlb/balancer';
 import type { UdpEndpoint } from '@flowlb/mapper-api';
-import type { XdpForwarder } from '@flowlb/xdp-core';
+import { restorePinnedSysctls, type XdpForwarder } from '@flowlb/xdp-core';
 import { CliError, EXIT } from '../cli/exit-codes.js';
 import type { Io } from '../cli/io.js';
 import { formatHostPort, instanceName, loadConfig, type FlowlbConfig } from '../config/index.js';
@@ -13,7 +13,8 @@ import { planDatapath, type DatapathPlan } from './datapath-plan.js';
 import { logBalancerEvent } from './event-log.js';
 import { exitCodeFor } from './exit-for-error.js';
 import { startMetricsServer } from './http-server.js';
-import { Instance } from './instance.js';
+import { sysctlWarnings } from './health.js';
+import { Instance, readSysctl } from './instance.js';
 import { createLogger } from './logger.js';
 import { createMetricsRegistry } from './metrics.js';
 import { findRunState, removeRunState, runDir, writeRunState } from './state-file.js';
@@ -96,6 +97,8 @@ function releaseXdp(inst: Instance, fwd: XdpForwarder, how: StopHow): void {
       { pinPath: fwd.pinDir, interfaces: kept },
       'the XDP program is detached as this run ends: its pinned links are on a bpffs whose mount namespace ends with it',
     );
+    // No later process ends those links, so none would put back the sysctls attaching set.
+    if (fwd.pinDir) restorePinnedSysctls(fwd.pinDir);
   } else if (kept.length > 0) {
     inst.log.info(
       { pinPath: fwd.pinDir, interfaces: kept },
@@ -277,6 +280,7 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
               mode: config.xdpMode,
               forwarder: plan.forwarder,
               detachOnStop: false,
+              sysctls: config.sysctls,
               ...(config.newClientLimits ? { newClientLimits: config.newClientLimits } : {}),
               ...(mapper.kernelHelloVerify ? { helloVerify: mapper.kernelHelloVerify } : {}),
             },
@@ -294,6 +298,10 @@ export async function runCommand(opts: RunOptions, io: Io, deps: RunDeps = defau
     if (plan.datapath === 'userspace') log.info({ reason: plan.reason }, 'XDP datapath not used');
     await lb.start();
     if (plan.forwarder) prunePinnedLinks(plan.forwarder, log);
+    if (lb.datapath === 'xdp' && !config.sysctls) {
+      // Left to the operator: say what loses packets now, once, rather than only on /healthz.
+      for (const problem of sysctlWarnings(readSysctl, config.interfaces)) log.warn({ sysctls: false }, problem);
+    }
     logKernelHelloVerify(log, mapper, lb);
     if (config.workers > 1) {
       inst.workers = new WorkerPool({
