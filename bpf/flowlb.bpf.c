@@ -24,6 +24,7 @@
 #include "nexthop.h"
 #include "icmp_reply.h"
 #include "maps.h"
+#include "clock.h"
 #include "limits.h"
 #include "hello_verify.h"
 #include "icmp.h"
@@ -192,7 +193,7 @@ static __always_inline int flowlb_process(struct xdp_md *ctx, __u32 *stat)
 		return XDP_PASS;
 	}
 
-	now = bpf_ktime_get_coarse_ns();
+	now = flowlb_now();
 	frag = ipv4_is_fragment(iph);
 	/* Before the UDP header: a later fragment has none, and its first bytes are payload. */
 	if (frag && ipv4_is_later_fragment(iph)) {

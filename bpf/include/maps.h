@@ -172,11 +172,12 @@ static __always_inline struct flow_val *flow_lookup(__be32 daddr, __be32 saddr, 
 }
 
 /*
- * `now` is bpf_ktime_get_coarse_ns(). Written through the looked-up pointer, never with a map update: if the cleaner deleted the entry meanwhile, the
- * write lands in memory that is no longer in the table instead of re-inserting the flow.
+ * `now` is the coarse clock (flowlb_now in clock.h). Written through the looked-up pointer, never with a map update: if
+ * the cleaner deleted the entry meanwhile, the write lands in memory that is no longer in the table instead of
+ * re-inserting the flow.
  *
- * The coarse clock is CLOCK_MONOTONIC as of the last tick: a read costs a few loads where the fine clock reads the
- * clock source, which on a VM is about a fifth of a hit. The cleaner works in seconds, so a tick (4 ms at HZ=250)
+ * The coarse clock is CLOCK_MONOTONIC as of the last tick, where the fine clock reads the clock source, which on a
+ * VM is about a fifth of a hit. The cleaner works in seconds, so a tick (4 ms at HZ=250)
  * does not matter to it. The control plane stamps new entries with the fine clock, up to a tick ahead of this one,
  * so an entry within the interval in either direction is fresh; anything further off, a zero from a tool or a stamp
  * in the future, counts as stale and is set to now.

@@ -38,7 +38,7 @@ describe('errors without privileges', () => {
     const obj = BpfObject.open(FLOWLB_BPF_OBJECT);
     try {
       expect(obj.programNames()).toEqual(['flowlb_xdp']);
-      expect(obj.mapNames().sort()).toEqual(['buckets', 'flows', 'frags', 'hello_verify', 'icmp_budget', 'limits', 'nexthop_ctl', 'nexthops', 'stats', 'target_slots', 'target_stats', 'tx_ports', 'vips']);
+      expect(obj.mapNames().sort()).toEqual(['buckets', 'clock', 'flows', 'frags', 'hello_verify', 'icmp_budget', 'limits', 'nexthop_ctl', 'nexthops', 'stats', 'target_slots', 'target_stats', 'tx_ports', 'vips']);
       expect(obj.loaded).toBe(false);
       expect(() => obj.map('flows')).toThrow(/not loaded: call load\(\) first/);
       expect(() => obj.setMaxEntries('nope', 10)).toThrow(/ENOENT.*no map of that name/);
