@@ -133,7 +133,8 @@ static __always_inline struct flowlb_frag *frag_lookup(const struct iphdr *iph, 
 	struct flowlb_frag_key key = frag_key_of(iph);
 	struct flowlb_frag *f = bpf_map_lookup_elem(&frags, &key);
 
-	if (!f || now - f->seen_ns > FLOWLB_FRAG_MAX_AGE_NS)
+	/* Stamped by another CPU, whose clock may be a tick ahead of this one's: a stamp in the future is fresh. */
+	if (!f || (now > f->seen_ns && now - f->seen_ns > FLOWLB_FRAG_MAX_AGE_NS))
 		return 0;
 	return f;
 }

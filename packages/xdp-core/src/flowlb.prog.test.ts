@@ -1121,12 +1121,15 @@ describePrivileged('flowlb XDP program under BPF_PROG_TEST_RUN', () => {
       await new Promise((r) => setTimeout(r, 1_100));
       const frame = udpFrame(SAME, 'lan', { ip: { ttl: 1 } });
       const sent = 400;
+      const before = f.stats();
       const t0 = performance.now();
       const verdicts = Array.from({ length: sent }, () => run('lan', frame).retval);
       const seconds = (performance.now() - t0) / 1000;
       const answered = verdicts.filter((v) => v === XDP_TX).length;
       const passed = verdicts.filter((v) => v === XDP_PASS).length;
       expect(answered + passed).toBe(sent);
+      // Answered or not, each one counts once, as TTL ≤ 1.
+      expect(delta(before, f.stats())).toEqual(only('ttl', sent));
       // At least one CPU's burst (50), at most every CPU's burst and what 1,000 a second per CPU added meanwhile.
       const cpus = possibleCpus();
       expect(answered).toBeGreaterThanOrEqual(50);
