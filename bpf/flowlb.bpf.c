@@ -98,7 +98,10 @@ static __always_inline int forward(struct xdp_md *ctx, struct ethhdr *eth, struc
 		target_count(flags, ip_len);
 		if (nh->ifindex == ctx->ingress_ifindex)
 			return XDP_TX;
-		/* Removed from tx_ports since the lookup: the kernel takes it, as for any egress without XDP. */
+		/*
+		 * An interface removed from tx_ports since the lookup gives XDP_PASS: the kernel drops the frame, addressed to
+		 * the next hop by now. A change of tx_ports drops the cache, so only packets in flight meet this.
+		 */
 		return bpf_redirect_map(&tx_ports, nh->ifindex, XDP_PASS);
 	}
 
