@@ -68,4 +68,44 @@ static __always_inline __u16 udp_csum_apply(__u16 check, csum_delta_t delta)
 	return res ? res : 0xffff;
 }
 
+/*
+ * Checksums from scratch, for headers the program writes itself (RFC 1071): words added in memory order, which folds
+ * to the same one's complement sum as 16-bit words in network order, then folded and complemented once. 16-bit words
+ * for any even length; 32-bit words where the length is a multiple of 4, half the additions.
+ */
+static __always_inline __u32 csum_add_words16(const void *data, const int len, __u32 sum)
+{
+	const __u16 *w = data;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < len / 2; i++)
+		sum += w[i];
+	return sum;
+}
+
+static __always_inline __u64 csum_add_words32(const void *data, const int len, __u64 sum)
+{
+	const __u32 *w = data;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < len / 4; i++)
+		sum += w[i];
+	return sum;
+}
+
+static __always_inline __u16 csum_finish32(__u32 sum)
+{
+	return (__u16)~csum_fold32(sum);
+}
+
+/* A few dozen 32-bit words cannot carry out of the 64 bits. */
+static __always_inline __u16 csum_finish64(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return csum_finish32((__u32)sum);
+}
+
 #endif /* FLOWLB_CSUM_H */

@@ -23,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "flowlb.h"
+#include "csum.h"
 #include "maps.h"
 
 /* DTLS record header: type(1) version(2) epoch(2) sequence(6) length(2). */
@@ -104,25 +105,6 @@ static __always_inline struct flowlb_hello_verify *hello_verify_config(__be32 da
 	struct flowlb_vip key = { .addr = daddr, .port = dport, .pad = 0 };
 
 	return bpf_map_lookup_elem(&hello_verify, &key);
-}
-
-/* One's complement sum of `len` bytes (even) as 16-bit words in memory order, added to `sum`. */
-static __always_inline __u32 hv_sum16(const void *data, int len, __u32 sum)
-{
-	const __u16 *w = data;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < len / 2; i++)
-		sum += w[i];
-	return sum;
-}
-
-static __always_inline __u16 hv_fold(__u32 sum)
-{
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
 }
 
 struct hv_reply {
@@ -259,12 +241,12 @@ static __noinline int hello_verify_answer(struct xdp_md *ctx, const struct flowl
 	__builtin_memcpy(&r.dtls[28], &cookie, FLOWLB_COOKIE_LEN);
 
 	/* UDP checksum: pseudo-header (addresses, protocol, length) and the datagram. */
-	sum = hv_sum16(&vip_addr, 4, 0);
-	sum = hv_sum16(&client_addr, 4, sum);
+	sum = csum_add_words16(&vip_addr, 4, 0);
+	sum = csum_add_words16(&client_addr, 4, sum);
 	sum += bpf_htons(IPPROTO_UDP);
 	sum += r.udp.len;
-	sum = hv_sum16(&r, sizeof(r), sum);
-	r.udp.check = hv_fold(sum);
+	sum = csum_add_words16(&r, sizeof(r), sum);
+	r.udp.check = csum_finish32(sum);
 	if (r.udp.check == 0)
 		r.udp.check = 0xffff;
 
@@ -290,7 +272,7 @@ static __noinline int hello_verify_answer(struct xdp_md *ctx, const struct flowl
 	iph->check = 0;
 	iph->saddr = vip_addr;
 	iph->daddr = client_addr;
-	iph->check = hv_fold(hv_sum16(iph, sizeof(*iph), 0));
+	iph->check = csum_finish32(csum_add_words16(iph, sizeof(*iph), 0));
 	__builtin_memcpy((void *)(iph + 1), &r, sizeof(r));
 	return 1;
 }

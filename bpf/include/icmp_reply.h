@@ -117,26 +117,6 @@ static __always_inline int icmp_sum_words(const void *p, const void *end, __u32 
 	return 0;
 }
 
-/* The same for a header whose length is fixed and whose bytes the caller has already checked. */
-static __always_inline __u64 icmp_sum_header(const void *p, const int len, __u64 sum)
-{
-	const __u32 *w = p;
-	int i;
-
-#pragma unroll
-	for (i = 0; i < len / 4; i++)
-		sum += w[i];
-	return sum;
-}
-
-/* The checksum field for a sum of 32-bit words: a few dozen of them cannot carry out of the 64 bits. */
-static __always_inline __u16 icmp_csum_fold64(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	return (__u16)~csum_fold32((__u32)sum);
-}
-
 /*
  * Turns the frame, a datagram as it arrived, into an ICMP error about it addressed back to its sender. Returns 0 when
  * the frame now holds the reply (to send with XDP_TX), -1 when it was left as it came. `mtu` is the next-hop MTU of
@@ -212,14 +192,14 @@ static __always_inline int icmp_error_reply(struct xdp_md *ctx, __u8 type, __u8 
 	/* From the address the datagram was sent to (the VIP or a SNAT address), back to its source. */
 	iph->saddr = quoted->daddr;
 	iph->daddr = quoted->saddr;
-	iph->check = icmp_csum_fold64(icmp_sum_header(iph, sizeof(*iph), 0));
+	iph->check = csum_finish64(csum_add_words32(iph, sizeof(*iph), 0));
 
 	icmp->type = type;
 	icmp->code = code;
 	icmp->checksum = 0;
 	/* RFC 1191: the next-hop MTU in the low 16 bits, the high ones unused and 0; all 4 unused otherwise. */
 	icmp->rest = bpf_htonl((__u32)mtu);
-	icmp->checksum = icmp_csum_fold64(icmp_sum_header(icmp, sizeof(*icmp), sum));
+	icmp->checksum = csum_finish64(csum_add_words32(icmp, sizeof(*icmp), sum));
 	return 0;
 }
 
