@@ -12,7 +12,7 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { ensureBpffsDir } from './bpffs.js';
 import { Link } from './link.js';
-import type { BpfMap } from './map.js';
+import { BpfMap } from './map.js';
 import { packageRoot } from './native.js';
 import { BpfObject } from './object.js';
 import type { Program } from './program.js';
@@ -79,6 +79,26 @@ interface NextHopMaps {
 /** `struct flowlb_nexthop_ctl`: gen (u32) and flags (u32), host byte order. */
 const NEXTHOP_CTL_SIZE = 8;
 const NEXTHOP_CACHE_OFF = 0x1;
+
+function readNextHopCtl(map: BpfMap): { gen: number; flags: number } {
+  const v = map.lookup(u32Key(0));
+  if (!v) return { gen: 0, flags: 0 };
+  return HOST_LE ? { gen: v.readUInt32LE(0), flags: v.readUInt32LE(4) } : { gen: v.readUInt32BE(0), flags: v.readUInt32BE(4) };
+}
+
+/** Moves the generation, which drops every cached next hop, and sets the flags `flags` makes of the old ones. */
+function changeNextHopCtl(map: BpfMap, flags: (old: number) => number): void {
+  const ctl = readNextHopCtl(map);
+  const v = Buffer.alloc(NEXTHOP_CTL_SIZE);
+  const write = (n: number, at: number): number => (HOST_LE ? v.writeUInt32LE(n >>> 0, at) : v.writeUInt32BE(n >>> 0, at));
+  write(ctl.gen + 1, 0);
+  write(flags(ctl.flags), 4);
+  map.update(u32Key(0), v);
+}
+
+function cacheFlags(enabled: boolean): (old: number) => number {
+  return (old) => (enabled ? old & ~NEXTHOP_CACHE_OFF : old | NEXTHOP_CACHE_OFF);
+}
 
 /** `struct flowlb_target`: addr (u32) and port (u16) in network byte order, pad (u16). */
 const TARGET_VALUE_SIZE = 8;
@@ -658,24 +678,6 @@ export class XdpForwarder {
     return [...this.#txPorts.keys()].map(readU32Host).sort((a, b) => a - b);
   }
 
-  #nextHopCtl(): { gen: number; flags: number } {
-    const v = this.#nexthopCtl.lookup(u32Key(0));
-    if (!v) return { gen: 0, flags: 0 };
-    return HOST_LE ? { gen: v.readUInt32LE(0), flags: v.readUInt32LE(4) } : { gen: v.readUInt32BE(0), flags: v.readUInt32BE(4) };
-  }
-
-  #writeNextHopCtl(ctl: { gen: number; flags: number }): void {
-    const v = Buffer.alloc(NEXTHOP_CTL_SIZE);
-    if (HOST_LE) {
-      v.writeUInt32LE(ctl.gen >>> 0, 0);
-      v.writeUInt32LE(ctl.flags >>> 0, 4);
-    } else {
-      v.writeUInt32BE(ctl.gen >>> 0, 0);
-      v.writeUInt32BE(ctl.flags >>> 0, 4);
-    }
-    this.#nexthopCtl.update(u32Key(0), v);
-  }
-
   /**
    * Drops every next hop the program cached, on every CPU at once: the next packet of each flow looks its route up
    * again. Call it when a route, neighbour, link or address changes (the forwarder does, for its netns, while it is
@@ -687,8 +689,7 @@ export class XdpForwarder {
   }
 
   #bumpNextHopGen(): void {
-    const ctl = this.#nextHopCtl();
-    this.#writeNextHopCtl({ gen: (ctl.gen + 1) >>> 0, flags: ctl.flags });
+    changeNextHopCtl(this.#nexthopCtl, (flags) => flags);
   }
 
   /**
@@ -697,14 +698,26 @@ export class XdpForwarder {
    * it made has been taken into account.
    */
   get nextHopGeneration(): number {
-    return this.#nextHopCtl().gen;
+    return readNextHopCtl(this.#nexthopCtl).gen;
   }
 
   /** Turns the next-hop cache off (every hit looks its route up, as a benchmark's baseline) or on again (default). */
   setNextHopCache(enabled: boolean): void {
     if (this.#closed) throw new Error('the forwarder is closed');
-    const ctl = this.#nextHopCtl();
-    this.#writeNextHopCtl({ gen: (ctl.gen + 1) >>> 0, flags: enabled ? ctl.flags & ~NEXTHOP_CACHE_OFF : ctl.flags | NEXTHOP_CACHE_OFF });
+    changeNextHopCtl(this.#nexthopCtl, cacheFlags(enabled));
+  }
+
+  /**
+   * {@link setNextHopCache} for the program of another process, through the `nexthop_ctl` it pinned under `pinDir`
+   * (a running `flowlb run`, say).
+   */
+  static setPinnedNextHopCache(pinDir: string, enabled: boolean): void {
+    const ctl = BpfMap.openPinned(join(pinDir, 'nexthop_ctl'));
+    try {
+      changeNextHopCtl(ctl, cacheFlags(enabled));
+    } finally {
+      ctl.close();
+    }
   }
 
   /** The counters, summed over CPUs. */

@@ -95,6 +95,19 @@ describePrivileged('XdpForwarder target slots', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('another process turns the next-hop cache off and on through the pinned nexthop_ctl, dropping what was cached', async () => {
+    const dir = freshDir();
+    const f = await load(dir);
+    const ctl = BpfMap.openPinned(join(dir, 'nexthop_ctl'));
+    opened.push(ctl);
+    const flags = (): number => ctl.lookup(Buffer.alloc(4))!.readUInt32LE(4);
+    const gen = f.nextHopGeneration;
+    XdpForwarder.setPinnedNextHopCache(dir, false);
+    expect([f.nextHopGeneration, flags()]).toEqual([gen + 1, 1]);
+    XdpForwarder.setPinnedNextHopCache(dir, true);
+    expect([f.nextHopGeneration, flags()]).toEqual([gen + 2, 0]);
+  });
+
   it('gives the same target the same slot, at the start of its probe, and records it in target_slots', async () => {
     const dir = freshDir();
     const f = await load(dir);

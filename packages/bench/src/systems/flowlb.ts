@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BpfMap, STAT_NAMES, sumPerCpu } from '@flowlb/xdp-core';
+import { BpfMap, STAT_NAMES, XdpForwarder, sumPerCpu } from '@flowlb/xdp-core';
 import { encodeKey, encodeValue, forwardEntry, formatIPv4, parseIPv4, reverseEntry, type FlowPair } from '@flowlb/flow-table';
 import { BenchPrograms, type ClientSpread } from '../bench-object.js';
 import { DIST_DIR } from '../context.js';
@@ -74,23 +74,6 @@ function prefillFlows(t: BenchTopology, flowsPin: string, clients: ClientSpread)
   }
 }
 
-/**
- * Turns the running program's next-hop cache off through its pinned `nexthop_ctl` (flags bit 0; the generation moves
- * too, which drops what was cached), so that every packet looks its route up as before the cache.
- */
-function nextHopCacheOff(pinPath: string): void {
-  const ctl = BpfMap.openPinned(join(pinPath, 'nexthop_ctl'));
-  try {
-    const key = Buffer.alloc(4);
-    const v = Buffer.from(ctl.lookup(key) ?? Buffer.alloc(8));
-    v.writeUInt32LE((v.readUInt32LE(0) + 1) >>> 0, 0);
-    v.writeUInt32LE(v.readUInt32LE(4) | 1, 4);
-    ctl.update(key, v);
-  } finally {
-    ctl.close();
-  }
-}
-
 function flowlbSystem(datapath: 'xdp' | 'userspace', nextHopCache = true): SystemUnderTest {
   return {
     name: datapath === 'userspace' ? 'flowlb-userspace' : nextHopCache ? 'flowlb-xdp' : 'flowlb-xdp-lookup',
@@ -133,7 +116,8 @@ function flowlbSystem(datapath: 'xdp' | 'userspace', nextHopCache = true): Syste
           await proc.stop(5000);
         });
         await waitForOutput(() => proc.output(), proc.exited, (out) => out.includes('"running; SIGINT'), 'flowlb run');
-        if (!nextHopCache) nextHopCacheOff(pinPath);
+        // Through the pinned nexthop_ctl: the program runs in flowlb run's process.
+        if (!nextHopCache) XdpForwarder.setPinnedNextHopCache(pinPath, false);
         let stats: BpfMap | undefined;
         if (datapath === 'xdp') {
           stats = BpfMap.openPinned(join(pinPath, 'stats'));
